@@ -1,0 +1,392 @@
+//! The one way our agents run another program.
+//!
+//! Cluster tools hang: `crmadmin` against a dead DC, `drbdsetup` during a state change, anything
+//! on a stuck filesystem. A child that outlives the operation timeout makes Pacemaker time the
+//! whole action out, so every child here runs in its own process group, its output is drained on
+//! separate threads (a full pipe must not stall it), and the whole group is killed when the
+//! [`Deadline`] passes. No shell is ever involved: programs are spawned by argv.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{self, Read};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::Duration;
+
+use clever_deadline::Deadline;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+/// Output kept per stream; beyond it a misbehaving tool's output is dropped, not buffered.
+pub const OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
+
+/// How long a killed group gets to be reaped before we stop waiting for it: a child stuck in
+/// uninterruptible sleep cannot be reaped at all, and the agent must still answer.
+const REAP_GRACE: Duration = Duration::from_millis(500);
+
+/// Running a program went wrong; each variant names the command line.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The program could not be started (missing, not executable).
+    #[error("cannot run {command}: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The program was still running when the deadline passed and was killed.
+    #[error("{command} did not finish within {budget:?} and was killed")]
+    TimedOut { command: String, budget: Duration },
+    /// The program ran and reported failure.
+    #[error("{command} failed ({status}){}", stderr_suffix(stderr))]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    /// Waiting for the program failed at the OS level.
+    #[error("waiting for {command}: {source}")]
+    Wait {
+        command: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let first = stderr.lines().map(str::trim).find(|l| !l.is_empty());
+    match first {
+        Some(line) => format!(": {line}"),
+        None => String::new(),
+    }
+}
+
+/// A program and its arguments, kept as argv so nothing is ever re-parsed by a shell.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CommandLine {
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+}
+
+impl CommandLine {
+    pub fn new(program: impl AsRef<OsStr>) -> Self {
+        Self {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    #[must_use]
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Adds one variable to the child's environment (the rest is inherited).
+    #[must_use]
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    pub fn program(&self) -> &OsStr {
+        &self.program
+    }
+
+    pub fn arguments(&self) -> &[OsString] {
+        &self.args
+    }
+}
+
+impl fmt::Display for CommandLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.program.to_string_lossy())?;
+        for arg in &self.args {
+            let arg = arg.to_string_lossy();
+            if arg.is_empty() || arg.contains(char::is_whitespace) {
+                write!(f, " '{arg}'")?;
+            } else {
+                write!(f, " {arg}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for CommandLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CommandLine({self})")
+    }
+}
+
+/// What a finished program left behind.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// The exit code, or `None` when a signal ended the program.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+/// The seam between agents and the programs they run: production code takes `&impl RunCommand`
+/// so unit tests can hand it recorded outputs while the real path stays the same.
+pub trait RunCommand {
+    /// Runs `command` to completion or until `deadline`, whatever its exit status.
+    fn run(&self, command: &CommandLine, deadline: &Deadline) -> Result<Output, CommandError>;
+
+    /// Like [`RunCommand::run`], but a non-zero exit is an error carrying the program's stderr.
+    fn run_ok(&self, command: &CommandLine, deadline: &Deadline) -> Result<Output, CommandError> {
+        let output = self.run(command, deadline)?;
+        if output.status.success() {
+            Ok(output)
+        } else {
+            Err(CommandError::Failed {
+                command: command.to_string(),
+                status: describe_status(output.status),
+                stderr: output.stderr_text(),
+            })
+        }
+    }
+}
+
+/// Runs programs on this host.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HostCommands;
+
+impl RunCommand for HostCommands {
+    fn run(&self, command: &CommandLine, deadline: &Deadline) -> Result<Output, CommandError> {
+        let shown = command.to_string();
+        if deadline.expired() {
+            return Err(CommandError::TimedOut {
+                command: shown,
+                budget: Duration::ZERO,
+            });
+        }
+        let budget = deadline.remaining();
+        log::debug!("running {shown} (budget {budget:?})");
+        let mut child = Command::new(&command.program)
+            .args(&command.args)
+            .envs(command.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|source| CommandError::Spawn {
+                command: shown.clone(),
+                source,
+            })?;
+        let group = Pid::from_raw(child_pid(&child));
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
+        let exited = wait_in_background(child);
+
+        let status = match exited.recv_timeout(deadline.remaining()) {
+            Ok(Ok(status)) => status,
+            Ok(Err(source)) => {
+                kill_group(group);
+                return Err(CommandError::Wait {
+                    command: shown,
+                    source,
+                });
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                kill_group(group);
+                // Reap it if it goes quickly; a child in uninterruptible sleep is left behind.
+                let _ = exited.recv_timeout(REAP_GRACE);
+                return Err(CommandError::TimedOut {
+                    command: shown,
+                    budget,
+                });
+            }
+        };
+        // A grandchild that kept the pipes open must not hold the agent past its deadline.
+        let collect = |stream: Receiver<Vec<u8>>| match stream.recv_timeout(deadline.remaining()) {
+            Ok(bytes) => Some(bytes),
+            Err(_) => {
+                kill_group(group);
+                stream.recv_timeout(REAP_GRACE).ok()
+            }
+        };
+        let (Some(stdout), Some(stderr)) = (collect(stdout), collect(stderr)) else {
+            return Err(CommandError::TimedOut {
+                command: shown,
+                budget,
+            });
+        };
+        log::debug!("{shown} exited: {}", describe_status(status));
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+/// A readable description of how a program ended ("exit code 3", "killed by signal 9").
+pub fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => "unknown status".to_owned(),
+    }
+}
+
+fn child_pid(child: &Child) -> i32 {
+    // Linux pids fit in i32 (pid_max is at most 2^22); the conversion cannot fail in practice.
+    i32::try_from(child.id()).unwrap_or(i32::MAX)
+}
+
+fn kill_group(group: Pid) {
+    // The group may be gone already; that is the outcome we wanted.
+    let _ = killpg(group, Signal::SIGKILL);
+}
+
+fn drain(stream: Option<impl Read + Send + 'static>) -> Receiver<Vec<u8>> {
+    let (done, result) = mpsc::channel();
+    thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(mut stream) = stream {
+            let mut chunk = [0_u8; 8192];
+            loop {
+                match stream.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                        kept.extend_from_slice(&chunk[..n.min(room)]);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        let _ = done.send(kept);
+    });
+    result
+}
+
+fn wait_in_background(mut child: Child) -> Receiver<io::Result<ExitStatus>> {
+    let (done, result) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn sh(script: &str) -> CommandLine {
+        // Tests only: a shell is the easiest way to make a child misbehave on purpose.
+        CommandLine::new("/bin/sh").arg("-c").arg(script)
+    }
+
+    #[test]
+    fn captures_stdout_stderr_and_status() {
+        let deadline = Deadline::after(Duration::from_secs(10));
+        let out = HostCommands
+            .run(&sh("echo out; echo err >&2; exit 3"), &deadline)
+            .unwrap();
+        assert_eq!(out.stdout_text(), "out\n");
+        assert_eq!(out.stderr_text(), "err\n");
+        assert_eq!(out.code(), Some(3));
+    }
+
+    #[test]
+    fn run_ok_puts_stderr_in_the_error() {
+        let deadline = Deadline::after(Duration::from_secs(10));
+        let err = HostCommands
+            .run_ok(&sh("echo 'disk on fire' >&2; exit 2"), &deadline)
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("exit code 2"), "{text}");
+        assert!(text.contains("disk on fire"), "{text}");
+    }
+
+    #[test]
+    fn missing_program_is_a_spawn_error() {
+        let deadline = Deadline::after(Duration::from_secs(10));
+        let err = HostCommands
+            .run(&CommandLine::new("/nonexistent/tool"), &deadline)
+            .unwrap_err();
+        assert!(matches!(err, CommandError::Spawn { .. }), "{err}");
+    }
+
+    #[test]
+    fn hanging_child_and_its_group_are_killed_at_the_deadline() {
+        let marker = std::env::temp_dir().join(format!("clever-command-{}", std::process::id()));
+        let script = format!("sleep 30 & echo $! > {}; wait", marker.display());
+        let started = Instant::now();
+        let err = HostCommands
+            .run(&sh(&script), &Deadline::after(Duration::from_millis(300)))
+            .unwrap_err();
+        assert!(matches!(err, CommandError::TimedOut { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let grandchild: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+        let _ = std::fs::remove_file(&marker);
+        // The background sleep was in the same group and must be gone too (or a zombie of init).
+        let gone = Deadline::after(Duration::from_secs(3)).poll("grandchild", Duration::from_millis(5), || {
+            let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+            (stat.is_empty() || stat.contains(") Z ")).then_some(())
+        });
+        assert!(gone.is_ok(), "grandchild {grandchild} survived");
+    }
+
+    #[test]
+    fn grandchild_holding_the_pipe_does_not_hold_the_caller() {
+        let started = Instant::now();
+        let result = HostCommands.run(
+            &sh("sleep 30 & exit 0"),
+            &Deadline::after(Duration::from_millis(300)),
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(matches!(result, Err(CommandError::TimedOut { .. })));
+    }
+
+    #[test]
+    fn expired_deadline_spawns_nothing() {
+        let deadline = Deadline::after(Duration::ZERO);
+        let err = HostCommands
+            .run(&CommandLine::new("/nonexistent/tool"), &deadline)
+            .unwrap_err();
+        assert!(matches!(err, CommandError::TimedOut { .. }));
+    }
+
+    #[test]
+    fn display_quotes_arguments_with_spaces() {
+        let line = CommandLine::new("crm_resource").args(["--resource", "a b", ""]);
+        assert_eq!(line.to_string(), "crm_resource --resource 'a b' ''");
+    }
+}

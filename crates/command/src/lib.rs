@@ -354,13 +354,22 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, CommandError::TimedOut { .. }), "{err}");
         assert!(started.elapsed() < Duration::from_secs(3));
-        let grandchild: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+        let grandchild: i32 = std::fs::read_to_string(&marker)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         let _ = std::fs::remove_file(&marker);
         // The background sleep was in the same group and must be gone too (or a zombie of init).
-        let gone = Deadline::after(Duration::from_secs(3)).poll("grandchild", Duration::from_millis(5), || {
-            let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
-            (stat.is_empty() || stat.contains(") Z ")).then_some(())
-        });
+        let gone = Deadline::after(Duration::from_secs(3)).poll(
+            "grandchild",
+            Duration::from_millis(5),
+            || {
+                let stat =
+                    std::fs::read_to_string(format!("/proc/{grandchild}/stat")).unwrap_or_default();
+                (stat.is_empty() || stat.contains(") Z ")).then_some(())
+            },
+        );
         assert!(gone.is_ok(), "grandchild {grandchild} survived");
     }
 

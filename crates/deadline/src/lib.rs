@@ -143,7 +143,9 @@ impl fmt::Debug for Deadline {
 }
 
 fn margin_for(timeout: Duration) -> Duration {
-    (timeout / 10).clamp(MIN_MARGIN, MAX_MARGIN).min(timeout / 2)
+    (timeout / 10)
+        .clamp(MIN_MARGIN, MAX_MARGIN)
+        .min(timeout / 2)
 }
 
 #[cfg(test)]
@@ -192,8 +194,11 @@ mod tests {
         assert_eq!(found, Ok(3));
 
         let started = Instant::now();
-        let never: Result<(), _> =
-            Deadline::after(Duration::from_millis(30)).poll("nothing", Duration::from_millis(1), || None);
+        let never: Result<(), _> = Deadline::after(Duration::from_millis(30)).poll(
+            "nothing",
+            Duration::from_millis(1),
+            || None,
+        );
         let err = never.unwrap_err();
         assert_eq!(err.what, "nothing");
         assert!(started.elapsed() >= Duration::from_millis(30));

@@ -60,11 +60,17 @@ impl<A: Agent> Declaration<A> {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !valid_name(self.name) {
-            problems.push(format!("agent name {:?} is not a plain lowercase name", self.name));
+            problems.push(format!(
+                "agent name {:?} is not a plain lowercase name",
+                self.name
+            ));
         }
         for text in [self.shortdesc, self.longdesc, self.version] {
             if text.trim().is_empty() {
-                problems.push(format!("agent {} has an empty description or version", self.name));
+                problems.push(format!(
+                    "agent {} has an empty description or version",
+                    self.name
+                ));
             }
         }
         let mut names = HashSet::new();
@@ -74,7 +80,9 @@ impl<A: Agent> Declaration<A> {
                 problems.push(format!("parameter {name} is declared twice"));
             }
             if !valid_name(name) {
-                problems.push(format!("parameter name {name:?} is not a plain lowercase name"));
+                problems.push(format!(
+                    "parameter name {name:?} is not a plain lowercase name"
+                ));
             }
             if spec.shortdesc().trim().is_empty() || spec.longdesc().trim().is_empty() {
                 problems.push(format!("parameter {name} lacks a description"));
@@ -84,11 +92,18 @@ impl<A: Agent> Declaration<A> {
             }
             if let Some(default) = spec.default() {
                 if let Err(reason) = spec.check(default) {
-                    problems.push(format!("default of {name} ({default:?}) is invalid: {reason}"));
+                    problems.push(format!(
+                        "default of {name} ({default:?}) is invalid: {reason}"
+                    ));
                 }
             }
         }
-        for required in [Action::Start, Action::Stop, Action::Monitor, Action::ValidateAll] {
+        for required in [
+            Action::Start,
+            Action::Stop,
+            Action::Monitor,
+            Action::ValidateAll,
+        ] {
             if self.action(required).is_none() {
                 problems.push(format!("mandatory action {required} is not declared"));
             }
@@ -175,7 +190,12 @@ impl<A: Agent> Declaration<A> {
         }
         text.push_str("\nActions (default timeout):\n");
         for spec in self.actions {
-            let _ = write!(text, "  {:<18} {}s", spec.action.as_str(), spec.timeout_secs);
+            let _ = write!(
+                text,
+                "  {:<18} {}s",
+                spec.action.as_str(),
+                spec.timeout_secs
+            );
             if let Some(interval) = spec.interval_secs {
                 let _ = write!(text, ", every {interval}s");
             }

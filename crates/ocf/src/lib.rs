@@ -22,8 +22,8 @@ pub use context::{Context, Invocation};
 pub use declaration::{Agent, Declaration, META_DATA_TIMEOUT_SECS};
 pub use metadata::{metadata_xml, OCF_VERSION};
 pub use parameter::{
-    AbsolutePath, ContentType, Parameter, ParameterError, ParameterSpec, ParameterType,
-    Parameters, MAX_VALUE_LEN,
+    AbsolutePath, ContentType, Parameter, ParameterError, ParameterSpec, ParameterType, Parameters,
+    MAX_VALUE_LEN,
 };
 pub use run::{run, run_with, EXIT_REASON_PREFIX};
 pub use status::{HasExitCode, OcfExitCode, Status};

@@ -125,8 +125,13 @@ impl Log for ClusterLog {
         // run by hand with no other sink shows everything.
         if record.level() <= Level::Warn || !self.has_other_sink() {
             let _ = std::io::stderr().write_all(
-                format!("{}: {}: {}\n", self.settings.tag, level_name(record.level()), message)
-                    .as_bytes(),
+                format!(
+                    "{}: {}: {}\n",
+                    self.settings.tag,
+                    level_name(record.level()),
+                    message
+                )
+                .as_bytes(),
             );
         }
     }

@@ -237,7 +237,9 @@ pub struct Parameter<T> {
 
 impl<T> fmt::Debug for Parameter<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Parameter").field("name", &self.name).finish()
+        f.debug_struct("Parameter")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -406,10 +408,12 @@ mod tests {
         enum Mode { Fast = "fast", Safe = "safe" }
     }
 
-    static DEVICE: Parameter<AbsolutePath> = Parameter::new("device", "Block device", "The device.")
-        .required()
-        .unique();
-    static RETRIES: Parameter<u32> = Parameter::new("retries", "Retries", "How often.").default("3");
+    static DEVICE: Parameter<AbsolutePath> =
+        Parameter::new("device", "Block device", "The device.")
+            .required()
+            .unique();
+    static RETRIES: Parameter<u32> =
+        Parameter::new("retries", "Retries", "How often.").default("3");
     static MODE: Parameter<Mode> = Parameter::new("mode", "Mode", "How.").default("safe");
     static LABEL: Parameter<String> = Parameter::new("label", "Label", "Free text.");
     static DECLARED: &[&dyn ParameterSpec] = &[&DEVICE, &RETRIES, &MODE, &LABEL];
@@ -426,11 +430,17 @@ mod tests {
     #[test]
     fn defaults_and_typed_values() {
         let params = load(&[("device", "/dev/loop0")]).unwrap();
-        assert_eq!(DEVICE.get(&params).unwrap().as_path(), Path::new("/dev/loop0"));
+        assert_eq!(
+            DEVICE.get(&params).unwrap().as_path(),
+            Path::new("/dev/loop0")
+        );
         assert_eq!(RETRIES.get(&params).unwrap(), 3);
         assert_eq!(MODE.get(&params).unwrap(), Mode::Safe);
         assert_eq!(LABEL.optional(&params).unwrap(), None);
-        assert!(matches!(LABEL.get(&params), Err(ParameterError::Missing { name: "label" })));
+        assert!(matches!(
+            LABEL.get(&params),
+            Err(ParameterError::Missing { name: "label" })
+        ));
     }
 
     #[test]
@@ -454,7 +464,10 @@ mod tests {
         let err = load(&[("device", "/dev/x"), ("retries", "-1")]).unwrap_err();
         assert!(err.to_string().contains("retries"), "{err}");
         let err = load(&[("device", "/dev/x"), ("mode", "reckless")]).unwrap_err();
-        assert!(err.to_string().contains("expected one of: fast, safe"), "{err}");
+        assert!(
+            err.to_string().contains("expected one of: fast, safe"),
+            "{err}"
+        );
         assert!(load(&[("device", "/a/../b")]).is_err());
         assert_eq!(err.exit_code(), OcfExitCode::ErrConfigured);
     }

@@ -26,14 +26,25 @@ pub fn run<A: Agent>(declaration: &'static Declaration<A>) -> ExitCode {
     install_panic_hook(declaration.name);
     let invocation = Invocation::from_process();
     if is_framework_only(&invocation) {
-        let code = run_with(declaration, &invocation, &mut std::io::stdout(), &mut std::io::stderr());
+        let code = run_with(
+            declaration,
+            &invocation,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        );
         return code.into();
     }
     ClusterLog::install(LogSettings::from_invocation(declaration.name, &invocation));
     if let Some((action, deadline)) = planned_action(declaration, &invocation) {
         start_watchdog(declaration.name, action, deadline);
     }
-    run_with(declaration, &invocation, &mut std::io::stdout(), &mut std::io::stderr()).into()
+    run_with(
+        declaration,
+        &invocation,
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
+    )
+    .into()
 }
 
 /// The dispatch itself, on a given invocation and streams: what the unit tests exercise.
@@ -73,7 +84,11 @@ pub fn run_with<A: Agent>(
         .ok()
         .and_then(|action| declaration.action(action))
     else {
-        let reason = format!("action {:?} is not implemented by {}", shorten(&word), declaration.name);
+        let reason = format!(
+            "action {:?} is not implemented by {}",
+            shorten(&word),
+            declaration.name
+        );
         return fail(err, OcfExitCode::ErrUnimplemented, &reason);
     };
     let action = spec.action;
@@ -165,16 +180,26 @@ fn shorten(text: &str) -> String {
     text.chars().take(64).collect()
 }
 
-#[allow(clippy::exit, reason = "the panic hook must end the process with an OCF code")]
+#[allow(
+    clippy::exit,
+    reason = "the panic hook must end the process with an OCF code"
+)]
 fn install_panic_hook(agent: &'static str) {
     std::panic::set_hook(Box::new(move |info| {
         let reason = format!("internal error in {agent}: {info}");
-        let _ = writeln!(std::io::stderr(), "{EXIT_REASON_PREFIX}{}", one_line(&reason));
+        let _ = writeln!(
+            std::io::stderr(),
+            "{EXIT_REASON_PREFIX}{}",
+            one_line(&reason)
+        );
         std::process::exit(i32::from(OcfExitCode::ErrGeneric.code()));
     }));
 }
 
-#[allow(clippy::exit, reason = "the watchdog ends a stuck action before Pacemaker kills it")]
+#[allow(
+    clippy::exit,
+    reason = "the watchdog ends a stuck action before Pacemaker kills it"
+)]
 fn start_watchdog(agent: &'static str, action: Action, deadline: Deadline) {
     let hard_stop = deadline.hard_stop();
     let timeout = deadline.timeout();
@@ -183,9 +208,8 @@ fn start_watchdog(agent: &'static str, action: Action, deadline: Deadline) {
         if hard_stop > now {
             std::thread::sleep(hard_stop - now);
         }
-        let reason = format!(
-            "{agent} {action} did not finish within its {timeout:?} timeout and was ended"
-        );
+        let reason =
+            format!("{agent} {action} did not finish within its {timeout:?} timeout and was ended");
         log::error!("{reason}");
         let _ = writeln!(std::io::stderr(), "{EXIT_REASON_PREFIX}{reason}");
         std::process::exit(i32::from(OcfExitCode::ErrGeneric.code()));

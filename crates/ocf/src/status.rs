@@ -61,7 +61,10 @@ impl OcfExitCode {
     /// Whether Pacemaker wants an `ocf-exit-reason:` line with this code: every code but plain
     /// success and "not running", which are ordinary answers.
     pub fn wants_reason(self) -> bool {
-        !matches!(self, Self::Success | Self::NotRunning | Self::RunningPromoted)
+        !matches!(
+            self,
+            Self::Success | Self::NotRunning | Self::RunningPromoted
+        )
     }
 }
 
@@ -136,6 +139,9 @@ mod tests {
         assert_eq!(Status::RunningPromoted.exit_code().code(), 8);
         assert_eq!(Status::Degraded("x".into()).exit_code().code(), 190);
         assert_eq!(Status::DegradedPromoted("x".into()).exit_code().code(), 191);
-        assert_eq!(Status::Degraded("peer gone".into()).reason(), Some("peer gone"));
+        assert_eq!(
+            Status::Degraded("peer gone".into()).reason(),
+            Some("peer gone")
+        );
     }
 }

@@ -1,23 +1,31 @@
 //! The framework seen from an agent: dispatch, parameters, exit codes and metadata.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
 use std::process::Command;
 
 use clever_ocf::{
-    choice, metadata_xml, run_with, AbsolutePath, Action, ActionSpec, Agent, Context,
-    Declaration, HasExitCode, Invocation, OcfExitCode, Parameter, ParameterError, Parameters,
-    Role, Status,
+    choice, metadata_xml, run_with, AbsolutePath, Action, ActionSpec, Agent, Context, Declaration,
+    HasExitCode, Invocation, OcfExitCode, Parameter, ParameterError, Parameters, Role, Status,
 };
 
 choice! {
     enum Flavour { Plain = "plain", Fancy = "fancy" }
 }
 
-static PATH: Parameter<AbsolutePath> =
-    Parameter::new("path", "Where it lives", "Absolute path of the sample's state.")
-        .required()
-        .unique();
-static FLAVOUR: Parameter<Flavour> =
-    Parameter::new("flavour", "How it behaves", "Which behaviour the sample shows.").default("plain");
+static PATH: Parameter<AbsolutePath> = Parameter::new(
+    "path",
+    "Where it lives",
+    "Absolute path of the sample's state.",
+)
+.required()
+.unique();
+static FLAVOUR: Parameter<Flavour> = Parameter::new(
+    "flavour",
+    "How it behaves",
+    "Which behaviour the sample shows.",
+)
+.default("plain");
 static OUTCOME: Parameter<String> = Parameter::new(
     "outcome",
     "What the handler answers",
@@ -71,7 +79,10 @@ fn answer(sample: &Sample, context: &Context) -> Result<Status, SampleError> {
     match sample.outcome.as_str() {
         "degraded" => Ok(Status::Degraded("peer unreachable".into())),
         "broken" => Err(SampleError::Broken(sample.path.to_string())),
-        "timeout" => Ok(Status::Degraded(format!("budget {:?}", context.deadline.timeout()))),
+        "timeout" => Ok(Status::Degraded(format!(
+            "budget {:?}",
+            context.deadline.timeout()
+        ))),
         _ => Ok(Status::Success),
     }
 }
@@ -89,8 +100,12 @@ static SAMPLE: Declaration<Sample> = Declaration {
     actions: &[
         ActionSpec::new(Action::Start, 20, answer),
         ActionSpec::new(Action::Stop, 20, answer),
-        ActionSpec::new(Action::Monitor, 20, answer).interval(10).depth(0),
-        ActionSpec::new(Action::Monitor, 20, answer).interval(11).role(Role::Promoted),
+        ActionSpec::new(Action::Monitor, 20, answer)
+            .interval(10)
+            .depth(0),
+        ActionSpec::new(Action::Monitor, 20, answer)
+            .interval(11)
+            .role(Role::Promoted),
         ActionSpec::new(Action::Promote, 20, answer),
         ActionSpec::new(Action::Demote, 20, answer),
         ActionSpec::new(Action::ValidateAll, 5, answer),
@@ -143,7 +158,9 @@ fn bad_declarations_are_reported() {
             ActionSpec::new(Action::Stop, 20, answer).interval(5),
             ActionSpec::new(Action::Promote, 20, answer),
             ActionSpec::new(Action::Monitor, 20, answer).interval(10),
-            ActionSpec::new(Action::Monitor, 20, not_running).interval(10).depth(10),
+            ActionSpec::new(Action::Monitor, 20, not_running)
+                .interval(10)
+                .depth(10),
         ],
     };
     let problems = BAD.problems().join("\n");
@@ -159,7 +176,10 @@ fn bad_declarations_are_reported() {
         "monitor has different handlers",
         "distinct intervals",
     ] {
-        assert!(problems.contains(expected), "missing {expected:?} in:\n{problems}");
+        assert!(
+            problems.contains(expected),
+            "missing {expected:?} in:\n{problems}"
+        );
     }
 }
 
@@ -167,7 +187,12 @@ fn bad_declarations_are_reported() {
 fn no_action_prints_usage_and_exits_2() {
     let run = invoke(&[], &[]);
     assert_eq!(run.code, OcfExitCode::ErrArgs);
-    assert!(run.err.contains("usage: sample {start|stop|monitor|promote|demote|validate-all|meta-data}"), "{}", run.err);
+    assert!(
+        run.err
+            .contains("usage: sample {start|stop|monitor|promote|demote|validate-all|meta-data}"),
+        "{}",
+        run.err
+    );
 }
 
 #[test]
@@ -183,7 +208,13 @@ fn unknown_and_undeclared_actions_exit_3_with_a_reason() {
 fn help_comes_from_the_declaration() {
     let run = invoke(&["help"], &[]);
     assert_eq!(run.code, OcfExitCode::Success);
-    for needle in ["path", "required", "one of plain|fancy", "monitor", "every 10s"] {
+    for needle in [
+        "path",
+        "required",
+        "one of plain|fancy",
+        "monitor",
+        "every 10s",
+    ] {
         assert!(run.out.contains(needle), "{needle} not in {}", run.out);
     }
 }
@@ -192,13 +223,22 @@ fn help_comes_from_the_declaration() {
 fn missing_or_invalid_parameters_exit_6_with_a_reason() {
     let run = invoke(&["start"], &[]);
     assert_eq!(run.code, OcfExitCode::ErrConfigured);
-    assert_eq!(exit_reasons(&run.err), ["required parameter path is not set"]);
+    assert_eq!(
+        exit_reasons(&run.err),
+        ["required parameter path is not set"]
+    );
 
-    let run = invoke(&["validate-all"], &[CONFIGURED, ("OCF_RESKEY_flavour", "sour")]);
+    let run = invoke(
+        &["validate-all"],
+        &[CONFIGURED, ("OCF_RESKEY_flavour", "sour")],
+    );
     assert_eq!(run.code, OcfExitCode::ErrConfigured);
     assert!(exit_reasons(&run.err)[0].contains("flavour"), "{}", run.err);
 
-    let run = invoke(&["monitor"], &[CONFIGURED, ("OCF_RESKEY_CRM_meta_timeout", "soon")]);
+    let run = invoke(
+        &["monitor"],
+        &[CONFIGURED, ("OCF_RESKEY_CRM_meta_timeout", "soon")],
+    );
     assert_eq!(run.code, OcfExitCode::ErrConfigured);
 }
 
@@ -207,13 +247,19 @@ fn handler_outcomes_become_exit_codes() {
     let run = invoke(&["start"], &[CONFIGURED]);
     assert_eq!((run.code, run.err.as_str()), (OcfExitCode::Success, ""));
 
-    let run = invoke(&["monitor"], &[CONFIGURED, ("OCF_RESKEY_outcome", "degraded")]);
+    let run = invoke(
+        &["monitor"],
+        &[CONFIGURED, ("OCF_RESKEY_outcome", "degraded")],
+    );
     assert_eq!(run.code, OcfExitCode::Degraded);
     assert_eq!(exit_reasons(&run.err), ["peer unreachable"]);
 
     let run = invoke(&["stop"], &[CONFIGURED, ("OCF_RESKEY_outcome", "broken")]);
     assert_eq!(run.code, OcfExitCode::ErrGeneric);
-    assert_eq!(exit_reasons(&run.err), ["sample state at /var/lib/sample is broken"]);
+    assert_eq!(
+        exit_reasons(&run.err),
+        ["sample state at /var/lib/sample is broken"]
+    );
 }
 
 #[test]
@@ -236,10 +282,16 @@ fn missing_software_is_5_but_not_running_for_a_probe() {
 #[test]
 fn the_operation_timeout_sets_the_budget() {
     let timeout = ("OCF_RESKEY_CRM_meta_timeout", "30000");
-    let run = invoke(&["start"], &[CONFIGURED, timeout, ("OCF_RESKEY_outcome", "timeout")]);
+    let run = invoke(
+        &["start"],
+        &[CONFIGURED, timeout, ("OCF_RESKEY_outcome", "timeout")],
+    );
     assert_eq!(exit_reasons(&run.err), ["budget 30s"]);
     // Without one (a run by hand) the declared default applies.
-    let run = invoke(&["validate-all"], &[CONFIGURED, ("OCF_RESKEY_outcome", "timeout")]);
+    let run = invoke(
+        &["validate-all"],
+        &[CONFIGURED, ("OCF_RESKEY_outcome", "timeout")],
+    );
     assert_eq!(exit_reasons(&run.err), ["budget 5s"]);
 }
 
@@ -257,11 +309,22 @@ fn meta_data_needs_no_environment() {
     let run = invoke(&["meta-data"], &[]);
     assert_eq!(run.code, OcfExitCode::Success);
     assert_eq!(run.out, metadata_xml(&SAMPLE).unwrap());
-    assert!(run.out.contains(r#"<parameter name="path" required="1" unique="1">"#), "{}", run.out);
-    assert!(run.out.contains(r#"<content type="string" default="plain"/>"#));
+    assert!(
+        run.out
+            .contains(r#"<parameter name="path" required="1" unique="1">"#),
+        "{}",
+        run.out
+    );
+    assert!(run
+        .out
+        .contains(r#"<content type="string" default="plain"/>"#));
     assert!(run.out.contains("Allowed values: plain, fancy."));
-    assert!(run.out.contains(r#"<action name="monitor" timeout="20s" interval="11s" role="Promoted"/>"#));
-    assert!(run.out.contains(r#"<action name="meta-data" timeout="5s"/>"#));
+    assert!(run
+        .out
+        .contains(r#"<action name="monitor" timeout="20s" interval="11s" role="Promoted"/>"#));
+    assert!(run
+        .out
+        .contains(r#"<action name="meta-data" timeout="5s"/>"#));
 }
 
 /// Validates with xmllint against the grammar files the resource-agents package installs. A
@@ -278,7 +341,12 @@ fn xmllint(xml: &str, schema_flag: &str, schema: &str) -> Result<(), String> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("xmllint is missing: install libxml2-utils (make setup)");
-    child.stdin.take().unwrap().write_all(xml.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     if output.status.success() {
         Ok(())
@@ -290,16 +358,32 @@ fn xmllint(xml: &str, schema_flag: &str, schema: &str) -> Result<(), String> {
 #[test]
 fn metadata_is_valid_against_both_grammars() {
     let xml = metadata_xml(&SAMPLE).unwrap();
-    xmllint(&xml, "--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd").unwrap();
+    xmllint(
+        &xml,
+        "--dtdvalid",
+        "/usr/share/resource-agents/ra-api-1.dtd",
+    )
+    .unwrap();
     xmllint(&xml, "--relaxng", "/usr/share/resource-agents/metadata.rng").unwrap();
 }
 
 #[test]
 fn grammar_check_catches_a_broken_document() {
     // The check above must be able to fail: a metadata without actions is invalid in both.
-    let broken = metadata_xml(&SAMPLE)
-        .unwrap()
-        .replace(r#"<action name="start" timeout="20s"/>"#, r#"<action name="start"/>"#);
-    assert!(xmllint(&broken, "--dtdvalid", "/usr/share/resource-agents/ra-api-1.dtd").is_err());
-    assert!(xmllint(&broken, "--relaxng", "/usr/share/resource-agents/metadata.rng").is_err());
+    let broken = metadata_xml(&SAMPLE).unwrap().replace(
+        r#"<action name="start" timeout="20s"/>"#,
+        r#"<action name="start"/>"#,
+    );
+    assert!(xmllint(
+        &broken,
+        "--dtdvalid",
+        "/usr/share/resource-agents/ra-api-1.dtd"
+    )
+    .is_err());
+    assert!(xmllint(
+        &broken,
+        "--relaxng",
+        "/usr/share/resource-agents/metadata.rng"
+    )
+    .is_err());
 }

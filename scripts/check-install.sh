@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Install-layout test: `make install` into scratch DESTDIRs, then check what Pacemaker relies on.
+# Usage: check-install.sh AGENT...   (the agents the Makefile found under agents/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "check-install: FAIL: $*" >&2; exit 1; }
+(($# > 0)) || fail "no agents to check: agents/ has no agent packages"
+for tool in xmllint crm_resource unshare; do
+  command -v "$tool" >/dev/null || fail "$tool is missing (make setup installs it)"
+done
+
+scratch=$(mktemp -d /tmp/clever-install.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+checks=0
+
+# 1. Default prefix: the OCF provider directory Pacemaker searches.
+make -s install DESTDIR="$scratch/root" >/dev/null
+provider="$scratch/root/usr/lib/ocf/resource.d/clever"
+for agent in "$@"; do
+  installed="$provider/$agent"
+  [[ -f "$installed" && -x "$installed" ]] || fail "$installed missing or not executable"
+  [[ $(stat -c %a "$installed") == 755 ]] || fail "$installed has mode $(stat -c %a "$installed"), want 755"
+  env -i "$installed" meta-data >"$scratch/$agent.xml" || fail "$agent meta-data failed"
+  cmp -s "$scratch/$agent.xml" <(target/release/"$agent" meta-data) || fail "$agent: installed binary differs from the build"
+  xmllint --noout --dtdvalid /usr/share/resource-agents/ra-api-1.dtd "$scratch/$agent.xml" || fail "$agent metadata vs ra-api-1.dtd"
+  xmllint --noout --relaxng /usr/share/resource-agents/metadata.rng "$scratch/$agent.xml" 2>/dev/null || fail "$agent metadata vs OCF 1.1 grammar"
+  checks=$((checks + 5))
+done
+leftovers=$(find "$scratch/root" -name '.*.new' | wc -l)
+((leftovers == 0)) || fail "install left temporary files behind"
+unexpected=$(ls "$provider" | grep -vxF -f <(printf '%s\n' "$@") || true)
+[[ -z "$unexpected" ]] || fail "unexpected files installed: $unexpected"
+checks=$((checks + 2))
+
+# 2. Pacemaker's own view: in a private mount namespace the scratch tree stands in for the
+# host's provider directory, so crm_resource finds ocf:clever:* exactly as installed.
+unshare -m --propagation private bash -euo pipefail -c '
+  mount -t tmpfs tmpfs /usr/lib/ocf/resource.d
+  mkdir /usr/lib/ocf/resource.d/clever
+  mount --bind "$1" /usr/lib/ocf/resource.d/clever
+  shift
+  listed=$(crm_resource --list-agents ocf:clever)
+  for agent in "$@"; do
+    grep -qxF "$agent" <<<"$listed" || { echo "crm_resource does not list ocf:clever:$agent" >&2; exit 1; }
+    crm_resource --show-metadata "ocf:clever:$agent" >"/tmp/.clever-pcmk-$agent.xml"
+    grep -q "<resource-agent name=\"$agent\"" "/tmp/.clever-pcmk-$agent.xml" \
+      || { echo "crm_resource --show-metadata ocf:clever:$agent gave no metadata" >&2; exit 1; }
+    rm -f "/tmp/.clever-pcmk-$agent.xml"
+  done
+' _ "$provider" "$@" || fail "Pacemaker does not see the installed agents"
+checks=$((checks + 2 * $#))
+
+# 3. PREFIX is honoured.
+make -s install DESTDIR="$scratch/prefixed" PREFIX=/opt/clever >/dev/null
+for agent in "$@"; do
+  [[ -x "$scratch/prefixed/opt/clever/lib/ocf/resource.d/clever/$agent" ]] || fail "PREFIX not honoured for $agent"
+  checks=$((checks + 1))
+done
+
+echo "install layout: $checks passed, 0 failed"

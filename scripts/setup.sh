@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian package the build, the tests and the demo need. Idempotent and quick when
+# everything is present (no apt-get update then). Run as root on Debian 12.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential pkg-config libvirt-dev
+  # the cluster stack the agents are tested against
+  pacemaker pacemaker-cli-utils corosync resource-agents
+  # metadata validation (xmllint) and the stock agents' needs (modprobe for Filesystem)
+  libxml2-utils kmod
+  # namespaces, loop devices, filesystems, ICMP test hosts
+  iproute2 util-linux mount e2fsprogs xfsprogs procps psmisc
+  # benchmarks: strace counts the processes an action spawns
+  strace
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$package")
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is not on PATH; this project builds with the machine's Rust toolchain" >&2
+  exit 1
+fi

@@ -75,6 +75,11 @@ impl Demo {
     }
 
     fn backend(&self, context: &Context) -> Result<(), DemoError> {
+        if bug("stuck-in-kernel") && self.backend.is_some() {
+            // Stands for a call no deadline can interrupt (I/O on a dead device): only the
+            // framework's watchdog can still answer Pacemaker in time.
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
         if let Some(backend) = &self.backend {
             HostCommands.run_ok(&CommandLine::new(backend.as_path()), &context.deadline)?;
         }
@@ -111,6 +116,10 @@ fn stop(demo: &Demo, context: &Context) -> Result<Status, DemoError> {
 }
 
 fn monitor(demo: &Demo, context: &Context) -> Result<Status, DemoError> {
+    if bug("panic") {
+        let empty: Vec<u8> = Vec::new();
+        let _ = empty[usize::from(context.probe) + 1];
+    }
     if !demo.running(context) {
         if context.probe && bug("probe-error") {
             return Err(DemoError::Fault("probe-error"));

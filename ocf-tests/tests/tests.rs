@@ -157,3 +157,29 @@ fn required_parameters_are_read_from_metadata() {
     </parameters></resource-agent>"#;
     assert_eq!(required_parameters(xml), ["a", "c"]);
 }
+
+#[test]
+fn watchdog_answers_for_an_action_stuck_where_no_deadline_reaches() {
+    let report = check(Some("stuck-in-kernel"), false);
+    assert!(report.passed(), "the framework watchdog should keep every rule:\n{report}");
+}
+
+#[test]
+fn a_panic_still_gives_exit_1_and_a_reason() {
+    let backend = Backend::new("panic");
+    let agent = backend.agent(Some("panic"), false);
+    let output = std::process::Command::new(&agent.path)
+        .arg("monitor")
+        .env("DEMO_AGENT_BUG", "panic")
+        .env("HA_LOGFACILITY", "none")
+        .env("OCF_RESKEY_state_dir", &agent.parameters["state_dir"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let reason = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("ocf-exit-reason:"))
+        .unwrap_or_else(|| panic!("no exit reason in {stderr}"));
+    assert!(reason.starts_with("internal error in demo"), "{reason}");
+}

@@ -1,0 +1,142 @@
+//! `ocf:clever:drbdfs`: the DRBD-aware filesystem agent.
+//!
+//! The stock `ocf:heartbeat:Filesystem` mounts whatever device it is given and trusts the
+//! constraints to have promoted DRBD first. This agent asks DRBD itself: it mounts only where the
+//! local data is UpToDate and the node is (or may auto-promote to) Primary, refuses with the
+//! state named in the exit reason otherwise, and reports lost replication as degraded.
+
+mod check;
+mod drbd;
+mod error;
+mod filesystem;
+pub mod host;
+mod monitor;
+pub mod params;
+mod start;
+mod stop;
+
+use std::os::unix::fs::FileTypeExt;
+
+use clever_ocf::{
+    Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters, Status,
+};
+
+pub use check::STATUS_DIR;
+pub use error::DrbdfsError;
+pub use host::{Host, SystemHost};
+pub use monitor::monitor;
+pub use params::Config;
+pub use start::start;
+pub use stop::stop;
+
+/// The agent as Pacemaker runs it: configuration plus the real host.
+#[derive(Debug)]
+pub struct Drbdfs {
+    pub config: Config,
+    host: SystemHost,
+}
+
+impl Agent for Drbdfs {
+    type Error = DrbdfsError;
+
+    fn configure(parameters: &Parameters) -> Result<Self, ParameterError> {
+        Ok(Self {
+            config: Config::from_parameters(parameters)?,
+            host: SystemHost::system(),
+        })
+    }
+
+    /// start and validate-all need the device and mount(8); stop and monitor must work even when
+    /// the device has vanished, so they check nothing here.
+    fn check_host(&self, context: &Context) -> Result<(), DrbdfsError> {
+        if !matches!(context.action, Action::Start | Action::ValidateAll) {
+            return Ok(());
+        }
+        let device = self.config.device.as_path();
+        let metadata = std::fs::metadata(device).map_err(|_| DrbdfsError::DeviceMissing {
+            device: device.to_owned(),
+        })?;
+        if !metadata.file_type().is_block_device() {
+            return Err(DrbdfsError::NotABlockDevice {
+                device: device.to_owned(),
+            });
+        }
+        let directory = self.config.directory.as_path();
+        if let Ok(real) = directory.canonicalize() {
+            if real != directory {
+                return Err(DrbdfsError::DirectoryNotCanonical {
+                    directory: directory.to_owned(),
+                    real,
+                });
+            }
+        }
+        if ![
+            "/usr/bin/mount",
+            "/bin/mount",
+            "/usr/sbin/mount",
+            "/sbin/mount",
+        ]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists())
+        {
+            return Err(DrbdfsError::ToolMissing { program: "mount" });
+        }
+        Ok(())
+    }
+}
+
+fn handle_start(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError> {
+    start(&agent.config, &agent.host, &context.deadline)
+}
+
+fn handle_stop(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError> {
+    stop(&agent.config, &agent.host, &context.deadline)
+}
+
+fn handle_monitor(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError> {
+    monitor(&agent.config, &agent.host, context)
+}
+
+fn handle_validate(_agent: &Drbdfs, _context: &Context) -> Result<Status, DrbdfsError> {
+    // Both stages of checks already ran before any handler; reaching here means valid.
+    Ok(Status::Success)
+}
+
+pub static DECLARATION: Declaration<Drbdfs> = Declaration {
+    name: "drbdfs",
+    version: env!("CARGO_PKG_VERSION"),
+    shortdesc: "DRBD-aware filesystem mount",
+    longdesc:
+        "Mounts a filesystem, and for a DRBD device only where DRBD says this node may write \
+        it: local role Primary (or DRBD 9 auto-promote with no Primary peer) and local disk \
+        UpToDate. While a promotion settles, start waits within its timeout; otherwise it \
+        refuses with the DRBD state in the exit reason. monitor reads /proc/self/mountinfo \
+        (no process spawned for a plain device, one drbdsetup call for DRBD); \
+        OCF_CHECK_LEVEL=10 reads a block of the device with O_DIRECT, 20 also writes, syncs \
+        and reads back a per-node status file in .clever-drbdfs/. A mounted DRBD filesystem \
+        whose replication is down returns OCF_DEGRADED (190) with the reason; one whose node \
+        lost the Primary role fails. stop ends the processes that keep the filesystem busy \
+        (found in /proc: open files, working directories, memory maps) with TERM, then KILL, \
+        and succeeds only when the filesystem is really unmounted.",
+    parameters: &[
+        &params::DEVICE,
+        &params::DIRECTORY,
+        &params::FSTYPE,
+        &params::OPTIONS,
+        &params::DRBD_RESOURCE,
+        &params::DRBD_PROMOTION,
+        &params::FSCK,
+        &params::FORCE_UNMOUNT,
+    ],
+    actions: &[
+        ActionSpec::new(Action::Start, 60, handle_start),
+        ActionSpec::new(Action::Stop, 60, handle_stop),
+        ActionSpec::new(Action::Monitor, 40, handle_monitor)
+            .interval(20)
+            .depth(0),
+        ActionSpec::new(Action::Monitor, 40, handle_monitor)
+            .interval(61)
+            .depth(10),
+        ActionSpec::new(Action::ValidateAll, 20, handle_validate),
+    ],
+};

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    clever_ocf::run(&clever_drbdfs::DECLARATION)
+}

@@ -1,0 +1,513 @@
+//! drbdfs against real filesystems on loop devices, real processes holding them, and DRBD states
+//! recorded from real clusters (the kernel module is not available here).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use clever_command::HostCommands;
+use clever_deadline::Deadline;
+use clever_drbd::{
+    parse_status_json, parse_status_text, DrbdStatusError, DrbdStatusSource, ProcDrbd, Resource,
+};
+use clever_drbdfs::{monitor, start, stop, Config, DrbdfsError, Host, DECLARATION, STATUS_DIR};
+use clever_ocf::{Action, Context, Parameters, Status};
+
+fn run(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is missing ({e}): make setup installs it"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A filesystem on a loop device and a mount point for it, all removed on drop.
+struct LoopFs {
+    base: PathBuf,
+    device: PathBuf,
+    directory: PathBuf,
+    fstype: &'static str,
+}
+
+impl LoopFs {
+    fn new(label: &str, fstype: &'static str) -> Self {
+        let base =
+            std::env::temp_dir().join(format!("clever-drbdfs-{}-{label}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let image = base.join("disk.img");
+        // xfs refuses filesystems under 300 MiB; the file is sparse either way.
+        let size = if fstype == "xfs" { 320 } else { 64 } * 1024 * 1024;
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(size)
+            .unwrap();
+        let device = PathBuf::from(run(
+            "losetup",
+            &["--find", "--show", image.to_str().unwrap()],
+        ));
+        match fstype {
+            "xfs" => run("mkfs.xfs", &["-q", "-f", device.to_str().unwrap()]),
+            _ => run("mkfs.ext4", &["-q", "-F", device.to_str().unwrap()]),
+        };
+        Self {
+            directory: base.join("mnt"),
+            base,
+            device,
+            fstype,
+        }
+    }
+
+    fn pairs(&self) -> Vec<(String, String)> {
+        vec![
+            ("device".into(), self.device.display().to_string()),
+            ("directory".into(), self.directory.display().to_string()),
+            ("fstype".into(), self.fstype.into()),
+        ]
+    }
+
+    fn config(&self, extra: &[(&str, &str)]) -> Config {
+        let mut pairs = self.pairs();
+        pairs.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let parameters = Parameters::load(DECLARATION.parameters, |key| {
+            pairs
+                .iter()
+                .find(|(k, _)| format!("OCF_RESKEY_{k}") == key)
+                .map(|(_, v)| OsString::from(v))
+        })
+        .unwrap();
+        Config::from_parameters(&parameters).unwrap()
+    }
+
+    fn mounted(&self) -> bool {
+        mounted(&self.directory)
+    }
+}
+
+fn mounted(directory: &Path) -> bool {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    clever_mounts::parse_mountinfo(&text)
+        .unwrap()
+        .iter()
+        .any(|m| m.mount_point == directory)
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        for _ in 0..5 {
+            if !mounted(&self.directory) {
+                break;
+            }
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&self.directory)
+                .status();
+        }
+        let _ = Command::new("losetup").arg("-d").arg(&self.device).status();
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+/// A recorded DRBD state standing in for `drbdsetup`.
+struct Recorded(Resource);
+
+impl DrbdStatusSource for Recorded {
+    fn resource(&self, _name: &str, _deadline: &Deadline) -> Result<Resource, DrbdStatusError> {
+        Ok(self.0.clone())
+    }
+
+    fn proc_drbd(&self) -> Result<ProcDrbd, DrbdStatusError> {
+        Err(DrbdStatusError::NotLoaded {
+            path: PathBuf::from("/proc/drbd"),
+        })
+    }
+}
+
+fn fixture(name: &str) -> Resource {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/drbd/tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let resources = if name.ends_with(".json") {
+        parse_status_json(&text).unwrap()
+    } else {
+        parse_status_text(&text).unwrap()
+    };
+    resources.into_iter().next().unwrap()
+}
+
+fn host<D: DrbdStatusSource>(drbd: D) -> Host<HostCommands, D> {
+    Host {
+        commands: HostCommands,
+        drbd,
+        root: PathBuf::from("/"),
+        proc_root: PathBuf::from("/proc"),
+    }
+}
+
+fn plain() -> Host<HostCommands, Recorded> {
+    // A plain device never consults DRBD; a recorded state that refuses everything proves it.
+    host(Recorded(fixture(
+        "drbd9-status-text-outdated-peer-connecting.txt",
+    )))
+}
+
+fn deadline(secs: u64) -> Deadline {
+    Deadline::after(Duration::from_secs(secs))
+}
+
+fn context(check_level: u32) -> Context {
+    let mut context = Context::for_test(Action::Monitor, deadline(20));
+    context.check_level = check_level;
+    context
+}
+
+#[test]
+fn declaration_is_sound() {
+    assert_eq!(DECLARATION.problems(), Vec::<String>::new());
+}
+
+#[test]
+fn ext4_lifecycle_at_every_depth() {
+    let fs = LoopFs::new("ext4", "ext4");
+    let config = fs.config(&[]);
+    let host = plain();
+    assert_eq!(
+        monitor(&config, &host, &context(0)).unwrap(),
+        Status::NotRunning
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            start(&config, &host, &deadline(30)).unwrap(),
+            Status::Success
+        );
+        assert!(fs.mounted());
+    }
+    for depth in [0, 10, 20] {
+        assert_eq!(
+            monitor(&config, &host, &context(depth)).unwrap(),
+            Status::Success,
+            "depth {depth}"
+        );
+    }
+    let status_dir = fs.directory.join(STATUS_DIR);
+    let metadata = std::fs::symlink_metadata(&status_dir).unwrap();
+    assert_eq!(metadata.mode() & 0o777, 0o700);
+    // A DirEntry keeps its directory open, which would keep the mount busy: take what we need.
+    let file_mode = {
+        let entry = std::fs::read_dir(&status_dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        entry.metadata().unwrap().mode()
+    };
+    assert_eq!(file_mode & 0o777, 0o600);
+    for _ in 0..2 {
+        assert_eq!(
+            stop(&config, &host, &deadline(30)).unwrap(),
+            Status::Success
+        );
+        assert!(!fs.mounted());
+    }
+    assert_eq!(
+        monitor(&config, &host, &context(0)).unwrap(),
+        Status::NotRunning
+    );
+}
+
+#[test]
+fn xfs_mounts_with_options_and_unmounts() {
+    let fs = LoopFs::new("xfs", "xfs");
+    let config = fs.config(&[("options", "noatime,nodev")]);
+    let host = plain();
+    start(&config, &host, &deadline(30)).unwrap();
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let entry = clever_mounts::parse_mountinfo(&text)
+        .unwrap()
+        .into_iter()
+        .find(|m| m.mount_point == fs.directory)
+        .unwrap();
+    assert_eq!(entry.fs_type, "xfs");
+    assert!(entry.has_option("noatime") && entry.has_option("nodev"));
+    assert_eq!(
+        monitor(&config, &host, &context(20)).unwrap(),
+        Status::Success
+    );
+    stop(&config, &host, &deadline(30)).unwrap();
+    assert!(!fs.mounted());
+}
+
+#[test]
+fn refuses_to_mount_over_another_mount() {
+    let fs = LoopFs::new("occupied", "ext4");
+    std::fs::create_dir_all(&fs.directory).unwrap();
+    run(
+        "mount",
+        &["-t", "tmpfs", "other", fs.directory.to_str().unwrap()],
+    );
+    let config = fs.config(&[]);
+    let err = start(&config, &plain(), &deadline(30)).unwrap_err();
+    assert!(
+        matches!(err, DrbdfsError::DirectoryOccupied { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("already has other (tmpfs) mounted"),
+        "{err}"
+    );
+    // Someone else's mount is not ours: monitor says stopped, stop leaves it alone.
+    assert_eq!(
+        monitor(&config, &plain(), &context(0)).unwrap(),
+        Status::NotRunning
+    );
+    assert_eq!(
+        stop(&config, &plain(), &deadline(30)).unwrap(),
+        Status::Success
+    );
+    assert!(fs.mounted(), "the other mount must survive");
+}
+
+fn stubborn_holder(directory: &Path) -> Child {
+    Command::new("/bin/sh")
+        .args(["-c", "trap '' TERM; while :; do sleep 1; done"])
+        .current_dir(directory)
+        .spawn()
+        .unwrap()
+}
+
+fn is_gone(child: &mut Child) -> bool {
+    Deadline::after(Duration::from_secs(5))
+        .poll("holder exit", Duration::from_millis(10), || {
+            child.try_wait().unwrap()
+        })
+        .is_ok()
+}
+
+#[test]
+fn stop_ends_a_holder_that_ignores_term() {
+    let fs = LoopFs::new("busy", "ext4");
+    let config = fs.config(&[]);
+    start(&config, &plain(), &deadline(30)).unwrap();
+    let mut holder = stubborn_holder(&fs.directory);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        stop(
+            &config,
+            &plain(),
+            &Deadline::from_timeout(Duration::from_secs(20))
+        )
+        .unwrap(),
+        Status::Success
+    );
+    assert!(!fs.mounted());
+    assert!(is_gone(&mut holder), "the holder was not ended");
+}
+
+#[test]
+fn stop_ends_a_holder_that_only_maps_a_file() {
+    let fs = LoopFs::new("mapped", "ext4");
+    let config = fs.config(&[]);
+    start(&config, &plain(), &deadline(30)).unwrap();
+    // Run a copy of sleep through the dynamic loader: its file is then only mapped, neither an
+    // open descriptor, nor the executable, nor the working directory.
+    let copy = fs.directory.join("sleep");
+    std::fs::copy("/bin/sleep", &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut holder = Command::new("/lib64/ld-linux-x86-64.so.2")
+        .arg(&copy)
+        .arg("600")
+        .current_dir("/")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let holders =
+        clever_mounts::find_holders(Path::new("/proc"), &fs.directory, std::process::id());
+    assert!(
+        holders
+            .iter()
+            .any(|h| h.how == clever_mounts::HoldKind::MemoryMap),
+        "{holders:?}"
+    );
+    assert_eq!(
+        stop(&config, &plain(), &deadline(20)).unwrap(),
+        Status::Success
+    );
+    assert!(!fs.mounted());
+    assert!(is_gone(&mut holder));
+}
+
+#[test]
+fn stop_that_may_not_kill_fails_within_its_deadline_and_names_the_holder() {
+    let fs = LoopFs::new("refuse", "ext4");
+    let config = fs.config(&[("force_unmount", "no")]);
+    start(&config, &plain(), &deadline(30)).unwrap();
+    let mut holder = stubborn_holder(&fs.directory);
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let err = stop(&config, &plain(), &deadline(3)).unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err.to_string().contains("still busy: sh (pid"), "{err}");
+    assert!(fs.mounted());
+    assert!(
+        holder.try_wait().unwrap().is_none(),
+        "force_unmount=no must not signal"
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+}
+
+#[test]
+fn depth_20_never_follows_a_planted_symlink() {
+    let fs = LoopFs::new("symlink", "ext4");
+    let config = fs.config(&[]);
+    start(&config, &plain(), &deadline(30)).unwrap();
+    let target = fs.base.join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    std::os::unix::fs::symlink(&target, fs.directory.join(STATUS_DIR)).unwrap();
+    let err = monitor(&config, &plain(), &context(20)).unwrap_err();
+    assert!(
+        err.to_string().contains("not a directory (symlink?)"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&target).unwrap().count(),
+        0,
+        "nothing may be written through it"
+    );
+    stop(&config, &plain(), &deadline(30)).unwrap();
+}
+
+#[test]
+fn drbd_primary_uptodate_mounts_and_monitor_follows_replication() {
+    let fs = LoopFs::new("drbd-primary", "ext4");
+    let config = fs.config(&[("drbd_resource", "beijing")]);
+    let primary = host(Recorded(fixture(
+        "drbd9-status-json-primary-connected-2node.json",
+    )));
+    assert_eq!(
+        start(&config, &primary, &deadline(30)).unwrap(),
+        Status::Success
+    );
+    assert_eq!(
+        monitor(&config, &primary, &context(0)).unwrap(),
+        Status::Success
+    );
+
+    let disconnected = host(Recorded(fixture(
+        "drbd9-status-text-diskless-primary-peer-unconnected.txt",
+    )));
+    assert_eq!(
+        monitor(&config, &disconnected, &context(0)).unwrap(),
+        Status::Degraded(
+            "DRBD one-vm-8760-disk-0 local disk Diskless; peer m13c18 disconnected (Unconnected): \
+             data not replicated"
+                .to_owned()
+        )
+    );
+    let resyncing = host(Recorded(fixture(
+        "drbd9-status-text-primary-syncsource-done.txt",
+    )));
+    let status = monitor(&config, &resyncing, &context(0)).unwrap();
+    assert_eq!(
+        status,
+        Status::Degraded("DRBD single resync to peer opensuse-node2 96.47% done".to_owned())
+    );
+
+    let split = host(Recorded(fixture(
+        "drbd9-status-text-splitbrain-victim-outdated-standalone.txt",
+    )));
+    let err = monitor(&config, &split, &context(0)).unwrap_err();
+    assert!(matches!(err, DrbdfsError::LostPrimary(_)), "{err}");
+    assert!(err.to_string().contains("no longer Primary"), "{err}");
+    stop(&config, &primary, &deadline(30)).unwrap();
+}
+
+#[test]
+fn drbd_outdated_is_refused_with_the_state_named() {
+    let fs = LoopFs::new("drbd-outdated", "ext4");
+    let config = fs.config(&[("drbd_resource", "r0")]);
+    let outdated = host(Recorded(fixture(
+        "drbd9-status-text-outdated-peer-connecting.txt",
+    )));
+    let err = start(&config, &outdated, &deadline(30)).unwrap_err();
+    assert!(matches!(err, DrbdfsError::DrbdRefused(_)), "{err}");
+    assert!(err.to_string().contains("Outdated"), "{err}");
+    assert!(!fs.mounted());
+}
+
+#[test]
+fn drbd_secondary_waits_for_promotion_then_gives_up_before_the_deadline() {
+    let fs = LoopFs::new("drbd-secondary", "ext4");
+    let config = fs.config(&[("drbd_resource", "shanghai")]);
+    let secondary = host(Recorded(fixture(
+        "drbd9-status-json-secondary-connected-2node.json",
+    )));
+    let started = Instant::now();
+    let err = start(&config, &secondary, &deadline(1)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(matches!(err, DrbdfsError::DrbdNotReady { .. }), "{err}");
+    assert!(!fs.mounted());
+
+    // With DRBD 9 auto-promote the same state may mount.
+    let auto = fs.config(&[("drbd_resource", "shanghai"), ("drbd_promotion", "auto")]);
+    assert_eq!(
+        start(&auto, &secondary, &deadline(30)).unwrap(),
+        Status::Success
+    );
+    stop(&auto, &secondary, &deadline(30)).unwrap();
+}
+
+#[test]
+fn drbd_secondary_with_a_primary_peer_is_refused() {
+    let fs = LoopFs::new("drbd-peer-primary", "ext4");
+    let config = fs.config(&[("drbd_resource", "r0"), ("drbd_promotion", "auto")]);
+    let peer_primary = host(Recorded(fixture(
+        "drbd9-status-text-secondary-3node-peer-primary.txt",
+    )));
+    let err = start(&config, &peer_primary, &deadline(30)).unwrap_err();
+    assert!(err.to_string().contains("Primary"), "{err}");
+    assert!(!fs.mounted());
+}
+
+#[test]
+fn conformance_harness_and_ocf_tester_pass_on_a_loop_device() {
+    let fs = LoopFs::new("conformance", "ext4");
+    // A drbdsetup that never answers stands for a DRBD stuck in a state change.
+    let tools = fs.base.join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let hanging = tools.join("drbdsetup");
+    std::fs::write(&hanging, "#!/bin/sh\nexec sleep 3600\n").unwrap();
+    std::fs::set_permissions(&hanging, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", tools.display());
+    let agent = ocf_conformance::AgentUnderTest {
+        path: PathBuf::from(env!("CARGO_BIN_EXE_drbdfs")),
+        instance: "fs_conformance".to_owned(),
+        parameters: fs.pairs().into_iter().collect(),
+        hanging: BTreeMap::from([("drbd_resource".to_owned(), "r0".to_owned())]),
+        environment: BTreeMap::from([("PATH".to_owned(), path)]),
+        run_ocf_tester: true,
+    };
+    let report = ocf_conformance::check_agent(&agent).unwrap();
+    assert!(report.passed(), "{report}");
+    assert!(!fs.mounted());
+}

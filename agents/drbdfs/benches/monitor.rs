@@ -14,7 +14,11 @@ const STOCK: &str = "/usr/lib/ocf/resource.d/heartbeat/Filesystem";
 fn run(program: &str, args: &[&str]) -> Result<String, Box<dyn Error>> {
     let output = Command::new(program).args(args).output()?;
     if !output.status.success() {
-        return Err(format!("{program} {args:?}: {}", String::from_utf8_lossy(&output.stderr)).into());
+        return Err(format!(
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
@@ -58,7 +62,10 @@ fn rows(device: &str, directory: &str) -> Vec<Row> {
 fn bench(base: &Path) -> Result<(), Box<dyn Error>> {
     let image = base.join("disk.img");
     std::fs::File::create(&image)?.set_len(64 * 1024 * 1024)?;
-    let device = run("losetup", &["--find", "--show", &image.display().to_string()])?;
+    let device = run(
+        "losetup",
+        &["--find", "--show", &image.display().to_string()],
+    )?;
     let directory = base.join("mnt").display().to_string();
     let result = (|| -> Result<(), Box<dyn Error>> {
         run("mkfs.ext4", &["-q", "-F", &device])?;

@@ -511,3 +511,115 @@ fn conformance_harness_and_ocf_tester_pass_on_a_loop_device() {
     assert!(report.passed(), "{report}");
     assert!(!fs.mounted());
 }
+
+#[test]
+fn fsck_force_refuses_a_filesystem_it_cannot_repair() {
+    let fs = LoopFs::new("fsck", "ext4");
+    // Zero the primary superblock and every backup: nothing left for e2fsck to repair from.
+    let device = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fs.device)
+        .unwrap();
+    let zeros = vec![0_u8; 64 * 1024 * 1024];
+    std::os::unix::fs::FileExt::write_all_at(&device, &zeros, 0).unwrap();
+    device.sync_all().unwrap();
+    drop(device);
+    let config = fs.config(&[("fsck", "force")]);
+    let err = start(&config, &plain(), &deadline(30)).unwrap_err();
+    assert!(matches!(err, DrbdfsError::FsckFailed { .. }), "{err}");
+    assert!(!fs.mounted());
+}
+
+#[test]
+fn fsck_force_passes_a_clean_filesystem() {
+    let fs = LoopFs::new("fsck-clean", "ext4");
+    let config = fs.config(&[("fsck", "force")]);
+    assert_eq!(
+        start(&config, &plain(), &deadline(30)).unwrap(),
+        Status::Success
+    );
+    stop(&config, &plain(), &deadline(30)).unwrap();
+}
+
+fn agent(action: &str, vars: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_drbdfs"))
+        .arg(action)
+        .env_clear()
+        .env("HA_LOGFACILITY", "none")
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_node_without_the_device_is_not_installed_but_probes_say_stopped() {
+    let vars = [
+        ("OCF_RESKEY_device", "/dev/drbd/by-res/absent/0"),
+        ("OCF_RESKEY_directory", "/srv/clever-absent"),
+        ("OCF_RESKEY_fstype", "ext4"),
+    ];
+    let (code, stderr) = agent("start", &vars);
+    assert_eq!(code, Some(5), "{stderr}");
+    assert!(
+        stderr.contains("ocf-exit-reason:device /dev/drbd/by-res/absent/0 does not exist"),
+        "{stderr}"
+    );
+    let mut probe = vars.to_vec();
+    probe.push(("OCF_RESKEY_CRM_meta_interval", "0"));
+    assert_eq!(agent("monitor", &probe).0, Some(7));
+    assert_eq!(agent("stop", &vars).0, Some(0));
+}
+
+#[test]
+fn a_regular_file_as_device_is_a_configuration_error() {
+    let fs = LoopFs::new("regular", "ext4");
+    let file = fs.base.join("disk.img");
+    let vars = [
+        ("OCF_RESKEY_device", file.to_str().unwrap()),
+        ("OCF_RESKEY_directory", fs.directory.to_str().unwrap()),
+        ("OCF_RESKEY_fstype", "ext4"),
+    ];
+    let (code, stderr) = agent("validate-all", &vars);
+    assert_eq!(code, Some(6), "{stderr}");
+    assert!(stderr.contains("is not a block device"), "{stderr}");
+    assert!(!fs.mounted());
+}
+
+#[test]
+fn a_directory_that_is_a_symlink_is_refused() {
+    let fs = LoopFs::new("dirlink", "ext4");
+    let link = fs.base.join("link");
+    std::os::unix::fs::symlink("/", &link).unwrap();
+    let vars = [
+        ("OCF_RESKEY_device", fs.device.to_str().unwrap()),
+        ("OCF_RESKEY_directory", link.to_str().unwrap()),
+        ("OCF_RESKEY_fstype", "ext4"),
+    ];
+    let (code, stderr) = agent("start", &vars);
+    assert_eq!(code, Some(6), "{stderr}");
+    assert!(stderr.contains("resolves to /"), "{stderr}");
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mounts = clever_mounts::parse_mountinfo(&text).unwrap();
+    assert!(
+        !mounts.iter().any(|m| Path::new(&m.source) == fs.device),
+        "nothing may be mounted"
+    );
+}
+
+#[test]
+fn readme_documents_every_parameter() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme
+        .split("### `ocf:clever:drbdfs`")
+        .nth(1)
+        .and_then(|rest| rest.split("\n### ").next())
+        .expect("README has a section for ocf:clever:drbdfs");
+    for parameter in DECLARATION.parameters {
+        let cell = format!("| `{}` |", parameter.name());
+        assert!(section.contains(&cell), "README lacks parameter {}", parameter.name());
+    }
+}

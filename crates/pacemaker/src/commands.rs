@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clever_command::{CommandError, CommandLine, RunCommand};
 use clever_deadline::Deadline;
 
+use crate::configuration::{parse_resources, Primitive};
 use crate::status::{
     parse_crm_mon, parse_location_constraints, ClusterStatus, CrmMonError, LocationConstraint,
 };
@@ -156,6 +157,23 @@ impl<R: RunCommand> Pacemaker<R> {
             .into_iter()
             .filter(|c| c.id.starts_with("cli-"))
             .collect())
+    }
+
+    /// Every configured primitive with its agent, parameters and enclosing clone/group.
+    pub fn primitives(&self, deadline: &Deadline) -> Result<Vec<Primitive>, PacemakerError> {
+        let command = self
+            .command("cibadmin")
+            .args(["--query", "--scope", "resources"]);
+        let output = self.runner.run_ok(&command, deadline)?;
+        Ok(parse_resources(&output.stdout_text())?)
+    }
+
+    /// The name of the node this runs on, as the cluster knows it.
+    pub fn local_node(&self, deadline: &Deadline) -> Result<String, PacemakerError> {
+        let output = self
+            .runner
+            .run_ok(&self.command("crm_node").arg("--name"), deadline)?;
+        Ok(output.stdout_text().trim().to_owned())
     }
 
     /// Removes every `cli-ban-…`/`cli-prefer-…` constraint of `resource`.

@@ -145,6 +145,15 @@ fn reads_nodes_resources_roles_and_placement() {
     assert_eq!(ping.parent.as_deref(), Some("ping-clone"));
     assert_eq!(ping.agent, "ocf:pacemaker:ping");
     assert_eq!(cluster.attribute("node2", "master-drbd"), Some("10"));
+
+    let primitives = Pacemaker::on_file(HostCommands, &promoted)
+        .primitives(&deadline())
+        .unwrap();
+    let drbd = primitives.iter().find(|p| p.id == "drbd").unwrap();
+    assert_eq!(drbd.promotable_clone.as_deref(), Some("drbd-clone"));
+    let ping = primitives.iter().find(|p| p.id == "ping").unwrap();
+    assert_eq!(ping.parameters["host_list"], "192.0.2.1");
+    assert_eq!(ping.top_level_id(), "ping-clone");
 }
 
 #[test]

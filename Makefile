@@ -2,13 +2,16 @@
 SHELL := /bin/bash
 PREFIX ?= /usr
 DESTDIR ?=
+SYSCONFDIR ?= /etc
 OCF_ROOT ?= $(PREFIX)/lib/ocf
 OCF_PROVIDER_DIR = $(DESTDIR)$(OCF_ROOT)/resource.d/clever
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-# Every agent is a package under agents/ whose binary has the agent's name.
+# Every package under agents/ is a binary of the same name: the OCF agents, and clevervm, the admin
+# command (installed to sbin with its LSB init script).
 AGENTS := $(patsubst agents/%/Cargo.toml,%,$(wildcard agents/*/Cargo.toml))
+OCF_AGENTS := $(filter-out clevervm,$(AGENTS))
 RELEASE_DIR := target/release
 
 .PHONY: all setup build lint unit-test install-test test install demo bench clean
@@ -30,21 +33,28 @@ unit-test: setup
 
 # Installs into a scratch DESTDIR and checks the layout Pacemaker relies on.
 install-test: build
-	bash scripts/check-install.sh $(AGENTS)
+	bash scripts/check-install.sh $(OCF_AGENTS)
 
 test: lint unit-test install-test
 
 # Binaries are replaced by rename, never rewritten in place: Pacemaker may be executing an agent
 # at the very moment of an upgrade.
 install:
-	@test -n "$(AGENTS)" || { echo "no agents under agents/" >&2; exit 1; }
+	@test -n "$(OCF_AGENTS)" || { echo "no agents under agents/" >&2; exit 1; }
 	install -d -m 0755 $(OCF_PROVIDER_DIR)
-	@for agent in $(AGENTS); do \
+	@for agent in $(OCF_AGENTS); do \
 	  test -x $(RELEASE_DIR)/$$agent || { echo "$(RELEASE_DIR)/$$agent is not built: run make build" >&2; exit 1; }; \
 	  install -m 0755 $(RELEASE_DIR)/$$agent $(OCF_PROVIDER_DIR)/.$$agent.new && \
 	  mv -f $(OCF_PROVIDER_DIR)/.$$agent.new $(OCF_PROVIDER_DIR)/$$agent && \
 	  echo "installed $(OCF_PROVIDER_DIR)/$$agent"; \
 	done
+	@if test -x $(RELEASE_DIR)/clevervm; then \
+	  install -d -m 0755 $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR)/init.d && \
+	  install -m 0755 $(RELEASE_DIR)/clevervm $(DESTDIR)$(PREFIX)/sbin/.clevervm.new && \
+	  mv -f $(DESTDIR)$(PREFIX)/sbin/.clevervm.new $(DESTDIR)$(PREFIX)/sbin/clevervm && \
+	  install -m 0755 packaging/clevervm.init $(DESTDIR)$(SYSCONFDIR)/init.d/clevervm && \
+	  echo "installed $(DESTDIR)$(PREFIX)/sbin/clevervm and $(DESTDIR)$(SYSCONFDIR)/init.d/clevervm (not enabled)"; \
+	fi
 
 demo: build
 	bash scripts/demo.sh

@@ -23,10 +23,19 @@ for agent in "$@"; do
   [[ $(stat -c %a "$installed") == 755 ]] || fail "$installed has mode $(stat -c %a "$installed"), want 755"
   env -i "$installed" meta-data >"$scratch/$agent.xml" || fail "$agent meta-data failed"
   cmp -s "$scratch/$agent.xml" <(target/release/"$agent" meta-data) || fail "$agent: installed binary differs from the build"
-  xmllint --noout --dtdvalid /usr/share/resource-agents/ra-api-1.dtd "$scratch/$agent.xml" || fail "$agent metadata vs ra-api-1.dtd"
+  # Exactly as ocf-tester validates: from the DTD's directory, the document on stdin.
+  (cd /usr/share/resource-agents && xmllint --noout --valid - <"$scratch/$agent.xml") || fail "$agent metadata vs ra-api-1.dtd"
   xmllint --noout --relaxng /usr/share/resource-agents/metadata.rng "$scratch/$agent.xml" 2>/dev/null || fail "$agent metadata vs OCF 1.1 grammar"
   checks=$((checks + 5))
 done
+if [[ -d agents/clevervm ]]; then
+  [[ -x "$scratch/root/usr/sbin/clevervm" ]] || fail "clevervm not installed in /usr/sbin"
+  [[ -x "$scratch/root/etc/init.d/clevervm" ]] || fail "LSB script /etc/init.d/clevervm not installed"
+  grep -q '^### BEGIN INIT INFO' "$scratch/root/etc/init.d/clevervm" || fail "init script lacks the LSB header"
+  set +e; "$scratch/root/etc/init.d/clevervm" restart 2>/dev/null; rc=$?; set -e
+  ((rc == 3)) || fail "init script restart gave $rc, LSB wants 3 (unimplemented)"
+  checks=$((checks + 4))
+fi
 leftovers=$(find "$scratch/root" -name '.*.new' | wc -l)
 ((leftovers == 0)) || fail "install left temporary files behind"
 unexpected=$(ls "$provider" | grep -vxF -f <(printf '%s\n' "$@") || true)

@@ -116,29 +116,40 @@ impl<R: RunCommand> Pacemaker<R> {
     }
 
     /// Forbids `resource` on `node` (a `cli-ban-…` constraint) until [`Pacemaker::clear`].
+    /// With `promoted_only`, only the promoted role is banned: the way to move DRBD's Primary
+    /// without also stopping the Secondary that keeps replicating.
     pub fn ban(
         &self,
         resource: &str,
         node: &str,
+        promoted_only: bool,
         deadline: &Deadline,
     ) -> Result<(), PacemakerError> {
-        let command =
+        let mut command =
             self.command("crm_resource")
                 .args(["--ban", "--resource", resource, "--node", node]);
+        if promoted_only {
+            command = command.arg("--promoted");
+        }
         self.runner.run_ok(&command, deadline)?;
         Ok(())
     }
 
-    /// Prefers `node` for `resource` (a `cli-prefer-…` constraint) until [`Pacemaker::clear`].
+    /// Prefers `node` for `resource` (a `cli-prefer-…` constraint) until [`Pacemaker::clear`];
+    /// with `promoted_only`, for the promoted role of a promotable clone.
     pub fn move_to(
         &self,
         resource: &str,
         node: &str,
+        promoted_only: bool,
         deadline: &Deadline,
     ) -> Result<(), PacemakerError> {
-        let command =
+        let mut command =
             self.command("crm_resource")
                 .args(["--move", "--resource", resource, "--node", node]);
+        if promoted_only {
+            command = command.arg("--promoted");
+        }
         self.runner.run_ok(&command, deadline)?;
         Ok(())
     }

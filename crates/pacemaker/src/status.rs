@@ -198,10 +198,21 @@ impl ClusterStatus {
 pub fn parse_crm_mon(xml: &str) -> Result<ClusterStatus, CrmMonError> {
     let raw: raw::Result = quick_xml::de::from_str(xml)?;
     if let Some(status) = &raw.status {
-        if status.code != 0 {
+        let errors: Vec<&str> = status
+            .errors
+            .iter()
+            .flat_map(|e| e.errors.iter().map(String::as_str))
+            .collect();
+        // crm_mon 2.1 answers "OK" with an <errors> list when it cannot reach the CIB at all.
+        if status.code != 0 || (raw.summary.is_none() && !errors.is_empty()) {
+            let message = if errors.is_empty() {
+                status.message.clone()
+            } else {
+                errors.join("; ")
+            };
             return Err(CrmMonError::Failed {
                 code: status.code,
-                message: status.message.clone(),
+                message,
             });
         }
     }
@@ -569,5 +580,12 @@ mod raw {
         pub code: i32,
         #[serde(rename = "@message", default)]
         pub message: String,
+        pub errors: Option<Errors>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    pub struct Errors {
+        #[serde(rename = "error", default)]
+        pub errors: Vec<String>,
     }
 }

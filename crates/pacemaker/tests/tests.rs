@@ -146,6 +146,31 @@ fn reads_nodes_resources_roles_and_placement() {
     assert_eq!(ping.agent, "ocf:pacemaker:ping");
     assert_eq!(cluster.attribute("node2", "master-drbd"), Some("10"));
 
+    // Banning the promoted role moves the promotion and keeps the unpromoted instance running.
+    let pacemaker = Pacemaker::on_file(HostCommands, &promoted);
+    tool(
+        "crm_attribute",
+        &[
+            "-N",
+            "node1",
+            "-n",
+            "master-drbd",
+            "-v",
+            "5",
+            "-l",
+            "reboot",
+        ],
+        Some(&promoted),
+    );
+    pacemaker
+        .ban("drbd-clone", "node2", true, &deadline())
+        .unwrap();
+    let switched = dir.0.join("switched.xml");
+    simulate(&promoted, &switched, &[]);
+    let after = status(&switched);
+    assert_eq!(after.running_on("drbd", Some(Role::Promoted)), ["node1"]);
+    assert_eq!(after.running_on("drbd", Some(Role::Unpromoted)), ["node2"]);
+
     let primitives = Pacemaker::on_file(HostCommands, &promoted)
         .primitives(&deadline())
         .unwrap();
@@ -187,7 +212,9 @@ fn reads_failures_fail_counts_and_bans_and_the_verbs_change_them() {
     assert_eq!(count.fail_count, 1);
 
     let pacemaker = Pacemaker::on_file(HostCommands, &failed);
-    pacemaker.ban("dummy", &where_dummy, &deadline()).unwrap();
+    pacemaker
+        .ban("dummy", &where_dummy, false, &deadline())
+        .unwrap();
     let ban = status(&failed)
         .bans
         .into_iter()
@@ -216,7 +243,9 @@ fn reads_failures_fail_counts_and_bans_and_the_verbs_change_them() {
     } else {
         "node1"
     };
-    pacemaker.move_to("stack", other, &deadline()).unwrap();
+    pacemaker
+        .move_to("stack", other, false, &deadline())
+        .unwrap();
     let pinned = pacemaker.cli_constraints(&deadline()).unwrap();
     assert!(
         pinned
@@ -247,6 +276,15 @@ fn a_failed_or_garbled_answer_is_an_error() {
         Err(CrmMonError::Failed { code: 102, .. })
     ));
     assert!(parse_crm_mon("<pacemaker-result><resources><resource").is_err());
+    // What crm_mon 2.1 prints, with exit code 0, when it cannot reach the CIB.
+    let unreachable = r#"<pacemaker-result api-version="2.25" request="crm_mon -1 --output-as=xml">
+      <status code="0" message="OK"><errors>
+        <error>Could not connect to the CIB: Transport endpoint is not connected</error>
+      </errors></status></pacemaker-result>"#;
+    match parse_crm_mon(unreachable) {
+        Err(CrmMonError::Failed { message, .. }) => assert!(message.contains("Could not connect")),
+        other => panic!("{other:?}"),
+    }
     assert!(parse_crm_mon("not xml at all").is_err());
     let odd_role = r#"<pacemaker-result><resources><resource id="x" role="Dancing"/></resources></pacemaker-result>"#;
     assert!(matches!(

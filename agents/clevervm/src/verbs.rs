@@ -1,0 +1,341 @@
+//! The admin verbs other than status.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, Write};
+use std::time::{Duration, Instant};
+
+use clever_command::{CommandLine, RunCommand};
+use clever_deadline::Deadline;
+use clever_pacemaker::{ClusterStatus, Pacemaker, Primitive, Role, TargetRole};
+
+use crate::collect::domain_from_xml;
+use crate::error::ClevervmError;
+
+/// The resources the verbs act on, found in the CIB.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub vms: Vec<Primitive>,
+    /// What migrate moves: the promotable DRBD clone(s) the VMs depend on (their promoted role
+    /// only), or the VM resources themselves when there is no promotable clone.
+    pub anchors: Vec<(String, bool)>,
+}
+
+pub fn discover<R: RunCommand>(
+    pacemaker: &Pacemaker<R>,
+    deadline: &Deadline,
+) -> Result<Stack, ClevervmError> {
+    let primitives = pacemaker.primitives(deadline)?;
+    let vms: Vec<Primitive> = primitives
+        .iter()
+        .filter(|p| p.agent() == "ocf:clever:vm")
+        .cloned()
+        .collect();
+    if vms.is_empty() {
+        return Err(ClevervmError::NoVm);
+    }
+    let clones = |wanted: &dyn Fn(&Primitive) -> bool| -> Vec<(String, bool)> {
+        primitives
+            .iter()
+            .filter(|p| wanted(p))
+            .filter_map(|p| p.promotable_clone.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|id| (id, true))
+            .collect()
+    };
+    let mut anchors = clones(&|p| p.agent() == "ocf:linbit:drbd");
+    if anchors.is_empty() {
+        // A lab or a cluster whose storage is another promotable resource.
+        anchors = clones(&|_| true);
+    }
+    if anchors.is_empty() {
+        anchors = vms
+            .iter()
+            .map(|vm| (vm.top_level_id().to_owned(), false))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+    }
+    Ok(Stack { vms, anchors })
+}
+
+pub fn set_target_role<R: RunCommand>(
+    pacemaker: &Pacemaker<R>,
+    stack: &Stack,
+    role: TargetRole,
+    out: &mut dyn Write,
+    deadline: &Deadline,
+) -> Result<(), ClevervmError> {
+    for vm in &stack.vms {
+        pacemaker.set_target_role(&vm.id, role, deadline)?;
+        let _ = writeln!(out, "{}: target-role={}", vm.id, role.as_str());
+    }
+    Ok(())
+}
+
+pub fn cleanup<R: RunCommand>(
+    pacemaker: &Pacemaker<R>,
+    out: &mut dyn Write,
+    deadline: &Deadline,
+) -> Result<(), ClevervmError> {
+    pacemaker.cleanup(None, None, deadline)?;
+    let _ = writeln!(
+        out,
+        "failures cleared; Pacemaker will reconsider every resource"
+    );
+    Ok(())
+}
+
+/// Checks the move can succeed, then places the constraints.
+pub fn migrate<R: RunCommand>(
+    pacemaker: &Pacemaker<R>,
+    stack: &Stack,
+    this_node: &str,
+    to: Option<&str>,
+    out: &mut dyn Write,
+    deadline: &Deadline,
+) -> Result<(), ClevervmError> {
+    let status = pacemaker.status(deadline)?;
+    let eligible = |name: &str| {
+        status
+            .node(name)
+            .is_some_and(|n| n.online && !n.standby && !n.unclean && !n.maintenance)
+    };
+    match to {
+        Some(target) => {
+            if status.node(target).is_none() {
+                return Err(ClevervmError::UnknownNode(target.to_owned()));
+            }
+            if !eligible(target) {
+                return Err(ClevervmError::CannotMigrate(format!(
+                    "node {target} cannot take the stack: {}",
+                    describe_node(&status, target)
+                )));
+            }
+        }
+        None => {
+            let others: Vec<&str> = status
+                .nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .filter(|n| *n != this_node)
+                .collect();
+            if !others.iter().any(|n| eligible(n)) {
+                let why = others
+                    .iter()
+                    .map(|n| format!("{n} is {}", describe_node(&status, n)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(ClevervmError::CannotMigrate(format!(
+                    "no other node can take the stack{}",
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {why}")
+                    }
+                )));
+            }
+        }
+    }
+    for (anchor, promoted_only) in &stack.anchors {
+        match to {
+            Some(target) => {
+                pacemaker.move_to(anchor, target, *promoted_only, deadline)?;
+                let _ = writeln!(out, "{anchor}: preferred on {target} (cli-prefer-{anchor})");
+            }
+            None => {
+                pacemaker.ban(anchor, this_node, *promoted_only, deadline)?;
+                let _ = writeln!(
+                    out,
+                    "{anchor}: banned from {this_node} (cli-ban-{anchor}-on-{this_node}); \
+                     run clevervm unmigrate to lift it"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe_node(status: &ClusterStatus, name: &str) -> &'static str {
+    match status.node(name) {
+        None => "unknown",
+        Some(n) if n.unclean => "unclean",
+        Some(n) if !n.online => "offline",
+        Some(n) if n.standby => "in standby",
+        Some(n) if n.maintenance => "in maintenance",
+        Some(_) => "online",
+    }
+}
+
+/// Follows a migration until every VM runs away from `this_node` (on `to` when given), printing
+/// each change as it happens.
+pub fn follow<R: RunCommand>(
+    pacemaker: &Pacemaker<R>,
+    stack: &Stack,
+    this_node: &str,
+    to: Option<&str>,
+    wait: Duration,
+    out: &mut dyn Write,
+) -> Result<(), ClevervmError> {
+    let started = Instant::now();
+    let deadline = Deadline::after(wait);
+    let known_failures: BTreeSet<(String, String)> = pacemaker
+        .status(&deadline)?
+        .failures
+        .into_iter()
+        .map(|f| (f.op_key, f.last_change))
+        .collect();
+    let watched: BTreeSet<&str> = stack
+        .vms
+        .iter()
+        .map(|vm| vm.id.as_str())
+        .chain(stack.anchors.iter().map(|(a, _)| a.as_str()))
+        .collect();
+    let mut last_line = String::new();
+    loop {
+        let status = pacemaker.status(&deadline.capped(Duration::from_secs(10)))?;
+        let line = progress_line(&status, stack);
+        if line != last_line {
+            let _ = writeln!(out, "[{:>6.1}s] {line}", started.elapsed().as_secs_f64());
+            let _ = out.flush();
+            last_line = line;
+        }
+        let arrived = stack.vms.iter().all(|vm| {
+            let nodes = status.running_on(&vm.id, None);
+            nodes.len() == 1
+                && nodes
+                    .iter()
+                    .all(|n| *n != this_node && to.is_none_or(|t| *n == t))
+        });
+        if arrived {
+            let _ = writeln!(
+                out,
+                "migration complete in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if let Some(failure) = status.failures.iter().find(|f| {
+            !known_failures.contains(&(f.op_key.clone(), f.last_change.clone()))
+                && watched
+                    .iter()
+                    .any(|w| f.op_key.starts_with(&format!("{w}_")))
+        }) {
+            return Err(ClevervmError::MigrationFailed(format!(
+                "{} failed on {} ({}){}",
+                failure.op_key,
+                failure.node,
+                failure.exit_status,
+                if failure.exit_reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", failure.exit_reason)
+                }
+            )));
+        }
+        if deadline.expired() {
+            return Err(ClevervmError::MigrationFailed(format!(
+                "still not done after {wait:?}: {last_line}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250).min(deadline.remaining()));
+    }
+}
+
+/// One line describing where the stack is: `drbd-clone Promoted on node2 | vm Started on node2`.
+fn progress_line(status: &ClusterStatus, stack: &Stack) -> String {
+    let mut parts = Vec::new();
+    for (anchor, promoted_only) in &stack.anchors {
+        if *promoted_only {
+            let ids: BTreeSet<&str> = status
+                .resources
+                .iter()
+                .filter(|r| r.parent.as_deref() == Some(anchor.as_str()))
+                .map(|r| r.id.as_str())
+                .collect();
+            let promoted: Vec<&str> = ids
+                .iter()
+                .flat_map(|id| status.running_on(id, Some(Role::Promoted)))
+                .collect();
+            parts.push(format!(
+                "{anchor} promoted on {}",
+                if promoted.is_empty() {
+                    "no node (switching)".to_owned()
+                } else {
+                    promoted.join(",")
+                }
+            ));
+        }
+    }
+    for vm in &stack.vms {
+        let nodes = status.running_on(&vm.id, None);
+        parts.push(if nodes.is_empty() {
+            format!("{} stopped (hibernated, waiting to resume)", vm.id)
+        } else {
+            format!("{} running on {}", vm.id, nodes.join(","))
+        });
+    }
+    parts.join(" | ")
+}
+
+/// Asks on the terminal; `--yes` skips it, and without a terminal the answer is no.
+pub fn confirm(
+    warning: &str,
+    yes: bool,
+    interactive: bool,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> Result<(), ClevervmError> {
+    let _ = writeln!(out, "WARNING: {warning}");
+    if yes {
+        return Ok(());
+    }
+    if !interactive {
+        let _ = writeln!(out, "not a terminal: pass --yes to do it anyway");
+        return Err(ClevervmError::NotConfirmed);
+    }
+    let _ = write!(out, "Type yes to continue: ");
+    let _ = out.flush();
+    let mut answer = String::new();
+    let _ = input.read_line(&mut answer);
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(ClevervmError::NotConfirmed)
+    }
+}
+
+/// `virsh start` / `virsh managedsave` for each VM, on this node.
+pub fn direct<R: RunCommand>(
+    runner: &R,
+    stack: &Stack,
+    start: bool,
+    out: &mut dyn Write,
+    deadline: &Deadline,
+) -> Result<(), ClevervmError> {
+    for vm in &stack.vms {
+        let domain = vm
+            .parameters
+            .get("domain")
+            .filter(|d| !d.is_empty())
+            .cloned()
+            .or_else(|| {
+                domain_from_xml(&std::fs::read_to_string(vm.parameters.get("config")?).ok()?)
+            })
+            .unwrap_or_else(|| vm.id.clone());
+        let uri = vm
+            .parameters
+            .get("hypervisor")
+            .cloned()
+            .unwrap_or_else(|| "qemu:///system".to_owned());
+        let verb = if start { "start" } else { "managedsave" };
+        runner
+            .run_ok(
+                &CommandLine::new("virsh").args(["--connect", &uri, verb, &domain]),
+                deadline,
+            )
+            .map_err(ClevervmError::Virsh)?;
+        let _ = writeln!(out, "{domain}: virsh {verb} done");
+    }
+    Ok(())
+}

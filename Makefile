@@ -21,8 +21,11 @@ all: build
 setup:
 	@bash scripts/setup.sh
 
+DOC_DIR := target/docs
+
 build: setup
 	$(CARGO) build --release --workspace --bins
+	$(RELEASE_DIR)/clever-docgen $(DOC_DIR)
 
 lint: setup
 	$(CARGO) fmt --all -- --check
@@ -55,6 +58,15 @@ install:
 	  install -m 0755 packaging/clevervm.init $(DESTDIR)$(SYSCONFDIR)/init.d/clevervm && \
 	  echo "installed $(DESTDIR)$(PREFIX)/sbin/clevervm and $(DESTDIR)$(SYSCONFDIR)/init.d/clevervm (not enabled)"; \
 	fi
+	@test -d $(DOC_DIR) || { echo "$(DOC_DIR) is missing: run make build" >&2; exit 1; }
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0644 $(DOC_DIR)/man7/*.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+	install -m 0644 $(DOC_DIR)/man8/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 0644 $(DOC_DIR)/completions/clevervm.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/clevervm
+	install -m 0644 $(DOC_DIR)/completions/_clevervm $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_clevervm
+	install -m 0644 $(DOC_DIR)/completions/clevervm.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/clevervm.fish
 
 demo: build
 	bash scripts/demo.sh

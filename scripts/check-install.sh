@@ -26,7 +26,10 @@ for agent in "$@"; do
   # Exactly as ocf-tester validates: from the DTD's directory, the document on stdin.
   (cd /usr/share/resource-agents && xmllint --noout --valid - <"$scratch/$agent.xml") || fail "$agent metadata vs ra-api-1.dtd"
   xmllint --noout --relaxng /usr/share/resource-agents/metadata.rng "$scratch/$agent.xml" 2>/dev/null || fail "$agent metadata vs OCF 1.1 grammar"
-  checks=$((checks + 5))
+  page="$scratch/root/usr/share/man/man7/ocf_clever_$agent.7"
+  [[ -f "$page" ]] || fail "man page $page missing"
+  MANWIDTH=80 man -l "$page" 2>/dev/null | col -b | grep -q "ocf_clever_$agent" || fail "man page of $agent does not render"
+  checks=$((checks + 6))
 done
 if [[ -d agents/clevervm ]]; then
   [[ -x "$scratch/root/usr/sbin/clevervm" ]] || fail "clevervm not installed in /usr/sbin"
@@ -34,7 +37,10 @@ if [[ -d agents/clevervm ]]; then
   grep -q '^### BEGIN INIT INFO' "$scratch/root/etc/init.d/clevervm" || fail "init script lacks the LSB header"
   set +e; "$scratch/root/etc/init.d/clevervm" restart 2>/dev/null; rc=$?; set -e
   ((rc == 3)) || fail "init script restart gave $rc, LSB wants 3 (unimplemented)"
-  checks=$((checks + 4))
+  MANWIDTH=80 man -l "$scratch/root/usr/share/man/man8/clevervm.8" 2>/dev/null | col -b | grep -q migrate \
+    || fail "clevervm(8) does not render"
+  [[ -f "$scratch/root/usr/share/bash-completion/completions/clevervm" ]] || fail "bash completion missing"
+  checks=$((checks + 6))
 fi
 leftovers=$(find "$scratch/root" -name '.*.new' | wc -l)
 ((leftovers == 0)) || fail "install left temporary files behind"

@@ -8,12 +8,14 @@ packages=(
   build-essential pkg-config libvirt-dev
   # the cluster stack the agents are tested against
   pacemaker pacemaker-cli-utils corosync resource-agents
-  # metadata validation (xmllint) and the stock agents' needs (modprobe for Filesystem)
-  libxml2-utils kmod
+  # metadata validation (xmllint), the stock agents' needs (modprobe for Filesystem), man pages
+  libxml2-utils kmod man-db bsdextrautils
   # namespaces, loop devices, filesystems, ICMP test hosts
   iproute2 util-linux mount e2fsprogs xfsprogs procps psmisc
   # benchmarks: strace counts the processes an action spawns
   strace
+  # ocf:clever:vm: libvirtd + qemu (TCG) test nodes, tini as their PID 1, as/ld for the test guest
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini binutils
 )
 
 missing=()

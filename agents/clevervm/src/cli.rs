@@ -10,7 +10,17 @@ use clap::{Parser, Subcommand};
 /// through Pacemaker; `start` and `stop` act on libvirt directly, as the original did, and
 /// Pacemaker will fight them.
 #[derive(Debug, Parser)]
-#[command(name = "clevervm", version, propagate_version = true)]
+#[command(
+    name = "clevervm",
+    version,
+    propagate_version = true,
+    after_help = "Examples:\n  \
+      clevervm status              what runs where, and what is wrong (problems first)\n  \
+      clevervm migrate --wait      move the VM away from this node and watch it resume\n  \
+      clevervm unmigrate           allow this node again (nothing moves back by itself)\n  \
+      clevervm forcestop           stop the VM through the cluster and keep it stopped\n  \
+      clevervm cleanup             after fixing a failure, let the cluster retry"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub verb: Verb,

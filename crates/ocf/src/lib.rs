@@ -11,6 +11,7 @@ mod context;
 mod declaration;
 pub mod logging;
 pub mod lsb;
+mod manpage;
 mod metadata;
 mod parameter;
 mod run;
@@ -20,6 +21,7 @@ pub use action::{Action, ActionSpec, Handler, Role};
 pub use clever_deadline::{Deadline, DeadlineExceeded};
 pub use context::{Context, Invocation};
 pub use declaration::{Agent, Declaration, META_DATA_TIMEOUT_SECS};
+pub use manpage::man_page;
 pub use metadata::{metadata_xml, OCF_VERSION};
 pub use parameter::{
     AbsolutePath, ContentType, Parameter, ParameterError, ParameterSpec, ParameterType, Parameters,

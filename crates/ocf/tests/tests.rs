@@ -5,8 +5,9 @@
 use std::process::Command;
 
 use clever_ocf::{
-    choice, metadata_xml, run_with, AbsolutePath, Action, ActionSpec, Agent, Context, Declaration,
-    HasExitCode, Invocation, OcfExitCode, Parameter, ParameterError, Parameters, Role, Status,
+    choice, man_page, metadata_xml, run_with, AbsolutePath, Action, ActionSpec, Agent, Context,
+    Declaration, HasExitCode, Invocation, OcfExitCode, Parameter, ParameterError, Parameters, Role,
+    Status,
 };
 
 choice! {
@@ -386,4 +387,47 @@ fn grammar_check_catches_a_broken_document() {
         "/usr/share/resource-agents/metadata.rng"
     )
     .is_err());
+}
+
+#[test]
+fn man_page_renders_with_every_parameter_and_action() {
+    use std::io::Write;
+    let page = man_page(&SAMPLE);
+    let path = std::env::temp_dir().join(format!("ocf_clever_sample-{}.7", std::process::id()));
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let output = Command::new("man")
+        .arg("-l")
+        .arg(&path)
+        .env("MANWIDTH", "100")
+        .env("MAN_KEEP_FORMATTING", "0")
+        .output()
+        .expect("man is missing: install man-db (make setup)");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    // Drop overstrike (bold is "X\bX", underline "_\bX"): keep the character after each backspace.
+    let mut plain = String::new();
+    for c in text.chars() {
+        if c == '\u{8}' {
+            plain.pop();
+        } else {
+            plain.push(c);
+        }
+    }
+    for needle in [
+        "ocf_clever_sample",
+        "path (string, required, unique)",
+        "Allowed values: plain, fancy.",
+        "validate-all",
+        "timeout 20s, interval 11s, role Promoted",
+    ] {
+        assert!(plain.contains(needle), "{needle:?} not in:\n{plain}");
+    }
 }

@@ -12,7 +12,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # command (installed to sbin with its LSB init script).
 AGENTS := $(patsubst agents/%/Cargo.toml,%,$(wildcard agents/*/Cargo.toml))
 OCF_AGENTS := $(filter-out clevervm,$(AGENTS))
-RELEASE_DIR := target/release
+RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 
 .PHONY: all setup build lint unit-test install-test test install demo bench clean
 

@@ -3,6 +3,7 @@
 # Usage: check-install.sh AGENT...   (the agents the Makefile found under agents/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+release="${CARGO_TARGET_DIR:-target}/release"
 
 fail() { echo "check-install: FAIL: $*" >&2; exit 1; }
 (($# > 0)) || fail "no agents to check: agents/ has no agent packages"
@@ -22,7 +23,7 @@ for agent in "$@"; do
   [[ -f "$installed" && -x "$installed" ]] || fail "$installed missing or not executable"
   [[ $(stat -c %a "$installed") == 755 ]] || fail "$installed has mode $(stat -c %a "$installed"), want 755"
   env -i "$installed" meta-data >"$scratch/$agent.xml" || fail "$agent meta-data failed"
-  cmp -s "$scratch/$agent.xml" <(target/release/"$agent" meta-data) || fail "$agent: installed binary differs from the build"
+  cmp -s "$scratch/$agent.xml" <("$release/$agent" meta-data) || fail "$agent: installed binary differs from the build"
   # Exactly as ocf-tester validates: from the DTD's directory, the document on stdin.
   (cd /usr/share/resource-agents && xmllint --noout --valid - <"$scratch/$agent.xml") || fail "$agent metadata vs ra-api-1.dtd"
   xmllint --noout --relaxng /usr/share/resource-agents/metadata.rng "$scratch/$agent.xml" 2>/dev/null || fail "$agent metadata vs OCF 1.1 grammar"

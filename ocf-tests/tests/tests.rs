@@ -161,7 +161,10 @@ fn required_parameters_are_read_from_metadata() {
 #[test]
 fn watchdog_answers_for_an_action_stuck_where_no_deadline_reaches() {
     let report = check(Some("stuck-in-kernel"), false);
-    assert!(report.passed(), "the framework watchdog should keep every rule:\n{report}");
+    assert!(
+        report.passed(),
+        "the framework watchdog should keep every rule:\n{report}"
+    );
 }
 
 #[test]

@@ -612,7 +612,8 @@ fn a_directory_that_is_a_symlink_is_refused() {
 
 #[test]
 fn readme_documents_every_parameter() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     let section = readme
         .split("### `ocf:clever:drbdfs`")
         .nth(1)
@@ -620,6 +621,10 @@ fn readme_documents_every_parameter() {
         .expect("README has a section for ocf:clever:drbdfs");
     for parameter in DECLARATION.parameters {
         let cell = format!("| `{}` |", parameter.name());
-        assert!(section.contains(&cell), "README lacks parameter {}", parameter.name());
+        assert!(
+            section.contains(&cell),
+            "README lacks parameter {}",
+            parameter.name()
+        );
     }
 }

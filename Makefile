@@ -14,7 +14,7 @@ AGENTS := $(patsubst agents/%/Cargo.toml,%,$(wildcard agents/*/Cargo.toml))
 OCF_AGENTS := $(filter-out clevervm,$(AGENTS))
 RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: all setup build lint unit-test install-test test install demo bench clean
+.PHONY: all setup build build-only lint unit-test install-test deb deb-test test install demo bench clean
 
 all: build
 
@@ -23,7 +23,10 @@ setup:
 
 DOC_DIR := target/docs
 
-build: setup
+build: setup build-only
+
+# The build without the apt set-up: what the Debian package build calls.
+build-only:
 	$(CARGO) build --release --workspace --bins
 	$(RELEASE_DIR)/clever-docgen $(DOC_DIR)
 
@@ -38,7 +41,20 @@ unit-test: setup
 install-test: build
 	bash scripts/check-install.sh $(OCF_AGENTS)
 
-test: lint unit-test install-test
+test: lint unit-test install-test deb-test
+
+# The Debian package, in build/deb/ (debian/rules directly: the toolchain is rustup's, so
+# dpkg-buildpackage's build-dependency check would fail on cargo).
+deb: setup
+	rm -rf build/deb
+	debian/rules clean
+	debian/rules build
+	fakeroot debian/rules binary
+	@ls build/deb/*.deb
+
+# Builds the package, lints it, installs it into a clean root and removes it again.
+deb-test: deb
+	bash scripts/check-deb.sh $(OCF_AGENTS)
 
 # Binaries are replaced by rename, never rewritten in place: Pacemaker may be executing an agent
 # at the very moment of an upgrade.

@@ -29,7 +29,7 @@ for agent in "$@"; do
   xmllint --noout --relaxng /usr/share/resource-agents/metadata.rng "$scratch/$agent.xml" 2>/dev/null || fail "$agent metadata vs OCF 1.1 grammar"
   page="$scratch/root/usr/share/man/man7/ocf_clever_$agent.7"
   [[ -f "$page" ]] || fail "man page $page missing"
-  MANWIDTH=80 man -l "$page" 2>/dev/null | col -b | grep -q "ocf_clever_$agent" || fail "man page of $agent does not render"
+  MANWIDTH=80 man -l "$page" 2>/dev/null | col -b | grep "ocf_clever_$agent" >/dev/null || fail "man page of $agent does not render"
   checks=$((checks + 6))
 done
 if [[ -d agents/clevervm ]]; then
@@ -38,7 +38,7 @@ if [[ -d agents/clevervm ]]; then
   grep -q '^### BEGIN INIT INFO' "$scratch/root/etc/init.d/clevervm" || fail "init script lacks the LSB header"
   set +e; "$scratch/root/etc/init.d/clevervm" restart 2>/dev/null; rc=$?; set -e
   ((rc == 3)) || fail "init script restart gave $rc, LSB wants 3 (unimplemented)"
-  MANWIDTH=80 man -l "$scratch/root/usr/share/man/man8/clevervm.8" 2>/dev/null | col -b | grep -q migrate \
+  MANWIDTH=80 man -l "$scratch/root/usr/share/man/man8/clevervm.8" 2>/dev/null | col -b | grep migrate >/dev/null \
     || fail "clevervm(8) does not render"
   [[ -f "$scratch/root/usr/share/bash-completion/completions/clevervm" ]] || fail "bash completion missing"
   checks=$((checks + 6))

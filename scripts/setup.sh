@@ -12,8 +12,10 @@ packages=(
   libxml2-utils kmod man-db bsdextrautils
   # namespaces, loop devices, filesystems, ICMP test hosts
   iproute2 util-linux mount e2fsprogs xfsprogs procps psmisc
-  # benchmarks: strace counts the processes an action spawns
-  strace
+  # benchmarks: strace counts the processes an action spawns; the stock ping agent needs ping
+  strace iputils-ping
+  # the Debian package: build, lint
+  debhelper fakeroot dpkg-dev lintian
   # ocf:clever:vm: libvirtd + qemu (TCG) test nodes, tini as their PID 1, as/ld for the test guest
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini binutils
 )

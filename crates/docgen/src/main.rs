@@ -16,10 +16,16 @@ fn write(path: &Path, content: &[u8]) -> Result<(), String> {
 }
 
 fn generate(out: &Path) -> Result<(), String> {
-    let agents = [(
-        clever_drbdfs::DECLARATION.name,
-        clever_ocf::man_page(&clever_drbdfs::DECLARATION),
-    )];
+    let agents = [
+        (
+            clever_drbdfs::DECLARATION.name,
+            clever_ocf::man_page(&clever_drbdfs::DECLARATION),
+        ),
+        (
+            clever_gwping::DECLARATION.name,
+            clever_ocf::man_page(&clever_gwping::DECLARATION),
+        ),
+    ];
     for (name, page) in agents {
         write(
             &out.join(format!("man7/ocf_clever_{name}.7")),

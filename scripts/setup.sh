@@ -18,6 +18,8 @@ packages=(
   debhelper fakeroot dpkg-dev lintian
   # ocf:clever:vm: libvirtd + qemu (TCG) test nodes, tini as their PID 1, as/ld for the test guest
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini binutils
+  # the CIB generator's tests apply its crm and pcs renderings with the real tools
+  crmsh pcs
 )
 
 missing=()

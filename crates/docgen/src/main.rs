@@ -25,6 +25,10 @@ fn generate(out: &Path) -> Result<(), String> {
             clever_gwping::DECLARATION.name,
             clever_ocf::man_page(&clever_gwping::DECLARATION),
         ),
+        (
+            clever_vm::DECLARATION.name,
+            clever_ocf::man_page(&clever_vm::DECLARATION),
+        ),
     ];
     for (name, page) in agents {
         write(

@@ -1,0 +1,714 @@
+//! `ocf:clever:vm`: keeps one libvirt domain running and moves it between nodes by hibernating
+//! it (libvirt managed save) on one node and resuming it on the other, so that open sessions
+//! inside it survive.
+//!
+//! The domain is persistent and defined from an XML file on the shared filesystem; hibernation
+//! images live on the shared filesystem too (bind-mounted over libvirt's fixed save directory).
+//! Every decision about an image is taken from the file itself, never from libvirt's per-daemon
+//! "has managed save" cache, and an image is never deleted on a failure path.
+
+mod error;
+pub mod hypervisor;
+pub mod image;
+pub mod monitor;
+pub mod params;
+pub mod process;
+pub mod start;
+pub mod stop;
+pub mod validate;
+pub mod xml;
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use clever_deadline::Deadline;
+use clever_ocf::{Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters};
+
+pub use error::VmError;
+use hypervisor::{Hypervisor, HypervisorError, Libvirt};
+use params::{
+    Settings, CONFIG, DOMAIN, HIBERNATE_DIR, HYPERVISOR, LIBVIRT_SAVE_DIR, ON_RESTORE_FAILURE,
+    SHUTDOWN_TIMEOUT, STOP_METHOD,
+};
+
+/// One `ocf:clever:vm` resource, from its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vm {
+    pub settings: Settings,
+}
+
+impl Vm {
+    /// The domain XML and the name it gives, checked against the `domain` parameter.
+    pub fn read_config(&self) -> Result<(String, String), VmError> {
+        self.read_identity()
+            .map(|(xml, identity)| (xml, identity.name))
+    }
+
+    /// The domain XML and the identity it gives, for start and validate-all: there the XML must
+    /// also carry a `<uuid>`. Without one every node's libvirt invents its own, a redefinition
+    /// fails, and libvirt refuses to resume an image on the node that did not write it.
+    pub fn read_config_with_uuid(&self) -> Result<(String, String, String), VmError> {
+        let (xml, identity) = self.read_identity()?;
+        match identity.uuid {
+            Some(uuid) => Ok((xml, identity.name, uuid)),
+            None => Err(VmError::ConfigInvalid {
+                path: self.settings.config.as_path().to_path_buf(),
+                reason: "it has no <uuid>: give the domain a fixed UUID (uuidgen), so that \
+                         every node defines the same domain and can resume its images"
+                    .to_owned(),
+            }),
+        }
+    }
+
+    fn read_identity(&self) -> Result<(String, xml::Identity), VmError> {
+        let path = self.settings.config.as_path();
+        let xml = fs::read_to_string(path).map_err(|source| VmError::ConfigUnreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let identity = xml::domain_identity(&xml).map_err(|reason| VmError::ConfigInvalid {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        if let Some(given) = &self.settings.domain {
+            if *given != identity.name {
+                return Err(VmError::NameMismatch {
+                    given: given.clone(),
+                    in_xml: identity.name,
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        Ok((xml, identity))
+    }
+
+    /// The domain name: the `domain` parameter, else the config XML's `<name>`, else (config
+    /// unreadable: shared filesystem gone) the name this node last started, from `run_dir`.
+    /// `Ok(None)` when none of them gives one: then this node has not started the resource
+    /// since it booted, and no qemu of it can be running here.
+    pub fn domain_name(&self, host: &Host<'_>, instance: &str) -> Result<Option<String>, VmError> {
+        if let Some(name) = &self.settings.domain {
+            return Ok(Some(name.clone()));
+        }
+        match self.read_config() {
+            Ok((_, name)) => Ok(Some(name)),
+            Err(e @ VmError::ConfigUnreadable { .. }) => {
+                let cached = fs::read_to_string(started_file(host, instance))
+                    .ok()
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| params::check_domain_name(n).is_ok());
+                match &cached {
+                    Some(name) => log::warn!("{e}; using {name}, the domain last started here"),
+                    None => log::warn!("{e}; and this node has not started it since boot"),
+                }
+                Ok(cached)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Remembers which domain this node started, for a stop or monitor without the config.
+    pub fn remember_started(&self, host: &Host<'_>, instance: &str, name: &str) {
+        let path = started_file(host, instance);
+        let written = fs::create_dir_all(&host.run_dir).and_then(|()| fs::write(&path, name));
+        if let Err(e) = written {
+            log::warn!(
+                "cannot record the started domain in {}: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// `run_dir/vm-<instance>.domain`, with the instance name made file-safe.
+fn started_file(host: &Host<'_>, instance: &str) -> PathBuf {
+    let safe: String = instance
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    host.run_dir.join(format!("vm-{safe}.domain"))
+}
+
+/// How a handler opens the hypervisor: the real libvirt in production, a fake in unit tests.
+pub type Connector = dyn Fn(&str, &Deadline) -> Result<Box<dyn Hypervisor>, HypervisorError>;
+
+/// What the handlers act on besides libvirt: this host's paths.
+pub struct Host<'a> {
+    pub connect: &'a Connector,
+    /// `/proc`, where the domain's qemu is found without libvirt.
+    pub proc_root: PathBuf,
+    /// libvirt's managed-save directory, which must be `hibernate_dir`.
+    pub libvirt_save_dir: PathBuf,
+    /// Node-local state that a reboot clears (`$HA_RSCTMP`, else `/run/resource-agents`).
+    pub run_dir: PathBuf,
+}
+
+impl fmt::Debug for Host<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("proc_root", &self.proc_root)
+            .field("libvirt_save_dir", &self.libvirt_save_dir)
+            .field("run_dir", &self.run_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn connect_libvirt(uri: &str, deadline: &Deadline) -> Result<Box<dyn Hypervisor>, HypervisorError> {
+    Libvirt::connect(uri, deadline).map(|l| Box::new(l) as Box<dyn Hypervisor>)
+}
+
+impl Host<'static> {
+    /// This host: libvirt through its API, the real `/proc`.
+    pub fn real() -> Self {
+        Self {
+            connect: &connect_libvirt,
+            proc_root: PathBuf::from("/proc"),
+            libvirt_save_dir: PathBuf::from(LIBVIRT_SAVE_DIR),
+            run_dir: std::env::var_os("HA_RSCTMP")
+                .filter(|d| !d.is_empty())
+                .map_or_else(|| PathBuf::from("/run/resource-agents"), PathBuf::from),
+        }
+    }
+}
+
+/// Whether two paths are the same directory (a bind mount shows the same device and inode).
+fn same_directory(a: &Path, b: &Path) -> io::Result<bool> {
+    let (a, b) = (fs::metadata(a)?, fs::metadata(b)?);
+    Ok(a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+impl Vm {
+    /// `hibernate_dir` exists here and is not on the root filesystem.
+    pub fn check_hibernate_dir(&self) -> Result<(), VmError> {
+        let path = self.settings.hibernate_dir.as_path();
+        let missing = |source| VmError::HibernateDirMissing {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = fs::metadata(path).map_err(missing)?;
+        if !meta.is_dir() {
+            return Err(missing(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            )));
+        }
+        let root = fs::metadata("/").map_err(missing)?;
+        if meta.dev() == root.dev() {
+            return Err(VmError::HibernateDirOnRoot {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(())
+    }
+
+    /// libvirt's save directory is `hibernate_dir` (bind-mounted) on this node.
+    pub fn check_bound(&self, host: &Host<'_>) -> Result<(), VmError> {
+        let path = self.settings.hibernate_dir.as_path();
+        match same_directory(path, &host.libvirt_save_dir) {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(_) => Err(VmError::HibernateDirNotBound {
+                path: path.to_path_buf(),
+                libvirt_dir: host.libvirt_save_dir.clone(),
+            }),
+        }
+    }
+}
+
+impl Agent for Vm {
+    type Error = VmError;
+
+    fn configure(parameters: &Parameters) -> Result<Self, ParameterError> {
+        Settings::from_parameters(parameters).map(|settings| Self { settings })
+    }
+
+    fn check_host(&self, context: &Context) -> Result<(), VmError> {
+        // Only start needs the shared storage in place; stop and monitor must work without it
+        // (a failed stop means fencing, a failed probe a wrong picture of the cluster).
+        if context.action == Action::Start {
+            self.check_hibernate_dir()?;
+            self.check_bound(&Host::real())?;
+        }
+        Ok(())
+    }
+}
+
+fn start(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
+    start::start(vm, context, &Host::real())
+}
+
+fn stop(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
+    stop::stop(vm, context, &Host::real())
+}
+
+fn monitor(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
+    monitor::monitor(vm, context, &Host::real())
+}
+
+fn validate_all(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
+    validate::validate(vm, context, &Host::real())
+}
+
+/// Everything Pacemaker sees of `ocf:clever:vm`.
+pub static DECLARATION: Declaration<Vm> = Declaration {
+    name: "vm",
+    version: env!("CARGO_PKG_VERSION"),
+    shortdesc: "Keeps a libvirt VM running; moves it by hibernate and resume",
+    longdesc: "Manages one persistent libvirt domain, defined at every start from the XML file \
+        given by config. stop hibernates the VM (libvirt managed save) into hibernate_dir on \
+        the shared filesystem, and the next start, on this node or the other, resumes it with \
+        its RAM, so that open sessions inside the VM survive a move. Whether an image exists \
+        is decided from the file, never from libvirt's per-daemon 'has managed save' flag, \
+        which is stale on shared storage; after a resume the agent checks that the domain runs \
+        with reason 'restored' and only then is the image gone. An image that is partial, \
+        truncated, empty or that libvirt fails to restore is never deleted: it is renamed to \
+        NAME.save.kept-TIMESTAMP-REASON, logged as an error, and on_restore_failure decides \
+        between a cold boot (default) and a failed start. If hibernation fails or runs out of \
+        time, stop shuts the VM down gracefully and then powers it off; it succeeds only when \
+        no qemu process of the domain is left, and it ends that process directly when libvirtd \
+        is down. monitor asks libvirt through its API and spawns no process: running or \
+        blocked is success, shut off is not running, crashed or paused by an I/O error is a \
+        failure; when libvirt cannot tell, the qemu process is looked up in /proc, so a probe \
+        never reports 'not running' while the VM lives. There is no live migration \
+        (migrate_to/migrate_from): with single-Primary DRBD under the VM's disks a move is stop \
+        (hibernate) followed by start (resume). meta-data needs no libvirt connection. Default \
+        timeouts: start 180 s (a resume reads the whole image), stop 300 s (a hibernation \
+        writes the whole RAM, with 60 s kept for a graceful shutdown and 10 s for power-off).",
+    parameters: &[
+        &CONFIG,
+        &DOMAIN,
+        &HYPERVISOR,
+        &HIBERNATE_DIR,
+        &STOP_METHOD,
+        &SHUTDOWN_TIMEOUT,
+        &ON_RESTORE_FAILURE,
+    ],
+    actions: &[
+        ActionSpec::new(Action::Start, 180, start),
+        ActionSpec::new(Action::Stop, 300, stop),
+        ActionSpec::new(Action::Monitor, 30, monitor)
+            .interval(10)
+            .depth(0),
+        ActionSpec::new(Action::ValidateAll, 30, validate_all),
+    ],
+};
+
+#[cfg(test)]
+pub(crate) mod fakes {
+    //! A recording fake of the hypervisor seam and a scratch "shared filesystem" on /dev/shm,
+    //! for the handlers' unit tests. The integration tests run the real libvirt.
+
+    use std::cell::RefCell;
+    use std::path::PathBuf;
+    use std::rc::Rc;
+
+    use clever_deadline::Deadline;
+
+    use crate::hypervisor::{DomainStatus, Hypervisor, HypervisorError, SaveProgress};
+    use crate::hypervisor::{Reason, State};
+
+    /// What the fake does when asked to start.
+    #[derive(Debug, Clone)]
+    pub enum OnStart {
+        Becomes(DomainStatus),
+        Fails,
+    }
+
+    #[derive(Debug, Default)]
+    pub struct Fake {
+        pub status: RefCell<Option<DomainStatus>>,
+        pub on_start: RefCell<Vec<OnStart>>,
+        pub save_fails: bool,
+        pub obeys_shutdown: bool,
+        /// A file that start deletes, as libvirt does with an image it boots past.
+        pub start_deletes: Option<PathBuf>,
+        pub calls: RefCell<Vec<&'static str>>,
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct Shared(pub Rc<Fake>);
+
+    fn err(call: &'static str) -> HypervisorError {
+        HypervisorError::Call {
+            call,
+            domain: "fake".to_owned(),
+            message: "injected failure".to_owned(),
+        }
+    }
+
+    impl Hypervisor for Shared {
+        fn define(&self, _: &str) -> Result<(), HypervisorError> {
+            self.0.calls.borrow_mut().push("define");
+            let mut status = self.0.status.borrow_mut();
+            if status.is_none() {
+                *status = Some(DomainStatus::new(State::ShutOff, Reason::Other(0)));
+            }
+            Ok(())
+        }
+        fn status(&self, _: &str) -> Result<Option<DomainStatus>, HypervisorError> {
+            Ok(*self.0.status.borrow())
+        }
+        fn start(&self, _: &str) -> Result<(), HypervisorError> {
+            self.0.calls.borrow_mut().push("start");
+            if let Some(path) = &self.0.start_deletes {
+                std::fs::remove_file(path).unwrap();
+            }
+            let next = self.0.on_start.borrow_mut().remove(0);
+            match next {
+                OnStart::Becomes(status) => {
+                    *self.0.status.borrow_mut() = Some(status);
+                    Ok(())
+                }
+                OnStart::Fails => Err(err("start")),
+            }
+        }
+        fn resume(&self, _: &str) -> Result<(), HypervisorError> {
+            self.0.calls.borrow_mut().push("resume");
+            *self.0.status.borrow_mut() = Some(DomainStatus::new(State::Running, Reason::Unpaused));
+            Ok(())
+        }
+        fn hibernate(
+            &self,
+            _: &str,
+            _: &Deadline,
+            progress: &mut dyn FnMut(SaveProgress),
+        ) -> Result<(), HypervisorError> {
+            self.0.calls.borrow_mut().push("hibernate");
+            progress(SaveProgress {
+                processed: 1,
+                total: 2,
+            });
+            if self.0.save_fails {
+                return Err(err("managed save"));
+            }
+            *self.0.status.borrow_mut() = Some(DomainStatus::new(State::ShutOff, Reason::Saved));
+            Ok(())
+        }
+        fn shutdown(&self, _: &str) -> Result<(), HypervisorError> {
+            self.0.calls.borrow_mut().push("shutdown");
+            if self.0.obeys_shutdown {
+                *self.0.status.borrow_mut() =
+                    Some(DomainStatus::new(State::ShutOff, Reason::Shutdown));
+            }
+            Ok(())
+        }
+        fn destroy(&self, _: &str) -> Result<(), HypervisorError> {
+            self.0.calls.borrow_mut().push("destroy");
+            *self.0.status.borrow_mut() =
+                Some(DomainStatus::new(State::ShutOff, Reason::Destroyed));
+            Ok(())
+        }
+    }
+
+    /// A directory on /dev/shm (not the root filesystem), removed on drop.
+    #[derive(Debug)]
+    pub struct Scratch(pub PathBuf);
+
+    impl Scratch {
+        pub fn new(name: &str) -> Self {
+            let dir = PathBuf::from("/dev/shm")
+                .join(format!("clever-vm-unit-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    pub const UUID: &str = "6fb5ac16-4415-4ea6-b8d5-6f8223e0212b";
+
+    /// A header-valid image of domain `clever` with [`UUID`].
+    pub fn image_bytes() -> Vec<u8> {
+        let xml = format!("<domain><name>clever</name><uuid>{UUID}</uuid></domain>");
+        let data_len = u32::try_from(xml.len() + 8).unwrap();
+        let mut bytes = crate::image::MAGIC_SAVE.to_vec();
+        for word in [2, data_len, 1, 0, 0] {
+            bytes.extend_from_slice(&u32::to_ne_bytes(word));
+        }
+        bytes.resize(92, 0);
+        bytes.extend_from_slice(xml.as_bytes());
+        bytes.resize(92 + data_len as usize, 0);
+        bytes.extend_from_slice(b"QEVM\0\0\0\x03");
+        bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use super::fakes::{image_bytes, Fake, OnStart, Scratch, Shared, UUID};
+    use super::*;
+    use crate::hypervisor::{DomainStatus, Reason, State};
+    use crate::params::{OnRestoreFailure, StopMethod};
+    use clever_ocf::{AbsolutePath, HasExitCode, ParameterType, Status};
+
+    #[test]
+    fn declaration_has_no_problems() {
+        assert_eq!(DECLARATION.problems(), Vec::<String>::new());
+    }
+
+    fn vm(scratch: &Scratch, policy: OnRestoreFailure) -> Vm {
+        let config = scratch.0.join("clever.xml");
+        fs::write(
+            &config,
+            format!("<domain type='qemu'><name>clever</name><uuid>{UUID}</uuid></domain>"),
+        )
+        .unwrap();
+        Vm {
+            settings: Settings {
+                config: AbsolutePath::parse(config.to_str().unwrap()).unwrap(),
+                domain: None,
+                uri: "fake:///".to_owned(),
+                hibernate_dir: AbsolutePath::parse(scratch.0.to_str().unwrap()).unwrap(),
+                stop_method: StopMethod::Hibernate,
+                shutdown_timeout: Duration::from_secs(1),
+                on_restore_failure: policy,
+            },
+        }
+    }
+
+    fn run<T>(
+        fake: &Rc<Fake>,
+        scratch: &Scratch,
+        action: Action,
+        probe: bool,
+        handler: impl FnOnce(&Context, &Host<'_>) -> T,
+    ) -> T {
+        let shared = Shared(Rc::clone(fake));
+        let connect =
+            move |_: &str, _: &Deadline| -> Result<Box<dyn Hypervisor>, HypervisorError> {
+                Ok(Box::new(shared.clone()))
+            };
+        let empty_proc = scratch.0.join("proc");
+        fs::create_dir_all(&empty_proc).unwrap();
+        let host = Host {
+            connect: &connect,
+            proc_root: empty_proc,
+            libvirt_save_dir: scratch.0.clone(),
+            run_dir: scratch.0.join("run"),
+        };
+        let mut context = Context::for_test(action, Deadline::after(Duration::from_secs(30)));
+        context.probe = probe;
+        handler(&context, &host)
+    }
+
+    fn monitor_with(status: Option<DomainStatus>, probe: bool) -> Result<Status, VmError> {
+        let scratch = Scratch::new("monitor");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        let fake = Rc::new(Fake {
+            status: status.into(),
+            ..Fake::default()
+        });
+        run(&fake, &scratch, Action::Monitor, probe, |c, h| {
+            monitor::monitor(&vm, c, h)
+        })
+    }
+
+    #[test]
+    fn monitor_maps_states() {
+        let s = |state, reason| Some(DomainStatus::new(state, reason));
+        assert_eq!(
+            monitor_with(s(State::Running, Reason::Restored), false).unwrap(),
+            Status::Success
+        );
+        assert_eq!(
+            monitor_with(s(State::Blocked, Reason::Other(0)), true).unwrap(),
+            Status::Success
+        );
+        assert_eq!(
+            monitor_with(s(State::ShutOff, Reason::Saved), true).unwrap(),
+            Status::NotRunning
+        );
+        assert_eq!(monitor_with(None, true).unwrap(), Status::NotRunning);
+        assert_eq!(
+            monitor_with(s(State::ShutOff, Reason::Crashed), true).unwrap(),
+            Status::NotRunning
+        );
+        let crashed = monitor_with(s(State::ShutOff, Reason::Crashed), false).unwrap_err();
+        assert_eq!(crashed.exit_code().code(), 1);
+        let io = monitor_with(s(State::Paused, Reason::IoError), false).unwrap_err();
+        assert!(io.to_string().contains("I/O error"), "{io}");
+        assert_eq!(
+            monitor_with(s(State::Crashed, Reason::Crashed), true)
+                .unwrap_err()
+                .exit_code()
+                .code(),
+            1
+        );
+        assert!(matches!(
+            monitor_with(s(State::Paused, Reason::User), false).unwrap(),
+            Status::Degraded(_)
+        ));
+    }
+
+    #[test]
+    fn stop_falls_back_from_a_failed_save_to_shutdown_then_power_off() {
+        let scratch = Scratch::new("stop");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        let fake = Rc::new(Fake {
+            status: Some(DomainStatus::new(State::Running, Reason::Booted)).into(),
+            save_fails: true,
+            ..Fake::default()
+        });
+        let status = run(&fake, &scratch, Action::Stop, false, |c, h| {
+            stop::stop(&vm, c, h)
+        });
+        assert_eq!(status.unwrap(), Status::Success);
+        assert_eq!(*fake.calls.borrow(), ["hibernate", "shutdown", "destroy"]);
+
+        let obeys = Rc::new(Fake {
+            status: Some(DomainStatus::new(State::Running, Reason::Booted)).into(),
+            save_fails: true,
+            obeys_shutdown: true,
+            ..Fake::default()
+        });
+        run(&obeys, &scratch, Action::Stop, false, |c, h| {
+            stop::stop(&vm, c, h)
+        })
+        .unwrap();
+        assert_eq!(*obeys.calls.borrow(), ["hibernate", "shutdown"]);
+    }
+
+    #[test]
+    fn without_the_config_the_name_last_started_here_is_used() {
+        let scratch = Scratch::new("noconfig");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        fs::remove_file(vm.settings.config.as_path()).unwrap();
+        let running = || {
+            Rc::new(Fake {
+                status: Some(DomainStatus::new(State::Running, Reason::Booted)).into(),
+                ..Fake::default()
+            })
+        };
+        // Never started here since boot: stop has nothing to do, a probe says not running.
+        let fake = running();
+        let status = run(&fake, &scratch, Action::Stop, false, |c, h| {
+            stop::stop(&vm, c, h)
+        });
+        assert_eq!(status.unwrap(), Status::Success);
+        assert!(fake.calls.borrow().is_empty());
+        let probe = run(&fake, &scratch, Action::Monitor, true, |c, h| {
+            monitor::monitor(&vm, c, h)
+        });
+        assert_eq!(probe.unwrap(), Status::NotRunning);
+        // Started here before: the remembered name is stopped.
+        fs::create_dir_all(scratch.0.join("run")).unwrap();
+        fs::write(scratch.0.join("run/vm-test.domain"), "clever").unwrap();
+        let fake = running();
+        let probe = run(&fake, &scratch, Action::Monitor, true, |c, h| {
+            monitor::monitor(&vm, c, h)
+        });
+        assert_eq!(probe.unwrap(), Status::Success);
+        run(&fake, &scratch, Action::Stop, false, |c, h| {
+            stop::stop(&vm, c, h)
+        })
+        .unwrap();
+        assert_eq!(*fake.calls.borrow(), ["hibernate"]);
+    }
+
+    #[test]
+    fn stop_keeps_a_stale_image_aside_before_hibernating() {
+        let scratch = Scratch::new("stale");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        fs::write(scratch.0.join("clever.save"), b"old").unwrap();
+        let fake = Rc::new(Fake {
+            status: Some(DomainStatus::new(State::Running, Reason::Booted)).into(),
+            ..Fake::default()
+        });
+        run(&fake, &scratch, Action::Stop, false, |c, h| {
+            stop::stop(&vm, c, h)
+        })
+        .unwrap();
+        assert_eq!(*fake.calls.borrow(), ["hibernate"]);
+        let kept: Vec<_> = fs::read_dir(&scratch.0)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with("-stale"))
+            .collect();
+        assert_eq!(kept.len(), 1);
+    }
+
+    #[test]
+    fn failed_restore_keeps_the_image_and_cold_boots() {
+        let scratch = Scratch::new("restore");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        fs::write(scratch.0.join("clever.save"), image_bytes()).unwrap();
+        let fake = Rc::new(Fake {
+            on_start: vec![
+                OnStart::Fails,
+                OnStart::Becomes(DomainStatus::new(State::Running, Reason::Booted)),
+            ]
+            .into(),
+            ..Fake::default()
+        });
+        let status = run(&fake, &scratch, Action::Start, false, |c, h| {
+            start::start(&vm, c, h)
+        });
+        assert_eq!(status.unwrap(), Status::Success);
+        assert_eq!(*fake.calls.borrow(), ["define", "start", "start"]);
+        let names: Vec<String> = fs::read_dir(&scratch.0)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n == "clever.save" || n.ends_with(".resuming")),
+            "{names:?}"
+        );
+        let kept = names
+            .iter()
+            .find(|n| n.ends_with("-restore-failed"))
+            .unwrap();
+        assert_eq!(fs::read(scratch.0.join(kept)).unwrap(), image_bytes());
+    }
+
+    #[test]
+    fn silent_cold_boot_is_caught_and_fail_policy_refuses() {
+        let scratch = Scratch::new("silent");
+        let vm = vm(&scratch, OnRestoreFailure::Fail);
+        let image = scratch.0.join("clever.save");
+        fs::write(&image, image_bytes()).unwrap();
+        // libvirt boots instead of restoring and deletes the image: the hold keeps it.
+        let fake = Rc::new(Fake {
+            on_start: vec![OnStart::Becomes(DomainStatus::new(
+                State::Running,
+                Reason::Booted,
+            ))]
+            .into(),
+            start_deletes: Some(image),
+            ..Fake::default()
+        });
+        let err = run(&fake, &scratch, Action::Start, false, |c, h| {
+            start::start(&vm, c, h)
+        })
+        .unwrap_err();
+        assert_eq!(err.exit_code().code(), 6, "{err}");
+        assert_eq!(*fake.calls.borrow(), ["define", "start", "destroy"]);
+        let names: Vec<String> = fs::read_dir(&scratch.0)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.ends_with("-not-resumed")),
+            "{names:?}"
+        );
+    }
+}

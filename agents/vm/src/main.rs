@@ -1,0 +1,5 @@
+//! `ocf:clever:vm`: everything lives in the library; see `clever_vm::DECLARATION`.
+
+fn main() -> std::process::ExitCode {
+    clever_ocf::run(&clever_vm::DECLARATION)
+}

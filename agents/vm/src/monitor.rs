@@ -1,0 +1,98 @@
+//! monitor: the domain's state through the libvirt API, with no process spawned. When libvirt
+//! cannot say the domain runs, `/proc` is asked before answering "not running".
+
+use clever_ocf::{Context, Status};
+
+use crate::hypervisor::{HypervisorError, Reason, State};
+use crate::process;
+use crate::{Host, Vm, VmError};
+
+pub fn monitor(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, VmError> {
+    let name = match vm.domain_name(host, &context.instance)? {
+        Some(name) => name,
+        // Config unreadable and never started here since boot: nothing of it can run here.
+        None if context.probe => return Ok(Status::NotRunning),
+        None => return vm.read_config().map(|_| Status::NotRunning),
+    };
+    // A hung libvirtd must leave time to look for the qemu process and answer.
+    let budget = context.deadline.remaining() * 3 / 4;
+    let hv = match (host.connect)(&vm.settings.uri, &context.deadline.capped(budget)) {
+        Ok(hv) => hv,
+        Err(e) => return without_libvirt(host, &name, &e),
+    };
+    let Some(status) = hv.status(&name)? else {
+        return not_running_unless_qemu(host, &name, "not defined");
+    };
+    match status.state {
+        State::Running | State::Blocked | State::ShuttingDown => Ok(Status::Success),
+        State::Paused => match status.reason {
+            Reason::IoError | Reason::Watchdog | Reason::Crashed => Err(VmError::Failed {
+                domain: name,
+                state: status.to_string(),
+            }),
+            _ => Ok(Status::Degraded(format!("domain {name} is {status}"))),
+        },
+        State::PmSuspended => Ok(Status::Degraded(format!("domain {name} is {status}"))),
+        State::Crashed => Err(VmError::Failed {
+            domain: name,
+            state: status.to_string(),
+        }),
+        State::NoState => {
+            let pids = process::find_qemu(&host.proc_root, &name);
+            if pids.is_empty() {
+                Ok(Status::NotRunning)
+            } else {
+                Ok(Status::Degraded(format!(
+                    "libvirt reports no state for {name}; qemu process {pids:?} is running"
+                )))
+            }
+        }
+        State::ShutOff => {
+            let pids = process::find_qemu(&host.proc_root, &name);
+            if !pids.is_empty() {
+                return Err(VmError::Inconsistent {
+                    domain: name,
+                    state: status.to_string(),
+                    pids,
+                });
+            }
+            if status.reason == Reason::Crashed && !context.probe {
+                return Err(VmError::Failed {
+                    domain: name,
+                    state: status.to_string(),
+                });
+            }
+            Ok(Status::NotRunning)
+        }
+    }
+}
+
+fn not_running_unless_qemu(host: &Host<'_>, name: &str, what: &str) -> Result<Status, VmError> {
+    let pids = process::find_qemu(&host.proc_root, name);
+    if pids.is_empty() {
+        Ok(Status::NotRunning)
+    } else {
+        Err(VmError::Inconsistent {
+            domain: name.to_owned(),
+            state: what.to_owned(),
+            pids,
+        })
+    }
+}
+
+/// libvirtd is down: the qemu process alone tells whether the VM runs here.
+fn without_libvirt(
+    host: &Host<'_>,
+    name: &str,
+    error: &HypervisorError,
+) -> Result<Status, VmError> {
+    let pids = process::find_qemu(&host.proc_root, name);
+    if pids.is_empty() {
+        log::warn!("{error}; no qemu process of {name} is running here");
+        Ok(Status::NotRunning)
+    } else {
+        Ok(Status::Degraded(format!(
+            "{error}; qemu process {pids:?} of {name} is running"
+        )))
+    }
+}

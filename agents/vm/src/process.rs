@@ -1,0 +1,154 @@
+//! The domain's qemu process, found without libvirt: the last word when libvirtd is down.
+//!
+//! libvirt starts qemu with `-name guest=NAME,...` (commas in NAME doubled). Scanning
+//! `/proc/*/cmdline` for that finds the process whatever libvirtd's state, so a probe never says
+//! "not running" while the VM lives and a stop can end it when libvirtd cannot.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use clever_deadline::Deadline;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Pids under `proc_root` (normally `/proc`) of qemu processes running domain `name`.
+pub fn find_qemu(proc_root: &Path, name: &str) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+            runs_domain(&cmdline, name).then_some(pid)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// Whether a NUL-separated command line is a qemu running domain `name`.
+pub fn runs_domain(cmdline: &[u8], name: &str) -> bool {
+    let mut args = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned());
+    let Some(program) = args.next() else {
+        return false;
+    };
+    let base = program.rsplit('/').next().unwrap_or_default();
+    if !base.starts_with("qemu") {
+        return false;
+    }
+    let args: Vec<String> = args.collect();
+    args.windows(2)
+        .filter(|pair| pair.first().map(String::as_str) == Some("-name"))
+        .filter_map(|pair| pair.get(1))
+        .any(|value| name_option(value) == name)
+}
+
+/// The guest name in a `-name` value: `guest=NAME,opt=..` or the legacy `NAME,opt=..`, with
+/// `,,` standing for a comma.
+fn name_option(value: &str) -> String {
+    let mut first = String::new();
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ',' {
+            if chars.peek() == Some(&',') {
+                chars.next();
+                first.push(',');
+            } else {
+                break;
+            }
+        } else {
+            first.push(c);
+        }
+    }
+    match first.strip_prefix("guest=") {
+        Some(name) => name.to_owned(),
+        None => first,
+    }
+}
+
+/// Ends every qemu of domain `name`: SIGTERM (qemu flushes and exits), then SIGKILL for what is
+/// left after a few seconds or half the remaining budget. Returns the pids still alive at the
+/// deadline, which is empty on success.
+pub fn end_qemu(proc_root: &Path, name: &str, deadline: &Deadline) -> Vec<u32> {
+    let pids = find_qemu(proc_root, name);
+    if pids.is_empty() {
+        return pids;
+    }
+    log::warn!("ending qemu process {pids:?} of domain {name} with SIGTERM");
+    signal_all(&pids, Signal::SIGTERM);
+    let gentle = deadline.capped((deadline.remaining() / 2).min(Duration::from_secs(5)));
+    if wait_gone(proc_root, name, &gentle) {
+        return Vec::new();
+    }
+    let left = find_qemu(proc_root, name);
+    log::error!("qemu process {left:?} of domain {name} ignored SIGTERM; sending SIGKILL");
+    signal_all(&left, Signal::SIGKILL);
+    if wait_gone(proc_root, name, deadline) {
+        return Vec::new();
+    }
+    find_qemu(proc_root, name)
+}
+
+/// Waits until no qemu of `name` is left; false when the deadline passed first.
+pub fn wait_gone(proc_root: &Path, name: &str, deadline: &Deadline) -> bool {
+    deadline
+        .poll("qemu exit", Duration::from_millis(20), || {
+            find_qemu(proc_root, name).is_empty().then_some(())
+        })
+        .is_ok()
+}
+
+fn signal_all(pids: &[u32], signal: Signal) {
+    for pid in pids {
+        let Ok(raw) = i32::try_from(*pid) else {
+            continue;
+        };
+        // Never signal init or ourselves, whatever a strange /proc says.
+        if raw <= 1 || *pid == std::process::id() {
+            continue;
+        }
+        if let Err(e) = kill(Pid::from_raw(raw), signal) {
+            log::debug!("signal {signal} to {pid}: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmdline(args: &[&str]) -> Vec<u8> {
+        args.join("\0").into_bytes()
+    }
+
+    #[test]
+    fn recognises_libvirt_qemu_command_lines() {
+        let line = cmdline(&[
+            "/usr/bin/qemu-system-x86_64",
+            "-name",
+            "guest=clever,debug-threads=on",
+            "-S",
+        ]);
+        assert!(runs_domain(&line, "clever"));
+        assert!(!runs_domain(&line, "clever2"));
+        assert!(!runs_domain(&line, "clev"));
+        let comma = cmdline(&["qemu-kvm", "-name", "guest=a,,b,debug-threads=on"]);
+        assert!(runs_domain(&comma, "a,b"));
+        let legacy = cmdline(&["/usr/bin/qemu-system-x86_64", "-name", "clever,process=x"]);
+        assert!(runs_domain(&legacy, "clever"));
+        let not_qemu = cmdline(&["/usr/bin/vim", "-name", "guest=clever"]);
+        assert!(!runs_domain(&not_qemu, "clever"));
+        assert!(!runs_domain(b"", "clever"));
+    }
+
+    #[test]
+    fn finds_nothing_for_an_unknown_domain() {
+        assert!(find_qemu(Path::new("/proc"), "clever-vm-no-such-domain").is_empty());
+        assert!(find_qemu(Path::new("/nonexistent"), "x").is_empty());
+    }
+}

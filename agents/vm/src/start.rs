@@ -1,0 +1,236 @@
+//! start: define the domain from `config`, then resume it from its hibernation image when a
+//! usable one exists, else cold boot. An image that is not resumed is kept aside, never deleted.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use clever_ocf::{Context, Status};
+
+use crate::hypervisor::{DomainStatus, Hypervisor, Reason, State};
+use crate::image::{self, ImageProblem, Inspection};
+use crate::params::OnRestoreFailure;
+use crate::{Host, Vm, VmError};
+
+pub fn start(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, VmError> {
+    let deadline = &context.deadline;
+    let (xml, name, uuid) = vm.read_config_with_uuid()?;
+    vm.check_hibernate_dir()?;
+    vm.check_bound(host)?;
+    let hv = (host.connect)(&vm.settings.uri, deadline)?;
+    vm.remember_started(host, &context.instance, &name);
+    if let Some(status) = hv.status(&name)? {
+        match status.state {
+            State::Running | State::Blocked => {
+                log::info!("domain {name} is already {status}");
+                let path = image::image_path(vm.settings.hibernate_dir.as_path(), &name);
+                if path.exists() {
+                    log::error!(
+                        "{} exists while {name} runs: it is stale and will be kept aside at the \
+                         next stop; it is not resumed",
+                        path.display()
+                    );
+                }
+                return Ok(Status::Success);
+            }
+            State::ShutOff | State::NoState => {}
+            _ => {
+                return Err(VmError::Failed {
+                    domain: name,
+                    state: format!("{status}; stop the resource before starting it"),
+                })
+            }
+        }
+    }
+    hv.define(&xml)?;
+    let path = image::image_path(vm.settings.hibernate_dir.as_path(), &name);
+    let inspection =
+        image::inspect(&path, &name, &uuid).map_err(|source| VmError::ImageUnreadable {
+            path: path.clone(),
+            source,
+        })?;
+    match inspection {
+        Inspection::Absent => {
+            let hold = path.with_extension("save.resuming");
+            if hold.exists() {
+                // A start was interrupted after libvirt consumed the image; keep its copy.
+                match image::keep_aside(&hold, "interrupted") {
+                    Ok(kept) => log::warn!(
+                        "kept the hold of an interrupted resume as {}",
+                        kept.display()
+                    ),
+                    Err(e) => log::warn!("cannot keep {} aside: {e}", hold.display()),
+                }
+            }
+            log::info!(
+                "no hibernation image {}: cold boot of {name}",
+                path.display()
+            );
+            boot(&*hv, &name)
+        }
+        Inspection::Unusable(problem) => {
+            refuse(vm, &path, &name, &problem)?;
+            boot(&*hv, &name)
+        }
+        Inspection::Usable { size } => resume(vm, &*hv, &path, &name, size),
+    }
+}
+
+/// Cold boot (no image file is left, so libvirt boots) and check the domain runs.
+fn boot(hv: &dyn Hypervisor, name: &str) -> Result<Status, VmError> {
+    hv.start(name)?;
+    let status = current(hv, name)?;
+    if matches!(status.state, State::Running | State::Blocked) {
+        log::info!("domain {name} is {status}");
+        Ok(Status::Success)
+    } else {
+        Err(VmError::NotRunningAfterStart {
+            domain: name.to_owned(),
+            state: status.to_string(),
+        })
+    }
+}
+
+fn current(hv: &dyn Hypervisor, name: &str) -> Result<DomainStatus, VmError> {
+    hv.status(name)?
+        .ok_or_else(|| VmError::NotRunningAfterStart {
+            domain: name.to_owned(),
+            state: "not defined".to_owned(),
+        })
+}
+
+/// Keeps an image aside and logs it loudly; fails the start when the policy says so.
+fn refuse(vm: &Vm, path: &Path, name: &str, problem: &ImageProblem) -> Result<(), VmError> {
+    let kept = image::keep_aside(path, problem.tag()).map_err(|source| VmError::KeepAside {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    log::error!(
+        "HIBERNATION IMAGE OF {name} NOT RESUMED: {problem}; the image is kept as {} (nothing \
+         was deleted); on_restore_failure={}",
+        kept.display(),
+        vm.settings.on_restore_failure
+    );
+    match vm.settings.on_restore_failure {
+        OnRestoreFailure::Boot => {
+            log::warn!("cold boot of {name}: its RAM state from the hibernation is lost");
+            Ok(())
+        }
+        OnRestoreFailure::Fail => Err(VmError::ImageRefused {
+            domain: name.to_owned(),
+            problem: problem.to_string(),
+            kept,
+        }),
+    }
+}
+
+fn resume(
+    vm: &Vm,
+    hv: &dyn Hypervisor,
+    path: &Path,
+    name: &str,
+    size: u64,
+) -> Result<Status, VmError> {
+    log::info!(
+        "resuming {name} from {} ({} MiB)",
+        path.display(),
+        size / (1024 * 1024)
+    );
+    let held = match image::hold(path) {
+        Ok(held) => held,
+        Err(e) => {
+            log::warn!("cannot hold {} during the resume: {e}", path.display());
+            None
+        }
+    };
+    let started = std::time::Instant::now();
+    let outcome = hv.start(name);
+    let status = outcome
+        .as_ref()
+        .ok()
+        .map(|()| hv.status(name))
+        .transpose()?
+        .flatten();
+    match (outcome, status) {
+        (Ok(()), Some(status)) if resumed(&status) || paused_after_restore(&status) => {
+            if status.state == State::Paused {
+                log::info!("{name} was hibernated while paused; resuming its CPUs");
+                hv.resume(name)?;
+            }
+            log::info!(
+                "domain {name} resumed from its hibernation image in {:.1?}",
+                started.elapsed()
+            );
+            release(path, held.as_deref());
+            Ok(Status::Success)
+        }
+        (Ok(()), Some(status)) if status.is_active() => {
+            // libvirt booted instead of restoring and deleted the image; the hold kept it.
+            let problem = ImageProblem::NotResumed(status.to_string());
+            let still = surviving(path, held.as_deref());
+            match still {
+                Some(image) => refuse(vm, &image, name, &problem).inspect_err(|_| {
+                    // on_restore_failure=fail: the cold-booted domain must not stay up.
+                    let _ = hv.destroy(name);
+                })?,
+                None => log::error!(
+                    "{name}: {problem}, and the image is gone (no hard link could hold it)"
+                ),
+            }
+            Ok(Status::Success)
+        }
+        (outcome, status) => {
+            let why = match (outcome, status) {
+                (Err(e), _) => e.to_string(),
+                (Ok(()), Some(status)) => format!("the domain is {status}"),
+                (Ok(()), None) => "the domain vanished".to_owned(),
+            };
+            let problem = ImageProblem::RestoreFailed(why);
+            match surviving(path, held.as_deref()) {
+                Some(image) => refuse(vm, &image, name, &problem)?,
+                None => log::error!("{name}: {problem}, and the image is gone"),
+            }
+            boot(hv, name)
+        }
+    }
+}
+
+fn resumed(status: &DomainStatus) -> bool {
+    matches!(status.state, State::Running | State::Blocked) && status.reason == Reason::Restored
+}
+
+fn paused_after_restore(status: &DomainStatus) -> bool {
+    status.state == State::Paused && !matches!(status.reason, Reason::IoError | Reason::Crashed)
+}
+
+/// After a successful resume: the hold goes, and so does the image if libvirt left it.
+fn release(path: &Path, held: Option<&Path>) {
+    for leftover in [Some(path), held].into_iter().flatten() {
+        match fs::remove_file(leftover) {
+            Ok(()) => log::debug!("removed {}", leftover.display()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("cannot remove {}: {e}", leftover.display()),
+        }
+    }
+}
+
+/// The name under which the image still exists after a failed resume: the image path if libvirt
+/// kept it (the hold is then dropped, the data stays), else the hold.
+fn surviving(path: &Path, held: Option<&Path>) -> Option<PathBuf> {
+    if path.exists() {
+        if let Some(held) = held {
+            if let Err(e) = fs::remove_file(held) {
+                log::warn!("cannot remove the hold {}: {e}", held.display());
+            }
+        }
+        return Some(path.to_path_buf());
+    }
+    let held = held?;
+    held.exists().then(|| {
+        // Give the kept name the image's own base name.
+        match fs::rename(held, path) {
+            Ok(()) => path.to_path_buf(),
+            Err(_) => held.to_path_buf(),
+        }
+    })
+}

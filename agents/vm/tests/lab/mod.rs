@@ -1,0 +1,626 @@
+//! A lab of private libvirtd "nodes" on this machine, with a tiny test guest built at test time.
+//!
+//! Each node is `unshare --mount --pid --fork --mount-proc --kill-child` running `tini` as its
+//! PID 1, which bind-mounts private `/etc/libvirt`, `/var/lib/libvirt`, `/var/log/libvirt`,
+//! `/run` (and an `/etc/passwd` naming `libvirt-qemu`, which libvirtd insists on) and then runs
+//! `libvirtd` in the foreground. Every process of a node, qemu included, lives in the node's PID
+//! namespace, so dropping the [`Node`] (killing `unshare`, whose death kills `tini`, whose death
+//! kills the namespace) tears everything down, also when a test fails. The agent runs inside a
+//! node through `nsenter`, as it would run on a real node. Images go to a directory under
+//! `/dev/shm` (a tmpfs, so not the root filesystem) that nodes share like the DRBD filesystem.
+//!
+//! Nothing is skipped: a missing program or a daemon that does not come up fails the test.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the lab"
+)]
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The agent under test.
+pub const AGENT: &str = env!("CARGO_BIN_EXE_vm");
+
+/// Serialises the tests: each runs TCG guests that take a CPU each.
+pub fn serial_guard() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+const GUEST_ASM: &str = r#"
+# Disk-less multiboot test guest: fills RAM above 2 MiB with xorshift data (so hibernation images
+# are full size), then prints "boot" once and an increasing counter on COM1 forever.
+.set MB_MAGIC, 0x1BADB002
+.set MB_FLAGS, 0x00000003
+.section .text
+.code32
+.align 4
+.long MB_MAGIC
+.long MB_FLAGS
+.long -(MB_MAGIC + MB_FLAGS)
+.globl _start
+_start:
+    mov $stack_top, %esp
+    mov 8(%ebx), %ecx
+    shl $10, %ecx
+    add $0x100000, %ecx
+    mov $0x200000, %edi
+    mov $0x12345678, %eax
+fill:
+    cmp %ecx, %edi
+    jae filled
+    mov %eax, %edx
+    shl $13, %edx
+    xor %edx, %eax
+    mov %eax, %edx
+    shr $17, %edx
+    xor %edx, %eax
+    mov %eax, %edx
+    shl $5, %edx
+    xor %edx, %eax
+    mov %eax, (%edi)
+    add $4, %edi
+    jmp fill
+filled:
+    mov $boot_msg, %esi
+    call puts
+    xor %ebp, %ebp
+count:
+    inc %ebp
+    mov %ebp, %eax
+    mov $numbuf_end, %edi
+    movb $0, (%edi)
+    dec %edi
+    movb $10, (%edi)
+digits:
+    xor %edx, %edx
+    mov $10, %ecx
+    div %ecx
+    add $48, %dl
+    dec %edi
+    mov %dl, (%edi)
+    test %eax, %eax
+    jnz digits
+    mov %edi, %esi
+    call puts
+    mov $DELAY, %ecx
+wait:
+    dec %ecx
+    jnz wait
+    jmp count
+puts:
+    lodsb
+    test %al, %al
+    jz done
+    mov %al, %bl
+    mov $0x3fd, %dx
+ready:
+    inb %dx, %al
+    test $0x20, %al
+    jz ready
+    mov $0x3f8, %dx
+    mov %bl, %al
+    outb %al, %dx
+    jmp puts
+done:
+    ret
+.section .data
+boot_msg: .asciz "boot\n"
+numbuf: .space 16
+numbuf_end: .byte 0
+.section .bss
+.align 16
+.space 4096
+stack_top:
+"#;
+
+fn run_ok(command: &mut Command) -> Output {
+    let shown = format!("{command:?}");
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e} (run make setup)"));
+    assert!(
+        output.status.success(),
+        "{shown} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// A fixed UUID per test domain name (FNV-1a), as an admin would write into the XML.
+pub fn uuid_for(name: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in name.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let hex = format!("{hash:016x}{:016x}", hash.rotate_left(29));
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+/// Directories of one test run; removed on drop.
+pub struct Lab {
+    /// Node state (configs, logs, /run) under /tmp.
+    pub root: PathBuf,
+    /// The "shared filesystem": images and domain XML files, on a tmpfs.
+    pub shared: PathBuf,
+    pub guest: PathBuf,
+    /// libvirt's QEMU capability cache, kept across runs so only the first run pays ~8 s.
+    pub cache: PathBuf,
+}
+
+impl Lab {
+    pub fn new(test: &str) -> Lab {
+        for program in [
+            "unshare", "nsenter", "tini", "libvirtd", "virsh", "as", "ld",
+        ] {
+            let found = std::env::var_os("PATH")
+                .map(|p| std::env::split_paths(&p).any(|d| d.join(program).exists()))
+                .unwrap_or(false);
+            assert!(
+                found,
+                "{program} is missing: run make setup (scripts/setup.sh)"
+            );
+        }
+        assert!(
+            Path::new("/usr/bin/qemu-system-x86_64").exists(),
+            "qemu-system-x86 is missing: run make setup"
+        );
+        let tag = format!("clever-vm-{test}-{}", std::process::id());
+        let root = std::env::temp_dir().join(&tag);
+        let shared = PathBuf::from("/dev/shm").join(&tag);
+        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(&shared);
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&shared).unwrap();
+        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("clever-vm-libvirt-cache");
+        fs::create_dir_all(&cache).unwrap();
+        let source = root.join("guest.S");
+        fs::write(&source, GUEST_ASM).unwrap();
+        let object = root.join("guest.o");
+        let guest = root.join("guest.elf");
+        run_ok(
+            Command::new("as")
+                .args(["--32", "--defsym", "DELAY=20000000", "-o"])
+                .arg(&object)
+                .arg(&source),
+        );
+        run_ok(
+            Command::new("ld")
+                .args([
+                    "-m",
+                    "elf_i386",
+                    "-n",
+                    "-Ttext=0x100000",
+                    "--no-warn-rwx-segments",
+                    "-o",
+                ])
+                .arg(&guest)
+                .arg(&object),
+        );
+        Lab {
+            root,
+            shared,
+            guest,
+            cache,
+        }
+    }
+
+    /// Writes the XML of a test domain with `mib` of RAM to the shared directory.
+    pub fn domain_xml(&self, name: &str, mib: u32) -> PathBuf {
+        let xml = format!(
+            "<domain type='qemu'>\n  <name>{name}</name>\n  <uuid>{uuid}</uuid>\n  \
+             <memory unit='MiB'>{mib}</memory>\n  \
+             <vcpu>1</vcpu>\n  <os><type arch='x86_64' machine='pc'>hvm</type>\
+             <kernel>{guest}</kernel></os>\n  <on_poweroff>destroy</on_poweroff>\n  \
+             <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n  <devices>\n    \
+             <emulator>/usr/bin/qemu-system-x86_64</emulator>\n    <serial type='file'><source \
+             path='{serial}' append='on'/><target port='0'/></serial>\n    <memballoon \
+             model='none'/>\n  </devices>\n</domain>\n",
+            uuid = uuid_for(name),
+            guest = self.guest.display(),
+            serial = self.serial_path(name).display(),
+        );
+        let path = self.shared.join(format!("{name}.xml"));
+        fs::write(&path, xml).unwrap();
+        path
+    }
+
+    pub fn serial_path(&self, name: &str) -> PathBuf {
+        self.root.join(format!("{name}.serial"))
+    }
+
+    /// The guest's console so far: how often it booted and the counter values printed.
+    pub fn serial(&self, name: &str) -> Serial {
+        let text = fs::read_to_string(self.serial_path(name)).unwrap_or_default();
+        let mut serial = Serial::default();
+        // The last line may be cut in the middle of a number.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        for line in complete.lines() {
+            match line.trim() {
+                "boot" => serial.boots += 1,
+                number => {
+                    if let Ok(n) = number.parse() {
+                        serial.counts.push(n);
+                    }
+                }
+            }
+        }
+        serial
+    }
+
+    /// Waits until the guest printed a counter above `above`.
+    pub fn wait_count_above(&self, name: &str, above: u64) -> u64 {
+        let started = Instant::now();
+        loop {
+            if let Some(&last) = self.serial(name).counts.last() {
+                if last > above {
+                    return last;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "guest {name} printed nothing above {above} in 60 s: {:?}",
+                self.serial(name)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn image(&self, name: &str) -> PathBuf {
+        self.shared.join(format!("{name}.save"))
+    }
+
+    /// Files in the shared directory whose names start with `prefix`.
+    pub fn shared_files(&self, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.shared)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.root);
+        let _ = fs::remove_dir_all(&self.shared);
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Serial {
+    pub boots: usize,
+    pub counts: Vec<u64>,
+}
+
+impl Serial {
+    /// Whether the counter only ever went up (no reboot in between).
+    pub fn increasing(&self) -> bool {
+        self.counts.windows(2).all(|w| w[0] < w[1])
+    }
+}
+
+/// How a node is built.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// A tmpfs of this many MiB as the node's own hibernation directory instead of the lab's
+    /// shared one (for the save-directory-full test).
+    pub small_tmpfs_mib: Option<u32>,
+}
+
+/// One private libvirtd "node".
+pub struct Node {
+    pub name: String,
+    pub dir: PathBuf,
+    /// The directory the agent is given as hibernate_dir (as the node sees it).
+    pub hibernate_dir: PathBuf,
+    unshare: Child,
+    /// Host pid of the node's PID 1 (tini).
+    pub init_pid: u32,
+}
+
+const QEMU_CONF: &str = "user = \"root\"\ngroup = \"root\"\ncgroup_controllers = [ ]\n\
+    security_driver = \"none\"\nremember_owner = 0\nstdio_handler = \"file\"\nnamespaces = [ ]\n";
+const LIBVIRTD_CONF: &str = "unix_sock_dir = \"/run/libvirt\"\n\
+    log_outputs = \"3:file:/var/log/libvirt/libvirtd.log\"\n";
+
+const NODE_INIT: &str = r#"set -eu
+N=$1; SHARED=$2; CACHE=$3; SMALL=$4
+mkdir -p /var/lib/libvirt /var/log/libvirt /var/cache/libvirt
+mount --bind "$N/etc" /etc/libvirt
+mount --bind "$N/lib" /var/lib/libvirt
+mount --bind "$N/log" /var/log/libvirt
+mount --bind "$CACHE" /var/cache/libvirt
+mount --bind "$N/run" /run
+mount --bind "$N/passwd" /etc/passwd
+mount --bind "$N/group" /etc/group
+if [ "$SMALL" != 0 ]; then
+  mount -t tmpfs -o "size=${SMALL}m" clever-vm-small "$SHARED"
+fi
+mount --bind "$SHARED" /var/lib/libvirt/qemu/save
+# libvirtd is orphaned to tini (PID 1), so it can exit (a test stops it) without ending the node.
+(libvirtd &)
+exec sleep infinity
+"#;
+
+impl Node {
+    pub fn start(lab: &Lab, name: &str, options: &NodeOptions) -> Node {
+        let dir = lab.root.join(format!("node-{name}"));
+        for sub in ["etc", "lib/qemu/save", "log/qemu", "run"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        fs::write(dir.join("etc/qemu.conf"), QEMU_CONF).unwrap();
+        fs::write(dir.join("etc/libvirtd.conf"), LIBVIRTD_CONF).unwrap();
+        let mut passwd = fs::read_to_string("/etc/passwd").unwrap();
+        let mut group = fs::read_to_string("/etc/group").unwrap();
+        if !passwd.contains("\nlibvirt-qemu:") {
+            passwd.push_str("libvirt-qemu:x:64055:64055::/var/lib/libvirt:/usr/sbin/nologin\n");
+            group.push_str("libvirt-qemu:x:64055:\n");
+        }
+        fs::write(dir.join("passwd"), passwd).unwrap();
+        fs::write(dir.join("group"), group).unwrap();
+        fs::write(dir.join("init.sh"), NODE_INIT).unwrap();
+        let (hibernate_dir, small) = match options.small_tmpfs_mib {
+            Some(mib) => {
+                let own = dir.join("hibernate");
+                fs::create_dir_all(&own).unwrap();
+                (own, mib)
+            }
+            None => (lab.shared.clone(), 0),
+        };
+        let log = fs::File::create(dir.join("node.out")).unwrap();
+        let unshare = Command::new("unshare")
+            .args([
+                "--mount",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--kill-child",
+                "--propagation",
+                "private",
+                "--",
+                "tini",
+                "--",
+                "/bin/sh",
+            ])
+            .arg(dir.join("init.sh"))
+            .arg(&dir)
+            .arg(&hibernate_dir)
+            .arg(&lab.cache)
+            .arg(small.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot run unshare: install util-linux");
+        let mut node = Node {
+            name: name.to_owned(),
+            dir,
+            hibernate_dir,
+            init_pid: 0,
+            unshare,
+        };
+        let started = Instant::now();
+        loop {
+            if node.init_pid == 0 {
+                node.init_pid = child_of(node.unshare.id()).unwrap_or(0);
+            }
+            if node.init_pid != 0 && node.socket().exists() {
+                let list = node.virsh(&["list", "--all"]);
+                if list.status.success() {
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = node.unshare.try_wait() {
+                panic!("node {name} ended ({status}): {}", node.output());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "libvirtd of node {name} did not come up in 60 s: {}",
+                node.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        node
+    }
+
+    fn output(&self) -> String {
+        let mut text = fs::read_to_string(self.dir.join("node.out")).unwrap_or_default();
+        text.push_str(&fs::read_to_string(self.dir.join("log/libvirtd.log")).unwrap_or_default());
+        text
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("run/libvirt/libvirt-sock")
+    }
+
+    /// The URI that reaches this node's libvirtd from outside the node.
+    pub fn uri(&self) -> String {
+        format!("qemu:///system?socket={}", self.socket().display())
+    }
+
+    pub fn virsh(&self, args: &[&str]) -> Output {
+        Command::new("virsh")
+            .arg("-c")
+            .arg(self.uri())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("virsh is missing: install libvirt-clients")
+    }
+
+    /// `virsh domstate --reason`, e.g. "running (restored)".
+    pub fn domstate(&self, domain: &str) -> String {
+        let out = self.virsh(&["domstate", "--reason", domain]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Runs the agent inside the node with `OCF_RESKEY_*` from `params` and other variables.
+    pub fn agent(&self, action: &str, params: &[(&str, &str)], vars: &[(&str, &str)]) -> Run {
+        let mut command = Command::new("nsenter");
+        command
+            .arg("-t")
+            .arg(self.init_pid.to_string())
+            .args(["-m", "-p", "--", AGENT, action])
+            .env("HA_LOGFACILITY", "none")
+            .env("OCF_RESOURCE_INSTANCE", format!("vm-{}", self.name))
+            .stdin(Stdio::null());
+        for (key, value) in params {
+            command.env(format!("OCF_RESKEY_{key}"), value);
+        }
+        for (key, value) in vars {
+            command.env(key, value);
+        }
+        let started = Instant::now();
+        let output = command
+            .output()
+            .expect("nsenter is missing: install util-linux");
+        let run = Run {
+            code: output.status.code(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            took: started.elapsed(),
+        };
+        eprintln!(
+            "--- {} {action} on {} -> {:?} in {:.2?}\n{}",
+            AGENT, self.name, run.code, run.took, run.stderr
+        );
+        run
+    }
+
+    /// Host pids of every process in the node's PID namespace.
+    pub fn processes(&self) -> Vec<u32> {
+        let Ok(ns) = fs::read_link(format!("/proc/{}/ns/pid", self.init_pid)) else {
+            return Vec::new();
+        };
+        fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() == Some(&ns))
+            .collect()
+    }
+
+    /// Host pids of the node's live qemu processes for `domain`.
+    pub fn qemu_pids(&self, domain: &str) -> Vec<u32> {
+        self.processes()
+            .into_iter()
+            .filter(|pid| {
+                fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| clever_vm::process::runs_domain(&c, domain))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    /// Host pid of the node's libvirtd.
+    pub fn libvirtd_pid(&self) -> Option<u32> {
+        self.processes().into_iter().find(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|c| c.trim() == "libvirtd")
+                .unwrap_or(false)
+        })
+    }
+
+    /// Stops libvirtd (SIGTERM: running VMs survive, as with a daemon restart or crash).
+    pub fn stop_libvirtd(&self) {
+        let pid = self.libvirtd_pid().expect("node has no libvirtd");
+        signal(pid, "TERM");
+        wait_until(Duration::from_secs(30), "libvirtd to exit", || {
+            self.libvirtd_pid().is_none()
+        });
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // unshare --kill-child: its death kills tini, PID 1 of the node, and with it every
+        // process of the namespace, qemu included.
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+        let gone = Instant::now();
+        while !self.processes().is_empty() && gone.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn child_of(parent: u32) -> Option<u32> {
+    fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+        let status = fs::read_to_string(e.path().join("status")).ok()?;
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))?
+            .trim()
+            .parse::<u32>()
+            .ok()?;
+        (ppid == parent).then_some(pid)
+    })
+}
+
+pub fn signal(pid: u32, name: &str) {
+    run_ok(
+        Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string()),
+    );
+}
+
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One agent run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+impl Run {
+    pub fn exit_reason(&self) -> Option<&str> {
+        self.stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("ocf-exit-reason:"))
+    }
+}
+
+/// Whether a path is on a different filesystem than `/`.
+pub fn off_root(path: &Path) -> bool {
+    fs::metadata(path).unwrap().dev() != fs::metadata("/").unwrap().dev()
+}
+
+/// Overwrites `bytes` at `offset` in `path`.
+pub fn patch(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom};
+    let mut file = fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+/// Shared once per test binary.
+pub fn once<T>(cell: &'static OnceLock<T>, init: impl FnOnce() -> T) -> &'static T {
+    cell.get_or_init(init)
+}

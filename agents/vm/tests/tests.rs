@@ -1,0 +1,561 @@
+//! `ocf:clever:vm` against real libvirtd + qemu (TCG) nodes built by `lab`: nothing mocked.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+mod lab;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use clever_ocf::metadata_xml;
+use clever_vm::image::{MAGIC_PARTIAL, MAGIC_SAVE};
+use clever_vm::DECLARATION;
+use lab::{patch, signal, wait_until, Lab, Node, NodeOptions};
+
+const PROBE: (&str, &str) = ("OCF_RESKEY_CRM_meta_interval", "0");
+const RECURRING: (&str, &str) = ("OCF_RESKEY_CRM_meta_interval", "10000");
+
+/// The agent's parameters for `domain` on `node`.
+fn params<'a>(config: &'a str, node: &'a Node) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("config", config),
+        ("hibernate_dir", node.hibernate_dir.to_str().unwrap()),
+    ]
+}
+
+fn with<'a>(
+    mut base: Vec<(&'a str, &'a str)>,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    base.extend_from_slice(extra);
+    base
+}
+
+fn magic(path: &Path) -> Vec<u8> {
+    fs::read(path).unwrap().into_iter().take(16).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metadata: no libvirt needed.
+
+/// Validation as the conformance harness does it (xmllint against the installed grammar).
+fn xmllint(xml: &str, flag: &str, schema: &str) -> Result<(), String> {
+    ocf_conformance::validate(xml, flag, schema).expect("xmllint could not run")
+}
+
+#[test]
+fn metadata_is_valid_and_needs_no_libvirt() {
+    assert_eq!(DECLARATION.problems(), Vec::<String>::new());
+    let xml = metadata_xml(&DECLARATION).unwrap();
+    xmllint(
+        &xml,
+        "--dtdvalid",
+        "/usr/share/resource-agents/ra-api-1.dtd",
+    )
+    .unwrap();
+    xmllint(&xml, "--relaxng", "/usr/share/resource-agents/metadata.rng").unwrap();
+    for name in [
+        "config",
+        "domain",
+        "hypervisor",
+        "hibernate_dir",
+        "stop_method",
+        "on_restore_failure",
+    ] {
+        assert!(
+            xml.contains(&format!("<parameter name=\"{name}\"")),
+            "{name}"
+        );
+    }
+    assert!(!xml.contains("name=\"migrate_to\""));
+    assert!(xml.contains("migrate_to/migrate_from"));
+    // The binary answers meta-data with an unreachable libvirt URI and no parameters at all.
+    let out = Command::new(lab::AGENT)
+        .arg("meta-data")
+        .env(
+            "OCF_RESKEY_hypervisor",
+            "qemu:///system?socket=/nonexistent",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), xml);
+    // The man page (section 7) comes from the same declaration.
+    let page = clever_ocf::man_page(&DECLARATION);
+    assert!(page.contains("ocf_clever_vm") && page.contains("hibernate_dir"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Priority 1 and 2: hibernate and resume, the counter continues; stopped → 7.
+
+#[test]
+fn hibernate_then_resume_continues_the_counter() {
+    let _serial = lab::serial_guard();
+    let lab = Lab::new("resume");
+    assert!(lab::off_root(&lab.shared));
+    let node = Node::start(&lab, "a", &NodeOptions::default());
+    let domain = "cvt-resume";
+    let config = lab.domain_xml(domain, 32);
+    let config = config.to_str().unwrap();
+    let p = params(config, &node);
+
+    assert_eq!(node.agent("validate-all", &p, &[]).code, Some(0));
+    // Nothing defined yet: a probe says not running.
+    assert_eq!(node.agent("monitor", &p, &[PROBE]).code, Some(7));
+
+    let start = node.agent("start", &p, &[]);
+    assert_eq!(start.code, Some(0), "{}", start.stderr);
+    assert!(
+        node.domstate(domain).starts_with("running"),
+        "{}",
+        node.domstate(domain)
+    );
+    let before = lab.wait_count_above(domain, 3);
+    assert_eq!(node.agent("monitor", &p, &[RECURRING]).code, Some(0));
+    assert_eq!(node.agent("monitor", &p, &[PROBE]).code, Some(0));
+
+    let stop = node.agent("stop", &p, &[]);
+    assert_eq!(stop.code, Some(0), "{}", stop.stderr);
+    assert!(node.qemu_pids(domain).is_empty());
+    assert_eq!(magic(&lab.image(domain)), MAGIC_SAVE);
+    let size = fs::metadata(lab.image(domain)).unwrap().len();
+    assert!(
+        size > 28 * 1024 * 1024,
+        "image of {size} bytes for 32 MiB of RAM (filled above 2 MiB)"
+    );
+    assert_eq!(node.domstate(domain), "shut off (saved)");
+    let frozen = lab.serial(domain).counts.last().copied().unwrap();
+    assert!(frozen >= before);
+    // Stopped: 7 for probes and recurring monitors alike; stop again is fine.
+    assert_eq!(node.agent("monitor", &p, &[PROBE]).code, Some(7));
+    assert_eq!(node.agent("monitor", &p, &[RECURRING]).code, Some(7));
+    assert_eq!(node.agent("stop", &p, &[]).code, Some(0));
+
+    let start = node.agent("start", &p, &[]);
+    assert_eq!(start.code, Some(0), "{}", start.stderr);
+    assert_eq!(node.domstate(domain), "running (restored)");
+    assert!(
+        lab.shared_files(&format!("{domain}.save")).is_empty(),
+        "{:?}",
+        lab.shared_files(domain)
+    );
+    lab.wait_count_above(domain, frozen);
+    let serial = lab.serial(domain);
+    assert_eq!(serial.boots, 1, "a resume must not boot: {serial:?}");
+    assert!(serial.increasing(), "{serial:?}");
+    assert_eq!(node.agent("monitor", &p, &[RECURRING]).code, Some(0));
+
+    let stop = node.agent("stop", &with(p.clone(), &[("stop_method", "destroy")]), &[]);
+    assert_eq!(stop.code, Some(0), "{}", stop.stderr);
+    assert!(node.qemu_pids(domain).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Priority 3: images that cannot be resumed are kept aside, never deleted.
+
+#[test]
+fn unusable_images_are_kept_aside_and_the_policy_applies() {
+    let _serial = lab::serial_guard();
+    let lab = Lab::new("images");
+    let node = Node::start(&lab, "a", &NodeOptions::default());
+    let domain = "cvt-images";
+    let config = lab.domain_xml(domain, 32);
+    let config = config.to_str().unwrap();
+    let p = params(config, &node);
+
+    // One real image to mangle in several ways.
+    assert_eq!(node.agent("start", &p, &[]).code, Some(0));
+    lab.wait_count_above(domain, 2);
+    assert_eq!(node.agent("stop", &p, &[]).code, Some(0));
+    let original = fs::read(lab.image(domain)).unwrap();
+    fs::remove_file(lab.image(domain)).unwrap();
+
+    type Mangle = fn(&Path, &[u8]);
+    let cases: [(&str, Mangle, &str); 4] = [
+        ("empty", |path, _| fs::write(path, b"").unwrap(), "empty"),
+        (
+            "partial",
+            |path, image| {
+                fs::write(path, image).unwrap();
+                patch(path, 0, MAGIC_PARTIAL);
+            },
+            "partial",
+        ),
+        (
+            "corrupt header",
+            |path, image| {
+                fs::write(path, image).unwrap();
+                patch(path, 0, b"garbage garbage!");
+            },
+            "corrupt",
+        ),
+        (
+            // Header intact, QEMU stream cut: libvirt tries, qemu fails, libvirt keeps it.
+            "truncated stream",
+            |path, image| fs::write(path, &image[..image.len() * 3 / 5]).unwrap(),
+            "restore-failed",
+        ),
+    ];
+    let booted_before = lab.serial(domain).boots;
+    for (case, (what, mangle, tag)) in cases.into_iter().enumerate() {
+        let boots = booted_before + case + 1;
+        mangle(&lab.image(domain), &original);
+        let mangled = fs::read(lab.image(domain)).unwrap();
+        let start = node.agent("start", &p, &[]);
+        assert_eq!(start.code, Some(0), "{what}: {}", start.stderr);
+        assert!(
+            start.stderr.contains("NOT RESUMED"),
+            "{what}: {}",
+            start.stderr
+        );
+        assert_eq!(node.domstate(domain), "running (booted)", "{what}");
+        wait_until(Duration::from_secs(30), "the cold boot", || {
+            lab.serial(domain).boots == boots
+        });
+        // Nothing deleted: the image is kept, byte for byte, under a timestamped name.
+        let kept: Vec<String> = lab
+            .shared_files(&format!("{domain}.save.kept-"))
+            .into_iter()
+            .filter(|n| n.ends_with(&format!("-{tag}")))
+            .collect();
+        assert_eq!(kept.len(), 1, "{what}: {:?}", lab.shared_files(domain));
+        assert_eq!(
+            fs::read(lab.shared.join(&kept[0])).unwrap(),
+            mangled,
+            "{what}"
+        );
+        fs::remove_file(lab.shared.join(&kept[0])).unwrap();
+        assert!(!lab.image(domain).exists(), "{what}");
+        let stop = node.agent("stop", &with(p.clone(), &[("stop_method", "destroy")]), &[]);
+        assert_eq!(stop.code, Some(0), "{what}: {}", stop.stderr);
+    }
+
+    // on_restore_failure=fail: kept aside, start fails with a clear reason, nothing runs.
+    fs::write(lab.image(domain), &original).unwrap();
+    patch(&lab.image(domain), 0, MAGIC_PARTIAL);
+    let fail = with(p.clone(), &[("on_restore_failure", "fail")]);
+    let start = node.agent("start", &fail, &[]);
+    assert_eq!(start.code, Some(6), "{}", start.stderr);
+    let reason = start.exit_reason().unwrap();
+    assert!(
+        reason.contains("kept as") && reason.contains("partial"),
+        "{reason}"
+    );
+    assert!(node.qemu_pids(domain).is_empty());
+    assert_eq!(node.agent("monitor", &fail, &[PROBE]).code, Some(7));
+    assert_eq!(lab.shared_files(&format!("{domain}.save.kept-")).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Priority 4: qemu killed; libvirtd down.
+
+#[test]
+fn killed_qemu_fails_the_monitor_and_libvirtd_down_is_survived() {
+    let _serial = lab::serial_guard();
+    let lab = Lab::new("faults");
+    let node = Node::start(&lab, "a", &NodeOptions::default());
+    let domain = "cvt-faults";
+    let config = lab.domain_xml(domain, 32);
+    let config = config.to_str().unwrap();
+    let p = params(config, &node);
+
+    assert_eq!(node.agent("start", &p, &[]).code, Some(0));
+    lab.wait_count_above(domain, 1);
+    let qemu = node.qemu_pids(domain);
+    assert_eq!(qemu.len(), 1);
+    signal(qemu[0], "KILL");
+    wait_until(Duration::from_secs(10), "libvirt to see the crash", || {
+        node.domstate(domain) == "shut off (crashed)"
+    });
+    let monitor = node.agent("monitor", &p, &[RECURRING]);
+    assert_eq!(monitor.code, Some(1), "{}", monitor.stderr);
+    assert!(monitor.exit_reason().unwrap().contains("crashed"));
+    assert_eq!(node.agent("stop", &p, &[]).code, Some(0));
+
+    // libvirtd goes away while the VM runs.
+    assert_eq!(node.agent("start", &p, &[]).code, Some(0));
+    lab.wait_count_above(domain, 1);
+    node.stop_libvirtd();
+    assert_eq!(
+        node.qemu_pids(domain).len(),
+        1,
+        "qemu must outlive libvirtd"
+    );
+    for vars in [[PROBE], [RECURRING]] {
+        let run = node.agent("monitor", &p, &vars);
+        assert_eq!(run.code, Some(190), "{}", run.stderr);
+        assert!(run.exit_reason().unwrap().contains("is running"));
+    }
+    let stop = node.agent("stop", &p, &[("OCF_RESKEY_CRM_meta_timeout", "30000")]);
+    assert_eq!(stop.code, Some(0), "{}", stop.stderr);
+    assert!(stop.took < Duration::from_secs(30));
+    assert!(node.qemu_pids(domain).is_empty());
+    assert_eq!(node.agent("monitor", &p, &[PROBE]).code, Some(7));
+}
+
+#[test]
+fn hung_libvirtd_neither_hides_the_vm_nor_blocks_its_stop() {
+    let _serial = lab::serial_guard();
+    let lab = Lab::new("hung");
+    let node = Node::start(&lab, "a", &NodeOptions::default());
+    let domain = "cvt-hung";
+    let config = lab.domain_xml(domain, 32);
+    let config = config.to_str().unwrap();
+    let p = params(config, &node);
+    assert_eq!(node.agent("start", &p, &[]).code, Some(0));
+    lab.wait_count_above(domain, 1);
+    // libvirtd still accepts connections (the kernel does) but answers nothing.
+    signal(node.libvirtd_pid().unwrap(), "STOP");
+    let probe = node.agent(
+        "monitor",
+        &p,
+        &[PROBE, ("OCF_RESKEY_CRM_meta_timeout", "8000")],
+    );
+    assert_eq!(probe.code, Some(190), "{}", probe.stderr);
+    assert!(probe.took < Duration::from_secs(8));
+    let stop = node.agent("stop", &p, &[("OCF_RESKEY_CRM_meta_timeout", "40000")]);
+    assert_eq!(stop.code, Some(0), "{}", stop.stderr);
+    assert!(stop.took < Duration::from_secs(40), "{:?}", stop.took);
+    assert!(node.qemu_pids(domain).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Priority 5: two nodes share the image directory.
+
+#[test]
+fn hibernate_on_one_node_resume_on_the_other_and_back() {
+    let _serial = lab::serial_guard();
+    let lab = Lab::new("twonodes");
+    let a = Node::start(&lab, "a", &NodeOptions::default());
+    let b = Node::start(&lab, "b", &NodeOptions::default());
+    let domain = "cvt-move";
+    let config = lab.domain_xml(domain, 32);
+    let config = config.to_str().unwrap();
+    let (pa, pb) = (params(config, &a), params(config, &b));
+
+    assert_eq!(a.agent("start", &pa, &[]).code, Some(0));
+    let mut last = lab.wait_count_above(domain, 2);
+    // B has never seen the domain: its probe says not running.
+    assert_eq!(b.agent("monitor", &pb, &[PROBE]).code, Some(7));
+    for (from, to, pfrom, pto) in [(&a, &b, &pa, &pb), (&b, &a, &pb, &pa), (&a, &b, &pa, &pb)] {
+        let stop = from.agent("stop", pfrom, &[]);
+        assert_eq!(stop.code, Some(0), "{}", stop.stderr);
+        assert!(from.qemu_pids(domain).is_empty());
+        assert_eq!(magic(&lab.image(domain)), MAGIC_SAVE);
+        let frozen = lab.serial(domain).counts.last().copied().unwrap();
+        assert!(frozen >= last);
+        let start = to.agent("start", pto, &[]);
+        assert_eq!(start.code, Some(0), "{}", start.stderr);
+        assert_eq!(to.domstate(domain), "running (restored)", "on {}", to.name);
+        assert!(!lab.image(domain).exists());
+        last = lab.wait_count_above(domain, frozen);
+        assert_eq!(from.agent("monitor", pfrom, &[PROBE]).code, Some(7));
+        assert_eq!(to.agent("monitor", pto, &[RECURRING]).code, Some(0));
+    }
+    let serial = lab.serial(domain);
+    assert_eq!(serial.boots, 1, "{serial:?}");
+    assert!(serial.increasing(), "{serial:?}");
+    assert_eq!(
+        b.agent(
+            "stop",
+            &with(pb.clone(), &[("stop_method", "destroy")]),
+            &[]
+        )
+        .code,
+        Some(0)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Priority 6: the save directory is full.
+
+#[test]
+fn full_save_directory_falls_back_within_the_deadline() {
+    let _serial = lab::serial_guard();
+    let lab = Lab::new("full");
+    let node = Node::start(
+        &lab,
+        "a",
+        &NodeOptions {
+            small_tmpfs_mib: Some(4),
+        },
+    );
+    let domain = "cvt-full";
+    let config = lab.domain_xml(domain, 32);
+    let config = config.to_str().unwrap();
+    let p = with(params(config, &node), &[("shutdown_timeout", "3")]);
+
+    assert_eq!(node.agent("start", &p, &[]).code, Some(0));
+    lab.wait_count_above(domain, 1);
+    let stop = node.agent("stop", &p, &[("OCF_RESKEY_CRM_meta_timeout", "60000")]);
+    assert_eq!(stop.code, Some(0), "{}", stop.stderr);
+    assert!(stop.took < Duration::from_secs(54), "{:?}", stop.took);
+    assert!(stop.stderr.contains("falling back"), "{}", stop.stderr);
+    assert!(node.qemu_pids(domain).is_empty());
+    // libvirt removed its partial file; the agent deleted nothing and left no image to resume.
+    let hib = node.dir.join("hibernate");
+    assert!(
+        fs::read_dir(&hib).map(|d| d.count()).unwrap_or(0) == 0
+            || !hib.join(format!("{domain}.save")).exists()
+    );
+    assert_eq!(node.agent("monitor", &p, &[PROBE]).code, Some(7));
+}
+
+// A hibernation that cannot finish within the stop timeout is aborted, logged with its
+// progress, and the VM is powered off in time; no image is left to be resumed.
+
+#[test]
+fn slow_hibernation_is_aborted_within_the_stop_timeout() {
+    let _serial = lab::serial_guard();
+    let lab = Lab::new("slow");
+    let node = Node::start(&lab, "a", &NodeOptions::default());
+    let domain = "cvt-slow";
+    let config = lab.domain_xml(domain, 2048);
+    let config = config.to_str().unwrap();
+    let p = with(params(config, &node), &[("shutdown_timeout", "0")]);
+    assert_eq!(node.agent("start", &p, &[]).code, Some(0));
+    // The counter starts once all of the RAM is filled.
+    lab.wait_count_above(domain, 1);
+    // 13 s: 1.3 s margin, 10 s kept for power-off: about 1.7 s for a 2 GiB save, too little.
+    let stop = node.agent("stop", &p, &[("OCF_RESKEY_CRM_meta_timeout", "13000")]);
+    assert_eq!(stop.code, Some(0), "{}", stop.stderr);
+    assert!(stop.took < Duration::from_secs(13), "{:?}", stop.took);
+    // Progress is logged while the image is written.
+    assert!(
+        stop.stderr.contains("hibernating cvt-slow: "),
+        "{}",
+        stop.stderr
+    );
+    assert!(stop.stderr.contains("was aborted"), "{}", stop.stderr);
+    assert!(node.qemu_pids(domain).is_empty());
+    assert!(!lab.image(domain).exists() || magic(&lab.image(domain)) != MAGIC_SAVE);
+    assert_eq!(node.agent("monitor", &p, &[PROBE]).code, Some(7));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The conformance harness, resource-agents' ocf-tester included, on a real node; the hanging
+// backend is a libvirt socket that accepts connections and never answers.
+
+#[test]
+fn conformance_harness_and_ocf_tester_pass() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixListener;
+
+    let _serial = lab::serial_guard();
+    let lab = Lab::new("conformance");
+    let node = Node::start(&lab, "a", &NodeOptions::default());
+    let domain = "cvt-conformance";
+    let config = lab.domain_xml(domain, 32);
+    let hang = lab.root.join("hang.sock");
+    let listener = UnixListener::bind(&hang).unwrap();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = std::sync::Arc::clone(&held);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            keep.lock().unwrap().push(stream);
+        }
+    });
+    let wrapper = lab.root.join("vm-in-node");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = meta-data ] && exec {agent} \"$@\"\n\
+             exec /usr/bin/nsenter -t {pid} -m -p -- {agent} \"$@\"\n",
+            agent = lab::AGENT,
+            pid = node.init_pid
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = ocf_conformance::AgentUnderTest {
+        path: wrapper,
+        instance: "vm_conformance".to_owned(),
+        parameters: [
+            ("config", config.to_str().unwrap()),
+            ("hibernate_dir", node.hibernate_dir.to_str().unwrap()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into(),
+        hanging: [(
+            "hypervisor".to_owned(),
+            format!("qemu:///system?socket={}", hang.display()),
+        )]
+        .into(),
+        environment: std::collections::BTreeMap::new(),
+        run_ocf_tester: true,
+    };
+    let report = ocf_conformance::check_agent(&agent).unwrap();
+    assert!(report.passed(), "{report}");
+    assert!(node.qemu_pids(domain).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// validate-all refusals.
+
+#[test]
+fn validate_all_refuses_what_would_lose_images() {
+    let dir = std::env::temp_dir().join(format!("clever-vm-validate-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("d.xml");
+    fs::write(
+        &config,
+        "<domain type='qemu'><name>cvt-v</name><uuid>6fb5ac16-4415-4ea6-b8d5-6f8223e0212b</uuid></domain>",
+    )
+    .unwrap();
+    let run = |params: &[(&str, &str)]| {
+        let mut command = Command::new(lab::AGENT);
+        command.arg("validate-all").env("HA_LOGFACILITY", "none");
+        for (k, v) in params {
+            command.env(format!("OCF_RESKEY_{k}"), v);
+        }
+        let out = command.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let config_s = config.to_str().unwrap();
+    let on_root = dir.to_str().unwrap();
+    let (code, err) = run(&[("config", config_s), ("hibernate_dir", on_root)]);
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("root filesystem"), "{err}");
+    let (code, _) = run(&[("config", config_s), ("hibernate_dir", "/dev/shm")]);
+    assert_eq!(code, Some(0));
+    let (code, err) = run(&[
+        ("config", config_s),
+        ("hibernate_dir", "/dev/shm"),
+        ("domain", "other"),
+    ]);
+    assert_eq!(code, Some(6), "{err}");
+    // Without a fixed UUID the nodes would define different domains.
+    fs::write(&config, "<domain type='qemu'><name>cvt-v</name></domain>").unwrap();
+    let (code, err) = run(&[("config", config_s), ("hibernate_dir", "/dev/shm")]);
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("uuid"), "{err}");
+    fs::write(&config, "<network><name>x</name></network>").unwrap();
+    let (code, _) = run(&[("config", config_s), ("hibernate_dir", "/dev/shm")]);
+    assert_eq!(code, Some(6));
+    let (code, _) = run(&[
+        ("config", "/nonexistent/d.xml"),
+        ("hibernate_dir", "/dev/shm"),
+    ]);
+    assert_eq!(code, Some(5));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn readme_documents_every_parameter() {
+    let whole =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let readme = whole
+        .split("### `ocf:clever:vm`")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a section for ocf:clever:vm");
+    for parameter in DECLARATION.parameters {
+        let cell = format!("| `{}` |", parameter.name());
+        assert!(readme.contains(&cell), "README.md lacks {cell}");
+    }
+}

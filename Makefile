@@ -14,7 +14,7 @@ AGENTS := $(patsubst agents/%/Cargo.toml,%,$(wildcard agents/*/Cargo.toml))
 OCF_AGENTS := $(filter-out clevervm,$(AGENTS))
 RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: all setup build build-only lint unit-test install-test deb deb-test test install demo bench clean
+.PHONY: all setup build build-only lint unit-test install-test deb deb-test test install demo demo-down tour bench clean
 
 all: build
 
@@ -83,8 +83,28 @@ install:
 	install -m 0644 $(DOC_DIR)/completions/clevervm.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/clevervm
 	install -m 0644 $(DOC_DIR)/completions/_clevervm $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_clevervm
 	install -m 0644 $(DOC_DIR)/completions/clevervm.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/clevervm.fish
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/sbin
+	install -m 0755 $(RELEASE_DIR)/clever-cib $(DESTDIR)$(PREFIX)/sbin/.clever-cib.new
+	mv -f $(DESTDIR)$(PREFIX)/sbin/.clever-cib.new $(DESTDIR)$(PREFIX)/sbin/clever-cib
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/doc/clever-cluster/cib
+	cp -r pacemaker-cib/README.md pacemaker-cib/examples $(DESTDIR)$(PREFIX)/share/doc/clever-cluster/cib/
 
+# The main job: a live 2-node cluster (namespaces on this machine) running the VM stack with our
+# agents, a controlled migration, and how to look around. The lab keeps running until demo-down.
 demo: build
+	$(RELEASE_DIR)/clever-lab up --vm --agents $(RELEASE_DIR)
+	$(RELEASE_DIR)/clever-lab tour
+	@echo
+	@echo "The lab keeps running. Try: $(RELEASE_DIR)/clever-lab status;"
+	@echo "  $(RELEASE_DIR)/clever-lab exec node1 -- $(CURDIR)/$(RELEASE_DIR)/clevervm status"
+	@echo "  $(RELEASE_DIR)/clever-lab power-cut node1   (or gateway-cut node1, link-cut node1)"
+	@echo "make demo-down removes it (nothing is left behind)."
+
+demo-down:
+	$(RELEASE_DIR)/clever-lab down
+
+# A tour of the agents, the install layout and the conformance harness, without a cluster.
+tour: build
 	bash scripts/demo.sh
 
 bench: build

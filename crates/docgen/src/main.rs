@@ -1,4 +1,5 @@
-//! `clever-docgen OUTDIR`: man pages (`man7/ocf_clever_<agent>.7`, `man8/clevervm.8`) and
+//! `clever-docgen OUTDIR`: man pages (`man7/ocf_clever_<agent>.7`, `man8/clevervm.8`,
+//! `man8/clever-cib.8`) and
 //! completions (`completions/clevervm.{bash,zsh,fish}`), generated from the same declarations
 //! that give the metadata and the command line, for `make install` and the Debian package.
 
@@ -43,6 +44,12 @@ fn generate(out: &Path) -> Result<(), String> {
         .render(&mut page)
         .map_err(|e| format!("clevervm man page: {e}"))?;
     write(&out.join("man8/clevervm.8"), &page)?;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(clever_cib::cli::Cli::command())
+        .section("8")
+        .render(&mut page)
+        .map_err(|e| format!("clever-cib man page: {e}"))?;
+    write(&out.join("man8/clever-cib.8"), &page)?;
     for (shell, file) in [
         (Shell::Bash, "clevervm.bash"),
         (Shell::Zsh, "_clevervm"),

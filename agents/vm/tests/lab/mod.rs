@@ -24,6 +24,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use clever_lab::guest::Serial;
+
 /// The agent under test.
 pub const AGENT: &str = env!("CARGO_BIN_EXE_vm");
 
@@ -32,93 +34,6 @@ pub fn serial_guard() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
-
-const GUEST_ASM: &str = r#"
-# Disk-less multiboot test guest: fills RAM above 2 MiB with xorshift data (so hibernation images
-# are full size), then prints "boot" once and an increasing counter on COM1 forever.
-.set MB_MAGIC, 0x1BADB002
-.set MB_FLAGS, 0x00000003
-.section .text
-.code32
-.align 4
-.long MB_MAGIC
-.long MB_FLAGS
-.long -(MB_MAGIC + MB_FLAGS)
-.globl _start
-_start:
-    mov $stack_top, %esp
-    mov 8(%ebx), %ecx
-    shl $10, %ecx
-    add $0x100000, %ecx
-    mov $0x200000, %edi
-    mov $0x12345678, %eax
-fill:
-    cmp %ecx, %edi
-    jae filled
-    mov %eax, %edx
-    shl $13, %edx
-    xor %edx, %eax
-    mov %eax, %edx
-    shr $17, %edx
-    xor %edx, %eax
-    mov %eax, %edx
-    shl $5, %edx
-    xor %edx, %eax
-    mov %eax, (%edi)
-    add $4, %edi
-    jmp fill
-filled:
-    mov $boot_msg, %esi
-    call puts
-    xor %ebp, %ebp
-count:
-    inc %ebp
-    mov %ebp, %eax
-    mov $numbuf_end, %edi
-    movb $0, (%edi)
-    dec %edi
-    movb $10, (%edi)
-digits:
-    xor %edx, %edx
-    mov $10, %ecx
-    div %ecx
-    add $48, %dl
-    dec %edi
-    mov %dl, (%edi)
-    test %eax, %eax
-    jnz digits
-    mov %edi, %esi
-    call puts
-    mov $DELAY, %ecx
-wait:
-    dec %ecx
-    jnz wait
-    jmp count
-puts:
-    lodsb
-    test %al, %al
-    jz done
-    mov %al, %bl
-    mov $0x3fd, %dx
-ready:
-    inb %dx, %al
-    test $0x20, %al
-    jz ready
-    mov $0x3f8, %dx
-    mov %bl, %al
-    outb %al, %dx
-    jmp puts
-done:
-    ret
-.section .data
-boot_msg: .asciz "boot\n"
-numbuf: .space 16
-numbuf_end: .byte 0
-.section .bss
-.align 16
-.space 4096
-stack_top:
-"#;
 
 fn run_ok(command: &mut Command) -> Output {
     let shown = format!("{command:?}");
@@ -131,24 +46,6 @@ fn run_ok(command: &mut Command) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
-}
-
-/// A fixed UUID per test domain name (FNV-1a), as an admin would write into the XML.
-pub fn uuid_for(name: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    let hex = format!("{hash:016x}{:016x}", hash.rotate_left(29));
-    format!(
-        "{}-{}-4{}-8{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[13..16],
-        &hex[17..20],
-        &hex[20..32]
-    )
 }
 
 /// Directories of one test run; removed on drop.
@@ -188,29 +85,8 @@ impl Lab {
         fs::create_dir_all(&shared).unwrap();
         let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("clever-vm-libvirt-cache");
         fs::create_dir_all(&cache).unwrap();
-        let source = root.join("guest.S");
-        fs::write(&source, GUEST_ASM).unwrap();
-        let object = root.join("guest.o");
-        let guest = root.join("guest.elf");
-        run_ok(
-            Command::new("as")
-                .args(["--32", "--defsym", "DELAY=20000000", "-o"])
-                .arg(&object)
-                .arg(&source),
-        );
-        run_ok(
-            Command::new("ld")
-                .args([
-                    "-m",
-                    "elf_i386",
-                    "-n",
-                    "-Ttext=0x100000",
-                    "--no-warn-rwx-segments",
-                    "-o",
-                ])
-                .arg(&guest)
-                .arg(&object),
-        );
+        // The one test guest of the project, shared with the live lab.
+        let guest = clever_lab::guest::build(&root).unwrap();
         Lab {
             root,
             shared,
@@ -221,19 +97,7 @@ impl Lab {
 
     /// Writes the XML of a test domain with `mib` of RAM to the shared directory.
     pub fn domain_xml(&self, name: &str, mib: u32) -> PathBuf {
-        let xml = format!(
-            "<domain type='qemu'>\n  <name>{name}</name>\n  <uuid>{uuid}</uuid>\n  \
-             <memory unit='MiB'>{mib}</memory>\n  \
-             <vcpu>1</vcpu>\n  <os><type arch='x86_64' machine='pc'>hvm</type>\
-             <kernel>{guest}</kernel></os>\n  <on_poweroff>destroy</on_poweroff>\n  \
-             <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n  <devices>\n    \
-             <emulator>/usr/bin/qemu-system-x86_64</emulator>\n    <serial type='file'><source \
-             path='{serial}' append='on'/><target port='0'/></serial>\n    <memballoon \
-             model='none'/>\n  </devices>\n</domain>\n",
-            uuid = uuid_for(name),
-            guest = self.guest.display(),
-            serial = self.serial_path(name).display(),
-        );
+        let xml = clever_lab::guest::domain_xml(name, mib, &self.guest, &self.serial_path(name));
         let path = self.shared.join(format!("{name}.xml"));
         fs::write(&path, xml).unwrap();
         path
@@ -245,21 +109,7 @@ impl Lab {
 
     /// The guest's console so far: how often it booted and the counter values printed.
     pub fn serial(&self, name: &str) -> Serial {
-        let text = fs::read_to_string(self.serial_path(name)).unwrap_or_default();
-        let mut serial = Serial::default();
-        // The last line may be cut in the middle of a number.
-        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
-        for line in complete.lines() {
-            match line.trim() {
-                "boot" => serial.boots += 1,
-                number => {
-                    if let Ok(n) = number.parse() {
-                        serial.counts.push(n);
-                    }
-                }
-            }
-        }
-        serial
+        Serial::read(&self.serial_path(name))
     }
 
     /// Waits until the guest printed a counter above `above`.
@@ -301,19 +151,6 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.root);
         let _ = fs::remove_dir_all(&self.shared);
-    }
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct Serial {
-    pub boots: usize,
-    pub counts: Vec<u64>,
-}
-
-impl Serial {
-    /// Whether the counter only ever went up (no reboot in between).
-    pub fn increasing(&self) -> bool {
-        self.counts.windows(2).all(|w| w[0] < w[1])
     }
 }
 

@@ -1,0 +1,449 @@
+//! Description checking: every bad description is refused with one clear line, no input panics,
+//! and the three outputs describe the same resources and constraints.
+
+use clever_cib::{generate, GenerateError};
+
+const VALID: &str = r#"
+[cluster]
+name = "c"
+
+[[node]]
+name = "node1"
+
+[[node]]
+name = "node2"
+
+[gwping]
+host_list = ["192.0.2.1"]
+
+[[drbd]]
+name = "r0"
+device = "/dev/drbd0"
+
+[[vm]]
+name = "web"
+drbd = "r0"
+config = "/srv/web/web.xml"
+mount = { directory = "/srv/web" }
+address = { ip = "192.0.2.10", cidr_netmask = 24 }
+"#;
+
+fn error_of(text: &str) -> String {
+    match generate(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(GenerateError::Description(e)) => e.to_string(),
+        Err(other) => panic!("unexpected error kind: {other}"),
+    }
+}
+
+fn replaced(from: &str, to: &str) -> String {
+    assert!(VALID.contains(from), "{from}");
+    VALID.replacen(from, to, 1)
+}
+
+#[test]
+fn the_base_description_is_valid() {
+    let outputs = generate(VALID).unwrap();
+    assert_eq!(outputs.warnings.len(), 1, "fencing placeholder warning");
+}
+
+#[test]
+fn bad_descriptions_get_one_clear_line() {
+    let second_vm = "\n[[vm]]\nname = \"db\"\ndrbd = \"r0\"\nconfig = \"/srv/db/db.xml\"\n\
+                     mount = { directory = \"/srv/db\" }\naddress = { ip = \"192.0.2.11\" }\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            replaced("[[node]]\nname = \"node2\"\n", ""),
+            "1 node(s) described",
+        ),
+        (
+            replaced("name = \"node2\"", "name = \"node1\""),
+            "duplicate node name \"node1\"",
+        ),
+        (
+            replaced("name = \"node2\"", "name = \"node_2\""),
+            "node name \"node_2\" is not valid",
+        ),
+        (
+            replaced("192.0.2.10", "192.0.2.300"),
+            "not an IPv4 or IPv6 address",
+        ),
+        (replaced("192.0.2.10", "127.0.0.1"), "loopback"),
+        (
+            replaced("cidr_netmask = 24", "cidr_netmask = 33"),
+            "must be from 1 to 32",
+        ),
+        (
+            replaced("drbd = \"r0\"", "drbd = \"r9\""),
+            "uses drbd \"r9\", which is not a [[drbd]]",
+        ),
+        (format!("{VALID}{second_vm}"), "each VM needs its own"),
+        (
+            format!(
+                "{VALID}{}",
+                second_vm
+                    .replace("r0", "r1")
+                    .replace("192.0.2.11", "192.0.2.10")
+            ) + "\n[[drbd]]\nname = \"r1\"\ndevice = \"/dev/drbd1\"\n",
+            "duplicate address",
+        ),
+        (
+            format!("{VALID}\n[[drbd]]\nname = \"r1\"\ndevice = \"/dev/drbd1\"\n"),
+            "drbd \"r1\" is not used",
+        ),
+        (
+            format!("{VALID}\n[[drbd]]\nname = \"r0\"\ndevice = \"/dev/drbd1\"\n"),
+            "duplicate drbd name",
+        ),
+        (
+            replaced("/dev/drbd0", "/tmp/drbd0"),
+            "must be a device under /dev",
+        ),
+        (
+            replaced("/srv/web\" }", "srv/web\" }"),
+            "must be an absolute path",
+        ),
+        (replaced("/srv/web\" }", "/\" }"), "root directory"),
+        (
+            replaced("name = \"web\"", "name = \"9web\""),
+            "must start with a letter",
+        ),
+        (
+            replaced("name = \"web\"", "name = \"we b\""),
+            "may hold only",
+        ),
+        (
+            replaced("host_list = [\"192.0.2.1\"]", "host_list = []"),
+            "at least one gateway",
+        ),
+        (
+            replaced("host_list = [\"192.0.2.1\"]", "host_list = [\"a b\"]"),
+            "not an IP address or host name",
+        ),
+        (
+            replaced("host_list = [\"192.0.2.1\"]", "host_list = [\"gw=0\"]"),
+            "weight",
+        ),
+        (
+            replaced(
+                "host_list = [\"192.0.2.1\"]",
+                "host_list = [\"192.0.2.1\"]\nmultiplier = 0",
+            ),
+            "banned",
+        ),
+        (
+            replaced(
+                "name = \"c\"",
+                "name = \"c\"\nfailure_timeout = \"10 minutes\"",
+            ),
+            "whole number",
+        ),
+        (
+            replaced("name = \"c\"", "name = \"c\"\nmigration_threshold = 0"),
+            "restart forever",
+        ),
+        (
+            replaced("name = \"c\"", "name = \"c\"\nbogus = 1"),
+            "unknown field `bogus`",
+        ),
+        (
+            replaced("[[vm]]", "[[vm]]\nstop_timeout = \"0\""),
+            "positive",
+        ),
+        (
+            format!("{VALID}\n[fencing]\nmode = \"disabled\"\n"),
+            "needs a reason",
+        ),
+        (
+            format!("{VALID}\n[fencing]\nmode = \"devices\"\n"),
+            "node \"node1\" has no [[fencing.device]]",
+        ),
+        (
+            format!(
+                "{VALID}\n[fencing]\nmode = \"devices\"\n[[fencing.device]]\nnode = \"node1\"\n\
+                 agent = \"fence_ipmilan\"\n[[fencing.device]]\nnode = \"node3\"\n\
+                 agent = \"fence_ipmilan\"\n"
+            ),
+            "refers to node \"node3\"",
+        ),
+        (
+            format!("{VALID}\n[fencing]\nmode = \"sometimes\"\n"),
+            "unknown variant",
+        ),
+        (
+            replaced(
+                "device = \"/dev/drbd0\"",
+                "device = \"/dev/drbd0\"\nnodes = [\"node1\"]",
+            ),
+            "at least 2 nodes",
+        ),
+        (
+            replaced(
+                "device = \"/dev/drbd0\"",
+                "device = \"/dev/drbd0\"\nnodes = [\"node1\", \"node7\"]",
+            ),
+            "refers to node \"node7\"",
+        ),
+        (
+            VALID[..VALID.find("[[vm]]").unwrap()].to_owned(),
+            "no [[vm]] described",
+        ),
+        ("".to_owned(), "missing field `cluster`"),
+        ("[cluster\n".to_owned(), "line 1"),
+    ];
+    for (text, expected) in cases {
+        let message = error_of(&text);
+        assert!(
+            message.contains(expected),
+            "expected {expected:?} in {message:?}"
+        );
+        assert!(!message.contains('\n'), "not one line: {message:?}");
+    }
+}
+
+#[test]
+fn seventeen_to_thirty_two_nodes_work_and_thirty_three_do_not() {
+    let nodes = |count: usize| {
+        let mut text = VALID.replacen(
+            "[[node]]\nname = \"node1\"\n\n[[node]]\nname = \"node2\"\n",
+            "",
+            1,
+        );
+        for i in 1..=count {
+            text.push_str(&format!("\n[[node]]\nname = \"n{i}\"\n"));
+        }
+        text
+    };
+    assert!(generate(&nodes(32)).is_ok());
+    assert!(error_of(&nodes(33)).contains("33 node(s)"));
+}
+
+/// No input panics: every single-character deletion and a few replacements of a valid
+/// description give either a configuration or an error line.
+#[test]
+fn no_input_panics() {
+    let chars: Vec<char> = VALID.chars().collect();
+    for i in 0..chars.len() {
+        for replacement in [
+            None,
+            Some('"'),
+            Some('9'),
+            Some('['),
+            Some('-'),
+            Some('\u{e9}'),
+        ] {
+            let mut mutated = chars.clone();
+            match replacement {
+                None => {
+                    mutated.remove(i);
+                }
+                Some(c) => mutated[i] = c,
+            }
+            let text: String = mutated.into_iter().collect();
+            if let Err(e) = generate(&text) {
+                assert!(!e.to_string().contains('\n'), "{e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn disabled_fencing_is_explicit_and_loud() {
+    let text = format!("{VALID}\n[fencing]\nmode = \"disabled\"\nreason = \"lab without BMCs\"\n");
+    let outputs = generate(&text).unwrap();
+    assert!(outputs
+        .cib_xml
+        .contains("name=\"stonith-enabled\" value=\"false\""));
+    assert!(outputs.warnings[0].contains("FENCING IS DISABLED"));
+    assert!(outputs.warnings[0].contains("lab without BMCs"));
+    assert!(outputs
+        .cib_xml
+        .contains("<!-- WARNING: FENCING IS DISABLED"));
+    assert!(outputs.crm.contains("# WARNING: FENCING IS DISABLED"));
+    assert!(outputs.pcs.contains("# WARNING: FENCING IS DISABLED"));
+    assert!(outputs.pcs.contains("echo 'WARNING: FENCING IS DISABLED"));
+    assert!(!outputs.cib_xml.contains("stonith:"), "no fence devices");
+}
+
+#[test]
+fn placeholder_fencing_keeps_stonith_enabled() {
+    let outputs = generate(VALID).unwrap();
+    assert!(outputs
+        .cib_xml
+        .contains("name=\"stonith-enabled\" value=\"true\""));
+    assert!(!outputs.cib_xml.contains("value=\"false\""));
+    for node in ["node1", "node2"] {
+        assert!(outputs
+            .cib_xml
+            .contains(&format!("id=\"fence_{node}\" class=\"stonith\"")));
+        assert!(outputs
+            .crm
+            .contains(&format!("primitive fence_{node} stonith:fence_ipmilan")));
+        assert!(outputs
+            .pcs
+            .contains(&format!("stonith create fence_{node} fence_ipmilan")));
+    }
+    assert!(outputs
+        .cib_xml
+        .contains("name=\"target-role\" value=\"Stopped\""));
+    assert!(outputs
+        .cib_xml
+        .contains("<!-- WARNING: FENCING IS NOT CONFIGURED"));
+}
+
+#[test]
+fn real_fence_devices_are_used_as_given() {
+    let text = format!(
+        "{VALID}\n[fencing]\nmode = \"devices\"\n\
+         [[fencing.device]]\nnode = \"node1\"\nagent = \"fence_ipmilan\"\nparams = {{ ip = \"10.0.0.1\", password = \"it's\" }}\n\
+         [[fencing.device]]\nnode = \"node2\"\nname = \"bmc2\"\nagent = \"fence_ipmilan\"\n"
+    );
+    let outputs = generate(&text).unwrap();
+    assert!(outputs.warnings.is_empty());
+    assert!(outputs.cib_xml.contains("id=\"fence_node1\""));
+    assert!(outputs.cib_xml.contains("id=\"bmc2\""));
+    assert!(!outputs.cib_xml.contains("target-role"));
+    assert!(outputs
+        .cib_xml
+        .contains("rsc=\"bmc2\" node=\"node2\" score=\"-INFINITY\""));
+    assert!(
+        outputs.pcs.contains("'password=it'\\''s'"),
+        "{}",
+        outputs.pcs
+    );
+    assert!(outputs.crm.contains("password=\"it's\""), "{}", outputs.crm);
+}
+
+#[test]
+fn one_device_may_fence_several_nodes() {
+    let text = format!(
+        "{VALID}\n[fencing]\nmode = \"devices\"\n\
+         [[fencing.device]]\nname = \"sbd\"\nnodes = [\"node1\", \"node2\"]\nagent = \"fence_sbd\"\n"
+    );
+    let outputs = generate(&text).unwrap();
+    assert!(outputs
+        .cib_xml
+        .contains("name=\"pcmk_host_list\" value=\"node1 node2\""));
+    assert!(
+        !outputs.cib_xml.contains("loc_sbd_avoid"),
+        "may run on any node"
+    );
+    let unnamed = text.replace("name = \"sbd\"\n", "");
+    assert!(error_of(&unnamed).contains("needs a name"));
+    let both = text.replace("name = \"sbd\"\n", "name = \"sbd\"\nnode = \"node1\"\n");
+    assert!(error_of(&both).contains("either node or a non-empty nodes list"));
+}
+
+/// crm and pcs create exactly the resources and constraints the CIB has.
+#[test]
+fn the_three_outputs_agree() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../pacemaker-cib/examples/3-nodes.toml"),
+    )
+    .unwrap();
+    let description = clever_cib::Description::from_toml(&text).unwrap();
+    let configuration = clever_cib::build(&description).unwrap();
+    let outputs = generate(&text).unwrap();
+    for primitive in configuration.primitives() {
+        let id = &primitive.id;
+        assert!(
+            outputs.cib_xml.contains(&format!("<primitive id=\"{id}\"")),
+            "xml {id}"
+        );
+        assert!(
+            outputs
+                .crm
+                .contains(&format!("primitive {id} {}", primitive.agent)),
+            "crm {id}"
+        );
+        assert!(outputs.pcs.contains(&format!(" create {id} ")), "pcs {id}");
+    }
+    for constraint in &configuration.constraints {
+        let id = constraint.id();
+        assert!(
+            outputs.cib_xml.contains(&format!("id=\"{id}\"")),
+            "xml {id}"
+        );
+        assert!(outputs.crm.contains(&format!(" {id} ")), "crm {id}");
+        assert!(
+            outputs.pcs.contains(&format!("id={id}\n"))
+                || outputs.pcs.contains(&format!("constraint-id={id} "))
+                || outputs.pcs.contains(&format!("location add {id} ")),
+            "pcs {id}"
+        );
+    }
+}
+
+/// The binary: writes the three files, or one format to stdout; a bad description is one
+/// `clever-cib: error:` line and a failure exit.
+#[test]
+fn the_binary_generates_and_refuses() {
+    use clever_command::CommandLine;
+
+    let dir = std::env::temp_dir().join(format!("clever-cib-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(&good, VALID).unwrap();
+    let out = dir.join("out");
+    let binary = env!("CARGO_BIN_EXE_clever-cib");
+    let output = crate::sim::run_tool(
+        &CommandLine::new(binary)
+            .arg("generate")
+            .arg(&good)
+            .arg("-o")
+            .arg(&out),
+    );
+    assert!(output
+        .stderr_text()
+        .contains("WARNING: FENCING IS NOT CONFIGURED"));
+    let expected = generate(VALID).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.join("cib.xml")).unwrap(),
+        expected.cib_xml
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("crm.txt")).unwrap(),
+        expected.crm
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("pcs.sh")).unwrap(),
+        expected.pcs
+    );
+    let output = crate::sim::run_tool(
+        &CommandLine::new(binary)
+            .args(["generate", "-f", "crm"])
+            .arg(&good),
+    );
+    assert_eq!(output.stdout_text(), expected.crm);
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, VALID.replace("192.0.2.10", "192.0.2.300")).unwrap();
+    let output = clever_command::RunCommand::run(
+        &clever_command::HostCommands,
+        &CommandLine::new(binary).arg("check").arg(&bad),
+        &clever_deadline::Deadline::after(crate::sim::TOOL_BUDGET),
+    )
+    .unwrap();
+    assert_eq!(output.code(), Some(1));
+    let stderr = output.stderr_text();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("clever-cib: error: "), "{stderr}");
+    assert!(stderr.contains("not an IPv4 or IPv6 address"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn libvirtd_class_is_chosen_by_the_description() {
+    let systemd = generate(VALID).unwrap();
+    assert!(systemd
+        .cib_xml
+        .contains("<primitive id=\"libvirtd\" class=\"systemd\" type=\"libvirtd\">"));
+    let lsb = generate(&format!("{VALID}\n[libvirtd]\nclass = \"lsb\"\n")).unwrap();
+    assert!(lsb
+        .cib_xml
+        .contains("<primitive id=\"libvirtd\" class=\"lsb\" type=\"libvirtd\">"));
+    assert!(lsb.crm.contains("primitive libvirtd lsb:libvirtd"));
+    assert!(lsb.pcs.contains("resource create libvirtd lsb:libvirtd"));
+}

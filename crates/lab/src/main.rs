@@ -1,0 +1,388 @@
+//! `clever-lab`: start, stop, inspect and break the live lab cluster. See the crate docs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use clever_deadline::Deadline;
+use clever_lab::cgroup::Cgroup;
+use clever_lab::init::{self, Machine};
+use clever_lab::{Lab, LabError, Layout, UpOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "clever-lab",
+    version,
+    about = "A live Pacemaker + Corosync lab cluster of namespace nodes"
+)]
+struct Cli {
+    /// The lab directory (state, logs, configuration).
+    #[arg(long, global = true, env = "CLEVER_LAB_DIR", default_value = clever_lab::layout::DEFAULT_DIR)]
+    dir: PathBuf,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Start a lab: nodes with corosync + pacemaker, bridge, gateway, shared disk, fencing.
+    Up {
+        /// Number of nodes (2 to 4).
+        #[arg(long, default_value_t = 2)]
+        nodes: usize,
+        /// Where our agents' release binaries are (those present are installed in the nodes).
+        #[arg(long)]
+        agents: Option<PathBuf>,
+        /// The fence_lab binary (default: next to clever-lab).
+        #[arg(long)]
+        fence_agent: Option<PathBuf>,
+        /// Seconds to wait for every node online with a DC (0: do not wait).
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+        /// Run libvirtd on every node and the test guest under ocf:clever:vm.
+        #[arg(long)]
+        vm: bool,
+        /// Stock agents instead of ours: ping, Filesystem, VirtualDomain (snapshot=).
+        #[arg(long)]
+        stock: bool,
+    },
+    /// Remove everything of the lab: processes, namespaces, cgroups, loop device, directory.
+    Down,
+    /// A short tour of a running lab: status, a controlled migration of the VM, how to look around.
+    Tour,
+    /// Show power, the cluster's nodes and resources.
+    Status,
+    /// Cut a node's power (every process of the node killed at once).
+    PowerCut { node: String },
+    /// Power a node that is off on again (it boots and rejoins the cluster).
+    PowerOn { node: String },
+    /// Cut a node's cluster interconnect (corosync loses its peers; the gateway stays reachable).
+    LinkCut { node: String },
+    /// Reconnect a node's interconnect.
+    LinkRestore { node: String },
+    /// Cut NODE's uplink (it loses the gateway), or the gateway itself for every node.
+    GatewayCut { node: Option<String> },
+    /// Undo gateway-cut for NODE, or for the gateway itself.
+    GatewayRestore { node: Option<String> },
+    /// Kill (SIGKILL) a daemon on a node, e.g. corosync, pacemaker-controld.
+    KillDaemon { node: String, daemon: String },
+    /// Run a command inside a node (its network, mount and UTS namespaces).
+    Exec {
+        node: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Internal: the init process of a lab machine.
+    #[command(hide = true)]
+    Init {
+        #[arg(long)]
+        cgroup: PathBuf,
+        #[arg(long, value_enum)]
+        machine: MachineKind,
+        #[arg(long, default_value_t = 0)]
+        index: usize,
+        #[arg(long, default_value_t = 0)]
+        bridge_pid: i32,
+        #[arg(long)]
+        vm: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MachineKind {
+    Bridge,
+    Gateway,
+    Node,
+}
+
+fn sibling(name: &str) -> Result<PathBuf, LabError> {
+    let exe = std::env::current_exe().map_err(|e| LabError::Io {
+        what: "locating",
+        path: PathBuf::from("/proc/self/exe"),
+        source: e,
+    })?;
+    Ok(exe.with_file_name(name))
+}
+
+fn run(cli: Cli) -> Result<ExitCode, LabError> {
+    let dir = cli.dir;
+    match cli.command {
+        Commands::Init {
+            cgroup,
+            machine,
+            index,
+            bridge_pid,
+            vm,
+        } => {
+            let layout = Layout::new(dir)?;
+            let machine = match machine {
+                MachineKind::Bridge => Machine::Bridge,
+                MachineKind::Gateway => Machine::Gateway { bridge_pid },
+                MachineKind::Node => Machine::Node {
+                    index,
+                    bridge_pid,
+                    vm,
+                },
+            };
+            Err(init::run(&layout, &machine, &Cgroup::new(cgroup)))
+        }
+        Commands::Up {
+            nodes,
+            agents,
+            fence_agent,
+            wait,
+            vm,
+            stock,
+        } => {
+            let self_exe = sibling("clever-lab")?;
+            let options = UpOptions {
+                dir,
+                nodes,
+                fence_agent: match fence_agent {
+                    Some(path) => path,
+                    None => sibling("fence_lab")?,
+                },
+                agents_dir: match agents {
+                    Some(path) => path,
+                    None => self_exe.with_file_name(""),
+                },
+                self_exe,
+                wait: Duration::from_secs(wait),
+                vm,
+                stock,
+            };
+            let lab = Lab::up(&options)?;
+            let state = lab.state();
+            println!(
+                "lab up in {}: {} ({}), loop device {}, gateway check {}, filesystem {}, VM {}",
+                state.dir.display(),
+                state.nodes.join(" "),
+                if state.clever_agents.is_empty() {
+                    "none of our agents built".to_owned()
+                } else {
+                    format!("ocf:clever: {}", state.clever_agents.join(" "))
+                },
+                state.loop_device,
+                state.gwping_agent,
+                state.fs_agent,
+                state.vm_agent,
+            );
+            print_status(&lab);
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Down => {
+            let report = clever_lab::down(dir)?;
+            println!(
+                "lab down: {} processes killed, loop devices detached: {}",
+                report.processes_killed,
+                if report.loop_devices.is_empty() {
+                    "none".to_owned()
+                } else {
+                    report.loop_devices.join(" ")
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Tour => {
+            tour(&Lab::open(dir)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Status => {
+            print_status(&Lab::open(dir)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::PowerCut { node } => {
+            Lab::open(dir)?.power_cut(&node)?;
+            println!("{node}: power cut");
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::PowerOn { node } => {
+            let pid = Lab::open(dir)?.power_on(&node, &sibling("clever-lab")?)?;
+            println!("{node}: powered on (init pid {pid})");
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::LinkCut { node } => {
+            Lab::open(dir)?.link_cut(&node)?;
+            println!("{node}: link cut");
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::LinkRestore { node } => {
+            Lab::open(dir)?.link_restore(&node)?;
+            println!("{node}: link restored");
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::GatewayCut { node } => {
+            Lab::open(dir)?.gateway_cut(node.as_deref())?;
+            println!(
+                "gateway cut for {}",
+                node.as_deref().unwrap_or("every node")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::GatewayRestore { node } => {
+            Lab::open(dir)?.gateway_restore(node.as_deref())?;
+            println!(
+                "gateway restored for {}",
+                node.as_deref().unwrap_or("every node")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::KillDaemon { node, daemon } => {
+            let pids = Lab::open(dir)?.kill_daemon(&node, &daemon)?;
+            println!("{node}: killed {daemon} {pids:?}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Exec { node, command } => {
+            let status = Lab::open(dir)?.exec(&node, &command)?;
+            let code = status.code().unwrap_or(128);
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        }
+    }
+}
+
+fn tour(lab: &Lab) -> Result<(), LabError> {
+    use clever_lab::config::ids;
+    let deadline = Deadline::after(Duration::from_secs(180));
+    println!("== The lab cluster");
+    print_status(lab);
+    let (seen_from, _) = lab.status(&deadline)?;
+    println!("\n== Waiting for the VM stack to run");
+    let status = lab.wait_for(&seen_from, "the VM to run", &deadline, |s| {
+        s.running_on(ids::VM, None).len() == 1
+    })?;
+    let from = status.running_on(ids::VM, None).concat();
+    let Some(to) = lab
+        .nodes()
+        .iter()
+        .find(|n| **n != from && lab.is_on(n))
+        .cloned()
+    else {
+        return Err(LabError::Usage(
+            "no other powered node to move the VM to".into(),
+        ));
+    };
+    let counter = |lab: &Lab| {
+        let serial = lab.serial();
+        format!(
+            "guest counter {} ({} boot(s))",
+            serial.last().map_or("-".to_owned(), |n| n.to_string()),
+            serial.boots
+        )
+    };
+    if lab.state().vm {
+        deadline.poll("the guest to count", Duration::from_millis(100), || {
+            lab.serial().last().filter(|n| *n >= 3)
+        })?;
+    }
+    println!("{} runs on {from}; {}", ids::VM, counter(lab));
+    println!(
+        "\n== Controlled migration: crm_resource --move {} --node {to}",
+        ids::VM
+    );
+    let pacemaker = lab.pacemaker(&from)?;
+    let started = std::time::Instant::now();
+    pacemaker.move_to(ids::VM, &to, false, &deadline)?;
+    lab.wait_for(&to, "the VM on the other node", &deadline, |s| {
+        s.running_on(ids::VM, None) == [to.as_str()]
+    })?;
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    println!(
+        "{} runs on {to} after {:.2} s; {}",
+        ids::VM,
+        took.as_secs_f64(),
+        counter(lab)
+    );
+    if lab.state().vm {
+        println!("(the counter went on from where it was: the VM was hibernated and resumed)");
+    }
+    pacemaker.clear(ids::VM, &deadline)?;
+    println!(
+        "crm_resource --clear {}: the VM stays where it is (stickiness)\n",
+        ids::VM
+    );
+    print_status(lab);
+    let dir = lab.layout().dir().display();
+    let pid = lab
+        .node_pid(&to)
+        .map_or("PID".to_owned(), |p| p.to_string());
+    println!(
+        "\n== Look around\n\
+         clever-lab --dir {dir} status\n\
+         clever-lab --dir {dir} exec {to} -- /usr/sbin/crm_mon -1\n\
+         nsenter -t {pid} -m -n -u /usr/sbin/crm_mon -1     (the same, by hand)\n\
+         tail -f {dir}/serial/clever.log     (the guest's console, with --vm)\n\
+         less {dir}/nodes/{to}/log-pacemaker/pacemaker.log\n\
+         clever-lab --dir {dir} power-cut {to}     (then watch the other node fence it)\n\
+         \n== Stop it\n\
+         clever-lab --dir {dir} down     (or make demo-down)"
+    );
+    Ok(())
+}
+
+fn print_status(lab: &Lab) {
+    for node in lab.nodes() {
+        let power = match lab.node_pid(node) {
+            Ok(pid) => format!(
+                "on (init pid {pid}; clever-lab exec {node} -- CMD, or nsenter -t {pid} -m -n -u)"
+            ),
+            Err(_) => "OFF".to_owned(),
+        };
+        println!("{node}: {power}");
+    }
+    match lab.status(&Deadline::after(Duration::from_secs(10))) {
+        Ok((seen_from, status)) => {
+            println!(
+                "cluster (seen from {seen_from}): DC {}, quorum {}",
+                status.dc.as_deref().unwrap_or("none"),
+                status.quorum.map_or("?", |q| if q { "yes" } else { "no" })
+            );
+            for node in &status.nodes {
+                let state = if node.online {
+                    "online"
+                } else if node.unclean {
+                    "UNCLEAN"
+                } else {
+                    "offline"
+                };
+                println!(
+                    "  node {}: {state}{}",
+                    node.name,
+                    if node.is_dc { " (DC)" } else { "" }
+                );
+            }
+            for resource in &status.resources {
+                println!(
+                    "  {} ({}): {}{} {}",
+                    resource.id,
+                    resource.agent,
+                    resource.role,
+                    if resource.failed { " FAILED" } else { "" },
+                    resource.nodes.join(" ")
+                );
+            }
+            for (node, name, value) in &status.node_attributes {
+                println!("  attribute {name}={value} on {node}");
+            }
+            for failure in &status.failures {
+                println!(
+                    "  failed: {} on {}: {} {}",
+                    failure.op_key, failure.node, failure.exit_status, failure.exit_reason
+                );
+            }
+        }
+        Err(e) => println!("cluster: no answer ({e})"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("clever-lab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

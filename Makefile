@@ -14,7 +14,7 @@ AGENTS := $(patsubst agents/%/Cargo.toml,%,$(wildcard agents/*/Cargo.toml))
 OCF_AGENTS := $(filter-out clevervm,$(AGENTS))
 RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: all setup build build-only lint unit-test install-test deb deb-test test install demo demo-down tour bench clean
+.PHONY: all setup build build-only lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench clean
 
 all: build
 
@@ -41,7 +41,14 @@ unit-test: setup
 install-test: build
 	bash scripts/check-install.sh $(OCF_AGENTS)
 
-test: lint unit-test install-test deb-test
+test: lint unit-test install-test deb-test fuzz-smoke
+
+# Every parser and every agent's parameters under libFuzzer, briefly (make fuzz for hours).
+fuzz-smoke: setup
+	bash scripts/fuzz.sh 10
+
+fuzz: setup
+	bash scripts/fuzz.sh 3600
 
 # The Debian package, in build/deb/ (debian/rules directly: the toolchain is rustup's, so
 # dpkg-buildpackage's build-dependency check would fail on cargo).

@@ -39,3 +39,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not on PATH; this project builds with the machine's Rust toolchain" >&2
   exit 1
 fi
+
+# cargo-fuzz for scripts/fuzz.sh (`make test` runs a short fuzz of every parser); it builds on the
+# stable toolchain with `-s none`.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz"
+  cargo install --locked cargo-fuzz
+fi

@@ -4,6 +4,10 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+/// The longest `--timeout` / `--wait-timeout`: a week. `u64::MAX` seconds past now is no
+/// `Instant` (adding it panicked).
+pub const MAX_SECONDS: u64 = 7 * 24 * 3600;
+
 /// Admin command of the Clever cluster: one VM kept running by Pacemaker on DRBD storage.
 ///
 /// Works from either node. `forcestart`, `forcestop`, `cleanup`, `migrate` and `unmigrate` go
@@ -25,7 +29,9 @@ pub struct Cli {
     #[command(subcommand)]
     pub verb: Verb,
     /// Give up on any cluster call after this many seconds.
-    #[arg(long, global = true, default_value = "30", value_name = "SECONDS")]
+    // At most MAX_SECONDS: a larger number would overflow the deadline.
+    #[arg(long, global = true, default_value = "30", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(0..=MAX_SECONDS))]
     pub timeout: u64,
     /// Act as if run on this node (default: `crm_node --name`).
     #[arg(long, global = true, value_name = "NODE")]
@@ -78,7 +84,8 @@ pub enum Verb {
         #[arg(long)]
         wait: bool,
         /// How long --wait waits for the move, in seconds.
-        #[arg(long, default_value = "300", value_name = "SECONDS")]
+        #[arg(long, default_value = "300", value_name = "SECONDS",
+              value_parser = clap::value_parser!(u64).range(0..=MAX_SECONDS))]
         wait_timeout: u64,
     },
     /// Remove the constraints left by migrate; stickiness keeps the VM where it now is.

@@ -2,8 +2,9 @@
 //! still be written (depth 20). Both run on a helper thread so a hung device cannot hold the
 //! monitor past its deadline.
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -70,7 +71,12 @@ pub fn write_status(directory: &Path, node: &str, deadline: &Deadline) -> Result
     let shown = file.clone();
     let node = node.to_owned();
     bounded(20, &shown, deadline, move || {
-        ensure_private_directory(&status_dir)?;
+        // The directory is opened once, without following a symlink, and checked on that open
+        // handle; the file is then opened through /proc/self/fd, which names exactly that
+        // directory. A directory swapped for a symlink after the check cannot redirect the write.
+        let dir = open_private_directory(&status_dir)?;
+        let through_handle = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+            .join(format!("{node}.status"));
         let content = format!(
             "{node} {}\n",
             std::time::SystemTime::now()
@@ -84,8 +90,8 @@ pub fn write_status(directory: &Path, node: &str, deadline: &Deadline) -> Result
             .truncate(true)
             .mode(0o600)
             .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&file)
-            .map_err(|e| format!("open: {e}"))?;
+            .open(&through_handle)
+            .map_err(|e| format!("open {}: {e}", file.display()))?;
         handle
             .write_all(content.as_bytes())
             .map_err(|e| format!("write: {e}"))?;
@@ -105,23 +111,28 @@ pub fn write_status(directory: &Path, node: &str, deadline: &Deadline) -> Result
     })
 }
 
-fn ensure_private_directory(path: &PathBuf) -> Result<(), String> {
-    match std::fs::symlink_metadata(path) {
-        Ok(metadata) => {
-            if !metadata.file_type().is_dir() {
-                return Err(format!("{} is not a directory (symlink?)", path.display()));
-            }
-            if metadata.uid() != 0 || metadata.mode() & 0o022 != 0 {
-                return Err(format!(
-                    "{} is not a private root-owned directory",
-                    path.display()
-                ));
-            }
-            Ok(())
-        }
-        Err(_) => DirBuilder::new()
+/// Opens (creating it 0700 if missing) the status directory, refusing a symlink and anything
+/// not owned by root or writable by others.
+fn open_private_directory(path: &Path) -> Result<File, String> {
+    if std::fs::symlink_metadata(path).is_err() {
+        DirBuilder::new()
             .mode(0o700)
             .create(path)
-            .map_err(|e| format!("create {}: {e}", path.display())),
+            .map_err(|e| format!("create {}: {e}", path.display()))?;
     }
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| format!("{} is not a directory (symlink?): {e}", path.display()))?;
+    let metadata = dir
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if metadata.uid() != 0 || metadata.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is not a private root-owned directory",
+            path.display()
+        ));
+    }
+    Ok(dir)
 }

@@ -62,11 +62,22 @@ impl Agent for Drbdfs {
             });
         }
         let directory = self.config.directory.as_path();
-        if let Ok(real) = directory.canonicalize() {
-            if real != directory {
+        // From the nearest ancestor that exists: a symlink above a mount point yet to be
+        // created would send start's mkdir and mount somewhere else.
+        let existing = directory
+            .ancestors()
+            .find(|p| std::fs::symlink_metadata(p).is_ok())
+            .unwrap_or(directory);
+        if let Ok(real) = existing.canonicalize() {
+            if real != existing {
+                let rest = directory.strip_prefix(existing).unwrap_or(directory);
                 return Err(DrbdfsError::DirectoryNotCanonical {
                     directory: directory.to_owned(),
-                    real,
+                    real: if rest.as_os_str().is_empty() {
+                        real
+                    } else {
+                        real.join(rest)
+                    },
                 });
             }
         }

@@ -149,7 +149,9 @@ impl Config {
         }
         let drbd_resource = DRBD_RESOURCE.optional(parameters)?;
         if let Some(name) = &drbd_resource {
+            // A leading '-' would reach drbdsetup as an option.
             let name_ok = name.len() <= 64
+                && !name.starts_with('-')
                 && name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));

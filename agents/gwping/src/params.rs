@@ -409,7 +409,8 @@ impl Settings {
         }
         let _ignored = USE_FPING.optional(parameters)?;
         let multiplier = MULTIPLIER.get(parameters)?;
-        if multiplier.abs() > MAX_MULTIPLIER {
+        // Not abs(): i64::MIN has none (a panic in debug, a wrap past the check in release).
+        if !(-MAX_MULTIPLIER..=MAX_MULTIPLIER).contains(&multiplier) {
             return Err(invalid(
                 MULTIPLIER.name(),
                 &multiplier.to_string(),
@@ -618,6 +619,17 @@ mod tests {
         assert_eq!(s.failure_score, None);
         assert_eq!(s.interface, None);
         assert!(!s.verbose);
+    }
+
+    /// Found by `scripts/fuzz.sh` (gwping_params): the one i64 without an absolute value.
+    #[test]
+    fn the_most_negative_multiplier_is_refused_not_a_panic() {
+        let err = settings(&[
+            ("host_list", "10.0.0.1"),
+            ("multiplier", "-9223372036854775808"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("multiplier"), "{err}");
     }
 
     #[test]

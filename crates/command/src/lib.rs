@@ -55,11 +55,21 @@ pub enum CommandError {
     },
 }
 
+/// The program's complaint on one line: tools such as virsh put the cause on a second line.
 fn stderr_suffix(stderr: &str) -> String {
-    let first = stderr.lines().map(str::trim).find(|l| !l.is_empty());
-    match first {
-        Some(line) => format!(": {line}"),
-        None => String::new(),
+    const SHOWN: usize = 400;
+    let joined = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if joined.is_empty() {
+        String::new()
+    } else if joined.chars().count() > SHOWN {
+        format!(": {}…", joined.chars().take(SHOWN).collect::<String>())
+    } else {
+        format!(": {joined}")
     }
 }
 

@@ -962,6 +962,7 @@ fn clevervm_drives_the_live_cluster_from_either_node() {
     .unwrap();
     let (code, out) = clevervm(lab, &first, &["status"], &deadline);
     assert_eq!(code, Some(3), "{out}");
+
     let (code, out) = clevervm(lab, &second, &["forcestart"], &deadline);
     assert_eq!(code, Some(0), "{out}");
     lab.wait_for(&first, "the VM running again", &deadline, |s| {

@@ -35,14 +35,12 @@ pub fn run<A: Agent>(declaration: &'static Declaration<A>) -> ExitCode {
         return code.into();
     }
     ClusterLog::install(LogSettings::from_invocation(declaration.name, &invocation));
-    if let Some((action, deadline)) = planned_action(declaration, &invocation) {
-        start_watchdog(declaration.name, action, deadline);
-    }
-    run_with(
+    dispatch(
         declaration,
         &invocation,
         &mut std::io::stdout(),
         &mut std::io::stderr(),
+        &mut |action, deadline| start_watchdog(declaration.name, action, deadline),
     )
     .into()
 }
@@ -53,6 +51,18 @@ pub fn run_with<A: Agent>(
     invocation: &Invocation,
     out: &mut dyn Write,
     err: &mut dyn Write,
+) -> OcfExitCode {
+    dispatch(declaration, invocation, out, err, &mut |_, _| {})
+}
+
+/// Dispatch, telling `on_deadline` the action's deadline as soon as it is known (the process
+/// starts its watchdog there; tests do nothing).
+fn dispatch<A: Agent>(
+    declaration: &Declaration<A>,
+    invocation: &Invocation,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    on_deadline: &mut dyn FnMut(Action, Deadline),
 ) -> OcfExitCode {
     let Some(word) = invocation.args().first() else {
         let _ = writeln!(err, "{}", declaration.usage());
@@ -96,6 +106,7 @@ pub fn run_with<A: Agent>(
         Ok(timeout) => Deadline::from_timeout(timeout),
         Err(reason) => return fail(err, OcfExitCode::ErrConfigured, &reason),
     };
+    on_deadline(action, deadline);
     let context = match Context::new(action, deadline, invocation, declaration.name) {
         Ok(context) => context,
         Err(reason) => return fail(err, OcfExitCode::ErrConfigured, &reason),
@@ -149,16 +160,6 @@ fn is_framework_only(invocation: &Invocation) -> bool {
         invocation.args().first().and_then(|a| a.to_str()),
         None | Some("meta-data" | "usage" | "help" | "--help" | "-h" | "version" | "--version")
     )
-}
-
-fn planned_action<A: Agent>(
-    declaration: &Declaration<A>,
-    invocation: &Invocation,
-) -> Option<(Action, Deadline)> {
-    let word = invocation.args().first()?.to_str()?;
-    let spec = declaration.action(word.parse().ok()?)?;
-    let timeout = action_timeout(invocation, spec.timeout()).ok()?;
-    Some((spec.action, Deadline::from_timeout(timeout)))
 }
 
 fn fail(err: &mut dyn Write, code: OcfExitCode, reason: &str) -> OcfExitCode {

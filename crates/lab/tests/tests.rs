@@ -975,32 +975,6 @@ fn clevervm_drives_the_live_cluster_from_either_node() {
         "forcestop/forcestart hibernated and resumed"
     );
 
-    // stop behind the cluster's back (the original's `service clevervm stop`): libvirt
-    // hibernates the VM, Pacemaker's monitor finds it gone and starts it again, which resumes it.
-    let active = lab
-        .status_from(&first, &deadline)
-        .unwrap()
-        .running_on(ids::VM, None)[0]
-        .to_owned();
-    let (code, out) = clevervm(lab, &active, &["stop"], &deadline);
-    assert_eq!(code, Some(1), "without --yes nothing happens:\n{out}");
-    let (code, out) = clevervm(lab, &active, &["stop", "--yes"], &deadline);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("WARNING"), "{out}");
-    lab.wait_for(
-        &first,
-        "the cluster to notice and recover the VM",
-        &deadline,
-        |s| s.running_on(ids::VM, None).len() == 1 && !s.failures.is_empty(),
-    )
-    .unwrap();
-    assert_eq!(
-        lab.serial().boots,
-        1,
-        "the recovery resumed the hibernated VM"
-    );
-
-    // cleanup forgets the failure the direct stop caused.
     let (code, out) = clevervm(lab, &first, &["cleanup"], &deadline);
     assert_eq!(code, Some(0), "{out}");
     lab.wait_for(&second, "the failure forgotten", &deadline, |s| {

@@ -201,7 +201,7 @@ pub fn follow<R: RunCommand>(
             last_line = line;
         }
         let arrived = stack.vms.iter().all(|vm| {
-            let nodes = status.running_on(&vm.id, None);
+            let nodes = status.settled_on(&vm.id, None);
             nodes.len() == 1
                 && nodes
                     .iter()
@@ -268,11 +268,20 @@ fn progress_line(status: &ClusterStatus, stack: &Stack) -> String {
         }
     }
     for vm in &stack.vms {
-        let nodes = status.running_on(&vm.id, None);
-        parts.push(if nodes.is_empty() {
-            format!("{} stopped (hibernated, waiting to resume)", vm.id)
-        } else {
-            format!("{} running on {}", vm.id, nodes.join(","))
+        let instance = status
+            .resources
+            .iter()
+            .find(|r| r.id == vm.id && r.active && !r.nodes.is_empty());
+        parts.push(match instance {
+            None => format!("{} stopped (hibernated, waiting to resume)", vm.id),
+            Some(r) => {
+                let state = match r.role {
+                    Role::Starting => "starting (resuming) on",
+                    Role::Stopping => "stopping (hibernating) on",
+                    _ => "running on",
+                };
+                format!("{} {state} {}", vm.id, r.nodes.join(","))
+            }
         });
     }
     parts.join(" | ")

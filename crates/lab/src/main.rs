@@ -249,7 +249,7 @@ fn tour(lab: &Lab) -> Result<(), LabError> {
     let (seen_from, _) = lab.status(&deadline)?;
     println!("\n== Waiting for the VM stack to run");
     let status = lab.wait_for(&seen_from, "the VM to run", &deadline, |s| {
-        s.running_on(ids::VM, None).len() == 1
+        s.settled_on(ids::VM, None).len() == 1
     })?;
     let from = status.running_on(ids::VM, None).concat();
     let Some(to) = lab
@@ -284,7 +284,7 @@ fn tour(lab: &Lab) -> Result<(), LabError> {
     let started = std::time::Instant::now();
     pacemaker.move_to(ids::VM, &to, false, &deadline)?;
     lab.wait_for(&to, "the VM on the other node", &deadline, |s| {
-        s.running_on(ids::VM, None) == [to.as_str()]
+        s.settled_on(ids::VM, None) == [to.as_str()]
     })?;
     let took = started.elapsed();
     std::thread::sleep(Duration::from_secs(1));

@@ -126,12 +126,12 @@ impl TestLab {
         let status = self
             .lab
             .wait_for("node1", "the stack and the Dummy to run", deadline, |s| {
-                let vm = s.running_on(ids::VM, None);
+                let vm = s.settled_on(ids::VM, None);
                 vm.len() == 1
-                    && s.running_on(ids::FS, None) == vm
-                    && s.running_on(ids::IP, None) == vm
-                    && s.running_on(ids::DRBD, Some(clever_pacemaker::Role::Promoted)) == vm
-                    && s.running_on(ids::DUMMY, None).len() == 1
+                    && s.settled_on(ids::FS, None) == vm
+                    && s.settled_on(ids::IP, None) == vm
+                    && s.settled_on(ids::DRBD, Some(clever_pacemaker::Role::Promoted)) == vm
+                    && s.settled_on(ids::DUMMY, None).len() == 1
             })
             .unwrap();
         status.running_on(ids::VM, None)[0].to_owned()
@@ -382,8 +382,8 @@ fn power_cut_of_the_active_node_is_fenced_the_stack_moves_and_stays_when_it_retu
             if seen_unclean.is_none() && s.node(&active).is_some_and(|n| n.unclean) {
                 seen_unclean = Some(cut.elapsed());
             }
-            s.running_on(ids::VM, None) == [survivor.as_str()]
-                && s.running_on(ids::IP, None) == [survivor.as_str()]
+            s.settled_on(ids::VM, None) == [survivor.as_str()]
+                && s.settled_on(ids::IP, None) == [survivor.as_str()]
         })
         .unwrap();
     let moved = cut.elapsed();
@@ -461,8 +461,8 @@ fn gateway_loss_on_the_active_node_moves_the_stack_and_restoring_it_does_not_mov
     watch.mark(format!("FAULT: uplink of {active} cut"));
     ok(&test.dir, &["gateway-cut", &active]);
     lab.wait_for(&standby, "the stack to move", &deadline, |s| {
-        s.running_on(ids::VM, None) == [standby.as_str()]
-            && s.running_on(ids::IP, None) == [standby.as_str()]
+        s.settled_on(ids::VM, None) == [standby.as_str()]
+            && s.settled_on(ids::IP, None) == [standby.as_str()]
     })
     .unwrap();
     let moved = cut.elapsed();
@@ -561,8 +561,8 @@ fn interconnect_cut_ends_with_one_node_fenced_and_the_stack_on_the_other() {
     assert!(lab.is_on(&active), "{active} was fenced too");
     let status = lab
         .wait_for(&active, "the stack still on the survivor", &deadline, |s| {
-            s.running_on(ids::VM, None) == [active.as_str()]
-                && s.running_on(ids::FS, None) == [active.as_str()]
+            s.settled_on(ids::VM, None) == [active.as_str()]
+                && s.settled_on(ids::FS, None) == [active.as_str()]
         })
         .unwrap();
     let standby = other(lab, &active);
@@ -597,7 +597,7 @@ fn four_node_lab_forms_one_cluster_with_fencing_for_every_node() {
         .wait_for(&active, "every fence device started", &deadline, |s| {
             lab.nodes()
                 .iter()
-                .all(|n| s.running_on(&format!("fence_{n}"), None).len() == 1)
+                .all(|n| s.settled_on(&format!("fence_{n}"), None).len() == 1)
         })
         .unwrap();
     for node in lab.nodes() {
@@ -636,7 +636,7 @@ fn vm_moves_by_hibernation_and_a_power_cut_cold_boots_it_on_the_survivor() {
         .move_to(ids::VM, &second, false, &deadline)
         .unwrap();
     lab.wait_for(&second, "the VM on the other node", &deadline, |s| {
-        s.running_on(ids::VM, None) == [second.as_str()]
+        s.settled_on(ids::VM, None) == [second.as_str()]
     })
     .unwrap();
     let moved = moving.elapsed();
@@ -683,7 +683,7 @@ fn vm_moves_by_hibernation_and_a_power_cut_cold_boots_it_on_the_survivor() {
     watch.mark(format!("FAULT: power cut of {second}"));
     ok(&test.dir, &["power-cut", &second]);
     lab.wait_for(&first, "the VM back on the survivor", &deadline, |s| {
-        s.running_on(ids::VM, None) == [first.as_str()]
+        s.settled_on(ids::VM, None) == [first.as_str()]
     })
     .unwrap();
     let recovered = cut.elapsed();
@@ -760,7 +760,7 @@ fn vm_outlives_a_libvirtd_kill_and_a_killed_qemu_restarts_in_place_then_moves() 
         ok(&test.dir, &["kill-daemon", &active, "qemu-system-x86_64"]);
         let expected = if round < 3 { &active } else { &standby };
         lab.wait_for(&standby, "the VM running again", &deadline, |s| {
-            s.running_on(ids::VM, None) == [expected.as_str()]
+            s.settled_on(ids::VM, None) == [expected.as_str()]
                 && s.fail_counts
                     .iter()
                     .any(|f| f.resource == ids::VM && f.node == active && f.fail_count >= round)
@@ -847,7 +847,7 @@ fn stock_agents_run_the_same_stack_and_move_the_vm_by_save_and_restore() {
         .move_to(ids::VM, &second, false, &deadline)
         .unwrap();
     lab.wait_for(&second, "the VM on the other node", &deadline, |s| {
-        s.running_on(ids::VM, None) == [second.as_str()]
+        s.settled_on(ids::VM, None) == [second.as_str()]
     })
     .unwrap();
     let moved = moving.elapsed();
@@ -966,7 +966,7 @@ fn clevervm_drives_the_live_cluster_from_either_node() {
     let (code, out) = clevervm(lab, &second, &["forcestart"], &deadline);
     assert_eq!(code, Some(0), "{out}");
     lab.wait_for(&first, "the VM running again", &deadline, |s| {
-        s.running_on(ids::VM, None).len() == 1
+        s.settled_on(ids::VM, None).len() == 1
     })
     .unwrap();
     assert_eq!(

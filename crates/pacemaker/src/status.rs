@@ -52,6 +52,17 @@ impl FromStr for Role {
     }
 }
 
+impl Role {
+    /// Pacemaker records an operation in flight (`record-pending`) as these roles: the
+    /// instance is already claimed on the node but has not arrived.
+    pub fn is_transition(self) -> bool {
+        matches!(
+            self,
+            Self::Starting | Self::Stopping | Self::Migrating | Self::Promoting | Self::Demoting
+        )
+    }
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
@@ -175,6 +186,26 @@ impl ClusterStatus {
             .resources
             .iter()
             .filter(|r| r.id == id && r.active && role.is_none_or(|role| r.role == role))
+            .flat_map(|r| r.nodes.iter().map(String::as_str))
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+    }
+
+    /// Like [`running_on`](Self::running_on), but an instance still starting, promoting or
+    /// migrating does not count: a wait for a move must end when the move has ended, while a
+    /// check for two active copies must count the one still arriving.
+    pub fn settled_on(&self, id: &str, role: Option<Role>) -> Vec<&str> {
+        let mut nodes: Vec<&str> = self
+            .resources
+            .iter()
+            .filter(|r| {
+                r.id == id
+                    && r.active
+                    && !r.role.is_transition()
+                    && role.is_none_or(|role| r.role == role)
+            })
             .flat_map(|r| r.nodes.iter().map(String::as_str))
             .collect();
         nodes.sort_unstable();

@@ -309,3 +309,26 @@ fn legacy_role_names_and_unknown_elements_are_understood() {
     assert_eq!(cluster.running_on("d", Some(Role::Promoted)), ["a"]);
     assert_eq!(cluster.running_on("d", Some(Role::Unpromoted)), ["b"]);
 }
+
+#[test]
+fn an_operation_in_flight_counts_as_running_but_not_as_settled() {
+    let dir = scratch("pending");
+    let cib = running_cluster(&dir.0);
+    let on = status(&cib).running_on("ip", None)[0].to_owned();
+    // What the controller records while a start runs (record-pending): status -1, rc 193.
+    let node_state = format!(
+        r#"<node_state id="{id}" uname="{on}"><lrm id="{id}"><lrm_resources><lrm_resource id="ip" type="IPaddr2" class="ocf" provider="heartbeat"><lrm_rsc_op id="ip_last_0" operation_key="ip_start_0" operation="start" crm-debug-origin="test" crm_feature_set="3.16.2" transition-key="1:1:0:00000000-0000-0000-0000-000000000000" transition-magic="-1:193;1:1:0:00000000-0000-0000-0000-000000000000" call-id="-1" rc-code="193" op-status="-1" interval="0" on_node="{on}"/></lrm_resource></lrm_resources></lrm></node_state>"#,
+        id = if on == "node1" { 1 } else { 2 },
+    );
+    tool(
+        "cibadmin",
+        &["--modify", "--scope", "status", "--xml-text", &node_state],
+        Some(&cib),
+    );
+    let cluster = status(&cib);
+    assert_eq!(cluster.running_on("ip", None), [on.as_str()], "{cluster:?}");
+    let ip = cluster.resources.iter().find(|r| r.id == "ip").unwrap();
+    assert_eq!(ip.role, Role::Starting);
+    assert!(cluster.settled_on("ip", None).is_empty(), "{cluster:?}");
+    assert_eq!(cluster.settled_on("fs", None), [on.as_str()]);
+}

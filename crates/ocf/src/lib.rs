@@ -16,6 +16,7 @@ mod metadata;
 mod parameter;
 mod run;
 mod status;
+mod watchdog;
 
 pub use action::{Action, ActionSpec, Handler, Role};
 pub use clever_deadline::{Deadline, DeadlineExceeded};

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clever_deadline::Deadline;
 
@@ -13,6 +13,7 @@ use crate::logging::{ClusterLog, LogSettings};
 use crate::metadata::metadata_xml;
 use crate::parameter::Parameters;
 use crate::status::{HasExitCode, OcfExitCode};
+use crate::watchdog;
 
 /// The prefix Pacemaker looks for on stderr and shows in `crm_mon` as the failure's reason.
 pub const EXIT_REASON_PREFIX: &str = "ocf-exit-reason:";
@@ -197,22 +198,16 @@ fn install_panic_hook(agent: &'static str) {
     }));
 }
 
-#[allow(
-    clippy::exit,
-    reason = "the watchdog ends a stuck action before Pacemaker kills it"
-)]
+/// Arms the watchdog that ends the process just before Pacemaker would kill it.
 fn start_watchdog(agent: &'static str, action: Action, deadline: Deadline) {
-    let hard_stop = deadline.hard_stop();
     let timeout = deadline.timeout();
-    std::thread::spawn(move || {
-        let now = Instant::now();
-        if hard_stop > now {
-            std::thread::sleep(hard_stop - now);
-        }
-        let reason =
-            format!("{agent} {action} did not finish within its {timeout:?} timeout and was ended");
-        log::error!("{reason}");
-        let _ = writeln!(std::io::stderr(), "{EXIT_REASON_PREFIX}{reason}");
-        std::process::exit(i32::from(OcfExitCode::ErrGeneric.code()));
-    });
+    let reason =
+        format!("{agent} {action} did not finish within its {timeout:?} timeout and was ended");
+    if let Err(e) = watchdog::arm(
+        deadline.hard_stop(),
+        format!("{EXIT_REASON_PREFIX}{reason}\n"),
+    ) {
+        // The action still has its own deadlines; only a stuck kernel call loses its reason.
+        log::warn!("{agent} {action}: no watchdog ({e}); Pacemaker's timeout is the last resort");
+    }
 }

@@ -36,7 +36,7 @@ impl OcfExitCode {
         Self::DegradedPromoted,
     ];
 
-    pub fn code(self) -> u8 {
+    pub const fn code(self) -> u8 {
         self as u8
     }
 

@@ -27,6 +27,10 @@ for agent in "$@"; do
   # Exactly as ocf-tester validates: from the DTD's directory, the document on stdin.
   (cd /usr/share/resource-agents && xmllint --noout --valid - <"$scratch/$agent.xml") || fail "$agent metadata vs ra-api-1.dtd"
   xmllint --noout --relaxng /usr/share/resource-agents/metadata.rng "$scratch/$agent.xml" 2>/dev/null || fail "$agent metadata vs OCF 1.1 grammar"
+  # What make install ships static must be static: no program interpreter to load.
+  if [[ " ${CLEVER_STATIC_AGENTS:-} " == *" $agent "* ]]; then
+    ! readelf -l "$installed" | grep -q 'program interpreter' || fail "$agent should be statically linked"
+  fi
   page="$scratch/root/usr/share/man/man7/ocf_clever_$agent.7"
   [[ -f "$page" ]] || fail "man page $page missing"
   MANWIDTH=80 man -l "$page" 2>/dev/null | col -b | grep "ocf_clever_$agent" >/dev/null || fail "man page of $agent does not render"

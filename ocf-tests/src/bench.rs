@@ -181,3 +181,13 @@ pub fn measure(row: &Row, runs: usize) -> Result<Measured, BenchError> {
         stock_processes: processes_spawned(&row.stock)?,
     })
 }
+
+/// The binary `make install` ships as `name`: the statically linked build when the Makefile made
+/// one (it exports `CLEVER_STATIC_DIR`), else `built`, cargo's own build for the bench. A bench
+/// must time what admins run, and the two differ by the dynamic loader's work.
+pub fn shipped_binary(name: &str, built: &str) -> PathBuf {
+    std::env::var_os("CLEVER_STATIC_DIR")
+        .map(|dir| PathBuf::from(dir).join(name))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from(built))
+}

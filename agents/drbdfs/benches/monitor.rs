@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::error::Error;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 
-use ocf_conformance::bench::{header, measure, AgentCall, Row};
+use ocf_conformance::bench::{header, measure, shipped_binary, AgentCall, Row};
 
 const RUNS: usize = 30;
 const STOCK: &str = "/usr/lib/ocf/resource.d/heartbeat/Filesystem";
@@ -32,7 +32,8 @@ fn call(agent: &Path, action: &str, environment: &BTreeMap<String, String>) -> A
 }
 
 fn rows(device: &str, directory: &str) -> Vec<Row> {
-    let ours = PathBuf::from(env!("CARGO_BIN_EXE_drbdfs"));
+    let ours = shipped_binary("drbdfs", env!("CARGO_BIN_EXE_drbdfs"));
+    println!("ours: {}", ours.display());
     let mut rows = Vec::new();
     for depth in ["0", "10", "20"] {
         let environment: BTreeMap<String, String> = [
@@ -71,8 +72,9 @@ fn bench(base: &Path) -> Result<(), Box<dyn Error>> {
         run("mkfs.ext4", &["-q", "-F", &device])?;
         std::fs::create_dir_all(&directory)?;
         run("mount", &["-t", "ext4", &device, &directory])?;
+        let rows = rows(&device, &directory);
         println!("{}", header());
-        for row in rows(&device, &directory) {
+        for row in rows {
             println!("{}", measure(&row, RUNS)?);
         }
         Ok(())

@@ -109,9 +109,13 @@ fn main() {
     );
     let lab = Lab::new();
     let cluster = Cluster::start(&lab.agent);
+    let shipped = ocf_conformance::bench::shipped_binary("gwping", AGENT);
+    println!("ours: {}", shipped.display());
+    // A bench binary runs once: leaking one path is simpler than a lifetime on every Subject.
+    let program: &'static str = Box::leak(shipped.to_string_lossy().into_owned().into_boxed_str());
     let ours = Subject {
         label: "ocf:clever:gwping",
-        program: AGENT,
+        program,
         env: vec![
             ("OCF_RESKEY_host_list", "10.0.0.2"),
             ("OCF_RESKEY_name", "gwping_bench"),
@@ -148,7 +152,7 @@ fn main() {
     let startup = median(
         (0..RUNS)
             .map(|_| {
-                let (took, output) = run(&cluster, AGENT, "monitor", &ours.env);
+                let (took, output) = run(&cluster, program, "monitor", &ours.env);
                 assert_eq!(output.status.code(), Some(7), "{output:?}");
                 took.saturating_sub(baseline)
             })

@@ -30,6 +30,9 @@ use crate::model::{ClusterView, Snapshot};
 
 /// The process entry point.
 pub fn main() -> ExitCode {
+    // Before any thread starts (the mask is inherited): Ctrl-C or an init system's SIGTERM
+    // must not leave a crm_resource or virsh running in its own process group.
+    clever_command::end_children_on_termination(last_words);
     let cli = Cli::parse();
     let mut sources = Sources::live(HostCommands);
     if let Some(file) = &cli.cib_file {
@@ -46,6 +49,18 @@ pub fn main() -> ExitCode {
         interactive,
     );
     ExitCode::from(code)
+}
+
+#[allow(
+    clippy::exit,
+    reason = "a termination signal ends clevervm with a reason once its children are gone"
+)]
+fn last_words(signal: nix::sys::signal::Signal) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "clevervm: ended by {signal}; the programs it ran were killed"
+    );
+    std::process::exit(i32::from(LsbExitCode::Generic.code()));
 }
 
 /// Runs one verb; returns the LSB exit code. Errors are reported here, in one place.

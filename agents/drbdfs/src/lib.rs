@@ -10,12 +10,14 @@ mod drbd;
 mod error;
 mod filesystem;
 pub mod host;
+mod lock;
 mod monitor;
 pub mod params;
 mod start;
 mod stop;
 
 use std::os::unix::fs::FileTypeExt;
+use std::path::PathBuf;
 
 use clever_ocf::{
     Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters, Status,
@@ -97,11 +99,22 @@ impl Agent for Drbdfs {
 }
 
 fn handle_start(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError> {
+    let _lock = agent.lock(context)?;
     start(&agent.config, &agent.host, &context.deadline)
 }
 
 fn handle_stop(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError> {
+    let _lock = agent.lock(context)?;
     stop(&agent.config, &agent.host, &context.deadline)
+}
+
+impl Drbdfs {
+    /// Start and stop of one mount point never overlap on this node (see [`lock`]).
+    fn lock(&self, context: &Context) -> Result<lock::MountPointLock, DrbdfsError> {
+        let run_dir = std::env::var_os("HA_RSCTMP")
+            .map_or_else(|| PathBuf::from(lock::DEFAULT_RUN_DIR), PathBuf::from);
+        lock::lock_mount_point(&run_dir, self.config.directory.as_path(), &context.deadline)
+    }
 }
 
 fn handle_monitor(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError> {

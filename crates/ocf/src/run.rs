@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use clever_deadline::Deadline;
@@ -13,6 +14,9 @@ use crate::logging::{ClusterLog, LogSettings};
 use crate::metadata::metadata_xml;
 use crate::parameter::Parameters;
 use crate::status::{HasExitCode, OcfExitCode};
+
+/// The action being run, for the reason given when a signal ends it.
+static RUNNING_ACTION: OnceLock<Action> = OnceLock::new();
 
 /// The prefix Pacemaker looks for on stderr and shows in `crm_mon` as the failure's reason.
 pub const EXIT_REASON_PREFIX: &str = "ocf-exit-reason:";
@@ -34,13 +38,18 @@ pub fn run<A: Agent>(declaration: &'static Declaration<A>) -> ExitCode {
         );
         return code.into();
     }
+    // First, before any thread exists: the signal mask is inherited by threads started later.
+    install_termination(declaration.name);
     ClusterLog::install(LogSettings::from_invocation(declaration.name, &invocation));
     dispatch(
         declaration,
         &invocation,
         &mut std::io::stdout(),
         &mut std::io::stderr(),
-        &mut |action, deadline| start_watchdog(declaration.name, action, deadline),
+        &mut |action, deadline| {
+            let _ = RUNNING_ACTION.set(action);
+            start_watchdog(declaration.name, action, deadline);
+        },
     )
     .into()
 }
@@ -197,6 +206,28 @@ fn install_panic_hook(agent: &'static str) {
     }));
 }
 
+/// An executor ends an agent at its timeout with SIGTERM (an admin with SIGINT or SIGHUP): the
+/// programs it runs lead process groups of their own, which that signal does not reach, so they
+/// are killed here, and the answer says what happened.
+#[allow(
+    clippy::exit,
+    reason = "a termination signal ends the process with an OCF code and a reason"
+)]
+fn install_termination(agent: &'static str) {
+    clever_command::end_children_on_termination(move |signal| {
+        let action = RUNNING_ACTION
+            .get()
+            .map_or_else(|| "action".to_owned(), ToString::to_string);
+        let reason =
+            format!("{agent} {action} was ended by {signal}; the programs it ran were killed");
+        log::error!("{reason}");
+        let _ = writeln!(std::io::stderr(), "{EXIT_REASON_PREFIX}{reason}");
+        // Its children lead groups of their own: nothing else would end them.
+        clever_command::end_children();
+        std::process::exit(i32::from(OcfExitCode::ErrGeneric.code()));
+    });
+}
+
 #[allow(
     clippy::exit,
     reason = "the watchdog ends a stuck action before Pacemaker kills it"
@@ -213,6 +244,8 @@ fn start_watchdog(agent: &'static str, action: Action, deadline: Deadline) {
             format!("{agent} {action} did not finish within its {timeout:?} timeout and was ended");
         log::error!("{reason}");
         let _ = writeln!(std::io::stderr(), "{EXIT_REASON_PREFIX}{reason}");
+        // Its children lead groups of their own: nothing else would end them.
+        clever_command::end_children();
         std::process::exit(i32::from(OcfExitCode::ErrGeneric.code()));
     });
 }

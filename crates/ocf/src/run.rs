@@ -208,30 +208,18 @@ fn install_panic_hook(agent: &'static str) {
 
 /// An executor ends an agent at its timeout with SIGTERM (an admin with SIGINT or SIGHUP): the
 /// programs it runs lead process groups of their own, which that signal does not reach, so they
-/// are killed here, and the answer says what happened.
-#[allow(
-    clippy::exit,
-    reason = "a termination signal ends the process with an OCF code and a reason"
-)]
+/// are killed (by `clever_command`), and the answer says what happened.
 fn install_termination(agent: &'static str) {
     clever_command::end_children_on_termination(move |signal| {
         let action = RUNNING_ACTION
             .get()
             .map_or_else(|| "action".to_owned(), ToString::to_string);
-        let reason =
-            format!("{agent} {action} was ended by {signal}; the programs it ran were killed");
-        log::error!("{reason}");
-        let _ = writeln!(std::io::stderr(), "{EXIT_REASON_PREFIX}{reason}");
-        // Its children lead groups of their own: nothing else would end them.
-        clever_command::end_children();
-        std::process::exit(i32::from(OcfExitCode::ErrGeneric.code()));
+        end_action(&format!(
+            "{agent} {action} was ended by {signal}; the programs it ran were killed"
+        ));
     });
 }
 
-#[allow(
-    clippy::exit,
-    reason = "the watchdog ends a stuck action before Pacemaker kills it"
-)]
 fn start_watchdog(agent: &'static str, action: Action, deadline: Deadline) {
     let hard_stop = deadline.hard_stop();
     let timeout = deadline.timeout();
@@ -240,12 +228,21 @@ fn start_watchdog(agent: &'static str, action: Action, deadline: Deadline) {
         if hard_stop > now {
             std::thread::sleep(hard_stop - now);
         }
-        let reason =
-            format!("{agent} {action} did not finish within its {timeout:?} timeout and was ended");
-        log::error!("{reason}");
-        let _ = writeln!(std::io::stderr(), "{EXIT_REASON_PREFIX}{reason}");
-        // Its children lead groups of their own: nothing else would end them.
-        clever_command::end_children();
-        std::process::exit(i32::from(OcfExitCode::ErrGeneric.code()));
+        end_action(&format!(
+            "{agent} {action} did not finish within its {timeout:?} timeout and was ended"
+        ));
     });
+}
+
+/// Ends the process from a thread other than the action's: its children first (they lead
+/// groups of their own, nothing else would end them), then the reason and exit code 1.
+#[allow(
+    clippy::exit,
+    reason = "a stuck or signalled action still ends with an OCF code and a reason"
+)]
+fn end_action(reason: &str) -> ! {
+    clever_command::end_children();
+    log::error!("{reason}");
+    let _ = writeln!(std::io::stderr(), "{EXIT_REASON_PREFIX}{reason}");
+    std::process::exit(i32::from(OcfExitCode::ErrGeneric.code()));
 }

@@ -11,6 +11,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The system's program directories, after the fakes.
 pub const SYSTEM_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -128,6 +130,98 @@ impl FakeTools {
         let _ = std::fs::remove_file(&self.pids);
         pids.lines().filter_map(|l| l.trim().parse().ok()).collect()
     }
+
+    /// The processes of hanging fakes (taken as [`FakeTools::take_pids`]) still alive a moment
+    /// after the agent answered: whoever killed the group, init still has to reap the orphans.
+    pub fn survivors(&self) -> Vec<i32> {
+        let pids = self.take_pids();
+        let settle = Instant::now();
+        while settle.elapsed() < Duration::from_secs(3) && !pids.iter().all(|p| is_gone(*p)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pids.into_iter().filter(|p| !is_gone(*p)).collect()
+    }
+
+    /// Puts `fault` in place of `tool` (`None`: removes it) and returns the `PATH` to run with:
+    /// without the system's directories when the program must be absent, so that only the
+    /// fakes (and the real programs linked beside them with [`FakeTools::real`]) are found.
+    pub fn install(&self, tool: &str, fault: Option<&Fake>) -> String {
+        match fault {
+            Some(fake) => {
+                self.set(tool, fake);
+                self.path()
+            }
+            None => {
+                self.remove(tool);
+                self.path_alone()
+            }
+        }
+    }
+}
+
+/// The faults every program an agent runs is tried with; `None` is "absent".
+pub fn faults() -> Vec<(&'static str, Option<Fake>)> {
+    vec![
+        ("fails", Some(Fake::Fails)),
+        ("hangs", Some(Fake::Hangs)),
+        ("prints garbage", Some(Fake::Garbage)),
+        ("absent", None),
+    ]
+}
+
+/// How one run of a program under test ended.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+impl Answer {
+    /// Runs `command` to the end (its stdout and stderr piped).
+    pub fn of(command: &mut Command) -> Self {
+        let started = Instant::now();
+        let output = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap_or_else(|e| panic!("running {command:?}: {e}"));
+        Self::from_output(&output, started)
+    }
+
+    /// The answer of a child that ran since `started`.
+    pub fn from_output(output: &Output, started: Instant) -> Self {
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            took: started.elapsed(),
+        }
+    }
+}
+
+/// What is wrong with an agent's answer to a fault: exit `want` (for 0, nothing more; else
+/// [`answer_problems`] with `needle`) before `timeout`. Empty when it was right.
+pub fn fault_problems(answer: &Answer, want: i32, needle: &str, timeout: Duration) -> Vec<String> {
+    let mut wrong = if want == 0 {
+        match answer.code {
+            Some(0) => Vec::new(),
+            code => vec![format!("exit {code:?}, want 0")],
+        }
+    } else {
+        answer_problems(answer.code, want, &answer.stderr, needle)
+    };
+    if want == 0 && panicked(&answer.stderr) {
+        wrong.push("panicked".to_owned());
+    }
+    if answer.took >= timeout {
+        wrong.push(format!(
+            "answered after {:?}, timeout {timeout:?}",
+            answer.took
+        ));
+    }
+    wrong
 }
 
 /// Whether process `pid` is gone (or a zombie, which holds nothing and waits for its reaper).

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use clever_mounts::parse_mountinfo;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use ocf_conformance::hostile::{answer_problems, is_gone, panicked, Fake, FakeTools, Tally};
+use ocf_conformance::hostile::{fault_problems, faults, panicked, Answer, Fake, FakeTools, Tally};
 
 use super::LoopFs;
 
@@ -35,13 +35,6 @@ struct Bench {
     fs: LoopFs,
     fakes: FakeTools,
     run_dir: PathBuf,
-}
-
-#[derive(Debug)]
-struct Answer {
-    code: Option<i32>,
-    stderr: String,
-    took: Duration,
 }
 
 impl Bench {
@@ -84,13 +77,7 @@ impl Bench {
     }
 
     fn run(&self, action: &str, extra: &[(&str, &str)], path: &str) -> Answer {
-        let started = Instant::now();
-        let output = self.command(action, extra, path).output().unwrap();
-        Answer {
-            code: output.status.code(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            took: started.elapsed(),
-        }
+        Answer::of(&mut self.command(action, extra, path))
     }
 
     fn mounts_here(&self) -> usize {
@@ -100,43 +87,6 @@ impl Bench {
             .iter()
             .filter(|m| m.mount_point == self.fs.directory)
             .count()
-    }
-}
-
-/// Every pid a hanging fake wrote is gone shortly after the agent answered (the runner killed
-/// the group; init reaps the orphaned grandchild).
-fn leftovers(fakes: &FakeTools) -> Vec<i32> {
-    let pids = fakes.take_pids();
-    let settle = Instant::now();
-    while settle.elapsed() < Duration::from_secs(3) && !pids.iter().all(|p| is_gone(*p)) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    pids.into_iter().filter(|p| !is_gone(*p)).collect()
-}
-
-/// What each fault does to a fake (or `None`: the program is absent).
-fn faults() -> Vec<(&'static str, Option<Fake>)> {
-    vec![
-        ("fails", Some(Fake::Fails)),
-        ("hangs", Some(Fake::Hangs)),
-        ("prints garbage", Some(Fake::Garbage)),
-        ("absent", None),
-    ]
-}
-
-/// Installs `fault` as `tool`; the `PATH` to use (without the system's directories when the
-/// program must be absent, so that only the fakes and the real programs linked beside them are
-/// found).
-fn install(bench: &Bench, tool: &str, fault: Option<&Fake>) -> String {
-    match fault {
-        Some(fake) => {
-            bench.fakes.set(tool, fake);
-            bench.fakes.path()
-        }
-        None => {
-            bench.fakes.remove(tool);
-            bench.fakes.path_alone()
-        }
     }
 }
 
@@ -158,26 +108,14 @@ fn judge(
     tally: &mut Tally,
     label: &str,
     answer: &Answer,
-    want: i32,
-    needle: &str,
-    leftover: &[i32],
+    (want, needle): (i32, &str),
+    survivors: &[i32],
     unwanted_mount: bool,
 ) {
-    let mut wrong = if want == 0 {
-        let mut wrong = Vec::new();
-        if answer.code != Some(0) {
-            wrong.push(format!("exit {:?}, want 0", answer.code));
-        }
-        wrong
-    } else {
-        answer_problems(answer.code, want, &answer.stderr, needle)
-    };
-    if answer.took >= Duration::from_millis(TIMEOUT_MS) {
-        wrong.push(format!("answered after {:?}", answer.took));
-    }
-    let side_effect = !leftover.is_empty() || unwanted_mount;
-    if !leftover.is_empty() {
-        wrong.push(format!("processes left behind: {leftover:?}"));
+    let mut wrong = fault_problems(answer, want, needle, Duration::from_millis(TIMEOUT_MS));
+    let side_effect = !survivors.is_empty() || unwanted_mount;
+    if !survivors.is_empty() {
+        wrong.push(format!("processes left behind: {survivors:?}"));
     }
     if unwanted_mount {
         wrong.push("the filesystem was mounted".to_owned());
@@ -222,7 +160,7 @@ fn start_answers_every_fault_of_the_programs_it_runs() {
                 )),
                 (_, fake) => fake,
             };
-            let path = install(&bench, tool, fake.as_ref());
+            let path = bench.fakes.install(tool, fake.as_ref());
             let answer = bench.run("start", extra, &path);
             let (want, needle) = expected(tool, fault);
             let mounted = bench.mounts_here() > 0;
@@ -230,9 +168,8 @@ fn start_answers_every_fault_of_the_programs_it_runs() {
                 &mut tally,
                 &format!("start, {tool} {fault}"),
                 &answer,
-                want,
-                needle,
-                &leftovers(&bench.fakes),
+                (want, needle),
+                &bench.fakes.survivors(),
                 mounted && want != 0,
             );
             restore(&bench, tool);
@@ -259,7 +196,7 @@ fn monitor_answers_every_fault_of_drbdsetup() {
     let healthy = bench.run("monitor", &drbd, &bench.fakes.path());
     assert_eq!(healthy.code, Some(0), "the control: {healthy:?}");
     for (fault, fake) in faults() {
-        let path = install(&bench, "drbdsetup", fake.as_ref());
+        let path = bench.fakes.install("drbdsetup", fake.as_ref());
         let answer = bench.run("monitor", &drbd, &path);
         let (want, needle) = match fault {
             "hangs" => (1, "did not finish"),
@@ -270,9 +207,8 @@ fn monitor_answers_every_fault_of_drbdsetup() {
             &mut tally,
             &format!("monitor, drbdsetup {fault}"),
             &answer,
-            want,
-            needle,
-            &leftovers(&bench.fakes),
+            (want, needle),
+            &bench.fakes.survivors(),
             false,
         );
         restore(&bench, "drbdsetup");
@@ -308,20 +244,14 @@ fn sigterm_from_the_executor_ends_the_hanging_mount_and_its_children() {
     }
     let signalled = Instant::now();
     kill(agent, Signal::SIGTERM).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let answer = Answer {
-        code: output.status.code(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        took: signalled.elapsed(),
-    };
-    let leftover = leftovers(&bench.fakes);
+    let answer = Answer::from_output(&child.wait_with_output().unwrap(), signalled);
+    let survivors = bench.fakes.survivors();
     judge(
         &mut tally,
         "start, SIGTERM while mount hangs",
         &answer,
-        1,
-        "ended by SIGTERM",
-        &leftover,
+        (1, "ended by SIGTERM"),
+        &survivors,
         bench.mounts_here() > 0,
     );
     tally.finish(env!("CARGO_TARGET_TMPDIR"));
@@ -412,8 +342,7 @@ fn a_full_filesystem_is_degraded_at_depth_20_with_the_reason() {
             &mut tally,
             &format!("monitor depth 20, filesystem full, {case}"),
             &answer,
-            190,
-            "No space left on device",
+            (190, "No space left on device"),
             &[],
             false,
         );

@@ -11,8 +11,11 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 /// The system's program directories, after the fakes.
 pub const SYSTEM_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -199,6 +202,60 @@ impl Answer {
             took: started.elapsed(),
         }
     }
+}
+
+/// Starts every command before waiting for any: two instances of one agent at the same time.
+pub fn all_at_once(commands: Vec<Command>) -> Vec<Answer> {
+    let started = Instant::now();
+    let children: Vec<Child> = commands
+        .into_iter()
+        .map(|mut command| {
+            command
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {command:?}: {e}"))
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| {
+            Answer::from_output(
+                &child
+                    .wait_with_output()
+                    .unwrap_or_else(|e| panic!("waiting: {e}")),
+                started,
+            )
+        })
+        .collect()
+}
+
+/// Starts `command`, waits until the hanging fakes it runs have both written their pids (the
+/// program and its grandchild), then sends `signal` to the command alone, as an executor ends
+/// an agent at its timeout; the answer is timed from the signal.
+pub fn signal_while_hanging(fakes: &FakeTools, mut command: Command, signal: Signal) -> Answer {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+    let waiting = Instant::now();
+    while std::fs::read_to_string(&fakes.pids).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "the hanging fake never ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let signalled = Instant::now();
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    kill(pid, signal).unwrap_or_else(|e| panic!("{signal} to {pid}: {e}"));
+    Answer::from_output(
+        &child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("waiting: {e}")),
+        signalled,
+    )
 }
 
 /// What is wrong with an agent's answer to a fault: exit `want` (for 0, nothing more; else

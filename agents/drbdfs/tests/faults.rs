@@ -9,12 +9,14 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clever_mounts::parse_mountinfo;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use ocf_conformance::hostile::{fault_problems, faults, panicked, Answer, Fake, FakeTools, Tally};
+use nix::sys::signal::Signal;
+use ocf_conformance::hostile::{
+    all_at_once, fault_problems, faults, panicked, signal_while_hanging, Answer, Fake, FakeTools,
+    Tally,
+};
 
 use super::LoopFs;
 
@@ -225,26 +227,12 @@ fn sigterm_from_the_executor_ends_the_hanging_mount_and_its_children() {
     let bench = Bench::new("faults-sigterm");
     bench.fakes.set("mount", &Fake::Hangs);
     let mut tally = Tally::new("drbdfs", "faults-sigterm");
-    let mut command = bench.command(
+    let command = bench.command(
         "start",
         &[("OCF_RESKEY_CRM_meta_timeout", "60000")],
         &bench.fakes.path(),
     );
-    let child = command.spawn().unwrap();
-    let agent = Pid::from_raw(i32::try_from(child.id()).unwrap());
-    // Wait until the fake mount and its grandchild run.
-    let pids_file = bench.fakes.dir().join("pids.log");
-    let waiting = Instant::now();
-    while std::fs::read_to_string(&pids_file).map_or(0, |t| t.lines().count()) < 2 {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(30),
-            "the fake mount never ran"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let signalled = Instant::now();
-    kill(agent, Signal::SIGTERM).unwrap();
-    let answer = Answer::from_output(&child.wait_with_output().unwrap(), signalled);
+    let answer = signal_while_hanging(&bench.fakes, command, Signal::SIGTERM);
     let survivors = bench.fakes.survivors();
     judge(
         &mut tally,
@@ -267,22 +255,12 @@ fn two_starts_and_two_stops_at_once_mount_once_and_both_succeed() {
     );
     let extra = [("OCF_RESKEY_CRM_meta_timeout", "30000")];
     for action in ["start", "stop"] {
-        let children: Vec<_> = (0..2)
-            .map(|_| {
-                bench
-                    .command(action, &extra, &bench.fakes.path())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for child in children {
-            let output = child.wait_with_output().unwrap();
-            assert_eq!(
-                output.status.code(),
-                Some(0),
-                "{action}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+        let path = bench.fakes.path();
+        for answer in all_at_once(vec![
+            bench.command(action, &extra, &path),
+            bench.command(action, &extra, &path),
+        ]) {
+            assert_eq!(answer.code, Some(0), "{action}: {answer:?}");
         }
         let calls = bench.fakes.take_calls().unwrap_or_default();
         match action {

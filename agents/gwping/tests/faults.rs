@@ -7,11 +7,13 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use ocf_conformance::hostile::{fault_problems, faults, panicked, Answer, Fake, FakeTools, Tally};
+use nix::sys::signal::Signal;
+use ocf_conformance::hostile::{
+    all_at_once, fault_problems, faults, panicked, signal_while_hanging, Answer, Fake, FakeTools,
+    Tally,
+};
 
 /// The operation timeout the faulty runs get.
 const TIMEOUT_MS: u64 = 4000;
@@ -159,23 +161,7 @@ fn sigterm_while_attrd_updater_hangs_ends_it() {
     bench.fakes.set("attrd_updater", &Fake::Hangs);
     let mut command = bench.command("start", &bench.fakes.path(), false);
     command.env("OCF_RESKEY_CRM_meta_timeout", "60000");
-    let child = command.spawn().unwrap();
-    let pids = bench.fakes.dir().join("pids.log");
-    let waiting = Instant::now();
-    while std::fs::read_to_string(&pids).map_or(0, |t| t.lines().count()) < 2 {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(30),
-            "attrd_updater never ran"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let signalled = Instant::now();
-    kill(
-        Pid::from_raw(i32::try_from(child.id()).unwrap()),
-        Signal::SIGTERM,
-    )
-    .unwrap();
-    let answer = Answer::from_output(&child.wait_with_output().unwrap(), signalled);
+    let answer = signal_while_hanging(&bench.fakes, command, Signal::SIGTERM);
     let mut wrong = fault_problems(&answer, 1, "ended by SIGTERM", Duration::from_secs(5));
     let survivors = bench.fakes.survivors();
     if !survivors.is_empty() {
@@ -197,22 +183,12 @@ fn sigterm_while_attrd_updater_hangs_ends_it() {
 fn two_instances_at_once_are_harmless() {
     let bench = Bench::new("twice");
     for action in ["start", "monitor", "stop"] {
-        let children: Vec<_> = (0..2)
-            .map(|_| {
-                bench
-                    .command(action, &bench.fakes.path(), false)
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for child in children {
-            let output = child.wait_with_output().unwrap();
-            assert_eq!(
-                output.status.code(),
-                Some(0),
-                "{action}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+        let path = bench.fakes.path();
+        for answer in all_at_once(vec![
+            bench.command(action, &path, false),
+            bench.command(action, &path, false),
+        ]) {
+            assert_eq!(answer.code, Some(0), "{action}: {answer:?}");
         }
         let files: Vec<_> = std::fs::read_dir(&bench.run_dir)
             .unwrap()

@@ -103,10 +103,12 @@ fn status<R: RunCommand + Clone>(
     status_code(&snapshot)
 }
 
-/// LSB status: 0 when every VM runs, 3 when one is stopped, 4 when the cluster cannot tell.
+/// LSB status: 0 when every VM runs, 3 when one is stopped, 4 when the cluster cannot tell (or
+/// its configuration cannot be read, so whether a VM is configured is unknown).
 pub fn status_code(snapshot: &Snapshot) -> LsbStatusCode {
     match &snapshot.cluster {
         ClusterView::Down { .. } => LsbStatusCode::Unknown,
+        ClusterView::Up(_) if snapshot.configuration_error.is_some() => LsbStatusCode::Unknown,
         ClusterView::Up(_) if snapshot.vms.is_empty() => LsbStatusCode::Stopped,
         ClusterView::Up(_) if snapshot.vms.iter().all(|vm| !vm.running_on.is_empty()) => {
             LsbStatusCode::Running

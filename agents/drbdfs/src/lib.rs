@@ -137,11 +137,13 @@ pub static DECLARATION: Declaration<Drbdfs> = Declaration {
         refuses with the DRBD state in the exit reason. monitor reads /proc/self/mountinfo \
         (no process spawned for a plain device, one drbdsetup call for DRBD); \
         OCF_CHECK_LEVEL=10 reads a block of the device with O_DIRECT, 20 also writes, syncs \
-        and reads back a per-node status file in .clever-drbdfs/. A mounted DRBD filesystem \
+        and reads back a per-node status file in .clever-drbdfs/ (a full filesystem makes that \
+        OCF_DEGRADED with the reason, not a failure). A mounted DRBD filesystem \
         whose replication is down returns OCF_DEGRADED (190) with the reason; one whose node \
         lost the Primary role fails. stop ends the processes that keep the filesystem busy \
         (found in /proc: open files, working directories, memory maps) with TERM, then KILL, \
-        and succeeds only when the filesystem is really unmounted.",
+        and succeeds only when the filesystem is really unmounted. start and stop of one mount \
+        point never overlap on a node (a lock file in $HA_RSCTMP).",
     parameters: &[
         &params::DEVICE,
         &params::DIRECTORY,

@@ -583,6 +583,8 @@ fn depth_20_status_file_cannot_be_redirected() {
             _ => unreachable!(),
         }
     };
+    // Every check below asserts; a run that reaches the tally was right.
+    let mut tally = Tally::new("drbdfs", "planted-status-files");
     for how in ["symlink", "dangling symlink", "fifo", "directory"] {
         plant(how);
         let started = std::time::Instant::now();
@@ -607,6 +609,7 @@ fn depth_20_status_file_cannot_be_redirected() {
             "directory" => assert!(kind.is_dir()),
             _ => assert!(kind.is_symlink(), "{how}: the symlink was replaced"),
         }
+        tally.record(how, false, false, &[]);
     }
     let _ = std::fs::remove_dir(&file);
 
@@ -620,6 +623,13 @@ fn depth_20_status_file_cannot_be_redirected() {
     let err = monitor(&config, &plain(), &context(20)).unwrap_err();
     assert!(err.to_string().contains("private root-owned"), "{err}");
     std::fs::set_permissions(&status_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    tally.record(
+        "status directory not root's, then world-writable",
+        false,
+        false,
+        &[],
+    );
     monitor(&config, &plain(), &context(20)).unwrap();
     stop(&config, &plain(), &deadline(30)).unwrap();
+    tally.finish(env!("CARGO_TARGET_TMPDIR"));
 }

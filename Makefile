@@ -46,8 +46,14 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+# The hostile-input and fault tests each leave one count in $(HOSTILE_DIR); the summary line per
+# agent (inputs tried, panics, side effects on rejected input) follows the tests.
+HOSTILE_DIR := $(or $(CARGO_TARGET_DIR),target)/tmp/hostile-summary
+
 unit-test: setup
+	rm -rf $(HOSTILE_DIR)
 	$(CARGO) test --workspace
+	bash scripts/hostile-summary.sh $(HOSTILE_DIR)
 
 # Installs into a scratch DESTDIR and checks the layout Pacemaker relies on.
 install-test: build

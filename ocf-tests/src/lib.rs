@@ -7,6 +7,7 @@
 //! and reports each rule separately, so a regression names the rule it broke.
 
 pub mod bench;
+pub mod hostile;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -47,10 +47,16 @@ pub fn collect<R: RunCommand + Clone>(sources: &Sources<R>, deadline: &Deadline)
     let node = sources.pacemaker.local_node(deadline).ok();
     let status = sources.pacemaker.status(deadline);
     let primitives = match &status {
-        Ok(_) => sources.pacemaker.primitives(deadline).unwrap_or_default(),
-        Err(_) => Pacemaker::on_file(sources.runner.clone(), &sources.cib_on_disk)
-            .primitives(deadline)
-            .unwrap_or_default(),
+        Ok(_) => sources.pacemaker.primitives(deadline),
+        Err(_) => {
+            Pacemaker::on_file(sources.runner.clone(), &sources.cib_on_disk).primitives(deadline)
+        }
+    };
+    // With the cluster down the on-disk copy is a best effort, and "does not answer" says it.
+    let (primitives, configuration_error) = match primitives {
+        Ok(primitives) => (primitives, None),
+        Err(e) if status.is_ok() => (Vec::new(), Some(e.to_string())),
+        Err(_) => (Vec::new(), None),
     };
     let cluster = match status {
         Ok(status) => {
@@ -95,6 +101,7 @@ pub fn collect<R: RunCommand + Clone>(sources: &Sources<R>, deadline: &Deadline)
     Snapshot {
         node,
         cluster,
+        configuration_error,
         storage,
         vms,
     }

@@ -27,6 +27,10 @@ pub enum ClevervmError {
 impl ClevervmError {
     pub fn exit_code(&self) -> LsbExitCode {
         match self {
+            // Pacemaker's tools are missing: the cluster is not installed here, not stopped.
+            Self::Cluster(PacemakerError::Command(CommandError::Spawn { .. })) => {
+                LsbExitCode::NotInstalled
+            }
             Self::Cluster(_) => LsbExitCode::NotRunning,
             Self::NoVm => LsbExitCode::NotConfigured,
             Self::UnknownNode(_) => LsbExitCode::InvalidArgument,

@@ -30,6 +30,9 @@ use crate::model::{ClusterView, Snapshot};
 
 /// The process entry point.
 pub fn main() -> ExitCode {
+    // Before any thread starts (the mask is inherited): Ctrl-C or an init system's SIGTERM
+    // must not leave a crm_resource or virsh running in its own process group.
+    clever_command::end_children_on_termination(last_words);
     let cli = Cli::parse();
     let mut sources = Sources::live(HostCommands);
     if let Some(file) = &cli.cib_file {
@@ -46,6 +49,18 @@ pub fn main() -> ExitCode {
         interactive,
     );
     ExitCode::from(code)
+}
+
+#[allow(
+    clippy::exit,
+    reason = "a termination signal ends clevervm with a reason once its children are gone"
+)]
+fn last_words(signal: nix::sys::signal::Signal) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "clevervm: ended by {signal}; the programs it ran were killed"
+    );
+    std::process::exit(i32::from(LsbExitCode::Generic.code()));
 }
 
 /// Runs one verb; returns the LSB exit code. Errors are reported here, in one place.
@@ -88,10 +103,12 @@ fn status<R: RunCommand + Clone>(
     status_code(&snapshot)
 }
 
-/// LSB status: 0 when every VM runs, 3 when one is stopped, 4 when the cluster cannot tell.
+/// LSB status: 0 when every VM runs, 3 when one is stopped, 4 when the cluster cannot tell (or
+/// its configuration cannot be read, so whether a VM is configured is unknown).
 pub fn status_code(snapshot: &Snapshot) -> LsbStatusCode {
     match &snapshot.cluster {
         ClusterView::Down { .. } => LsbStatusCode::Unknown,
+        ClusterView::Up(_) if snapshot.configuration_error.is_some() => LsbStatusCode::Unknown,
         ClusterView::Up(_) if snapshot.vms.is_empty() => LsbStatusCode::Stopped,
         ClusterView::Up(_) if snapshot.vms.iter().all(|vm| !vm.running_on.is_empty()) => {
             LsbStatusCode::Running

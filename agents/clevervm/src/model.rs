@@ -9,6 +9,10 @@ pub struct Snapshot {
     /// This node's cluster name, when the cluster answers.
     pub node: Option<String>,
     pub cluster: ClusterView,
+    /// Why the configured resources could not be read, when they could not: storage and VMs
+    /// are then unknown, not absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub configuration_error: Option<String>,
     pub storage: Vec<StorageView>,
     pub vms: Vec<VmView>,
 }

@@ -32,6 +32,13 @@ fn problem(severity: Severity, what: String, fix: impl Into<String>) -> Problem 
 pub fn problems(snapshot: &Snapshot) -> Vec<Problem> {
     use Severity::{Critical, Warning};
     let mut found = Vec::new();
+    if let Some(reason) = &snapshot.configuration_error {
+        found.push(problem(
+            Critical,
+            format!("cannot read the cluster configuration: {reason}; storage and VMs unknown"),
+            "check that Pacemaker's cibadmin works on this node",
+        ));
+    }
     match &snapshot.cluster {
         ClusterView::Down { reason } => found.push(problem(
             Critical,

@@ -6,8 +6,9 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
+
+use ocf_conformance::hostile::{self, Fake, FakeTools, Tally};
 
 use super::{cluster, scratch};
 
@@ -72,25 +73,10 @@ fn cases() -> Vec<(Vec<OsString>, Option<i32>)> {
 fn hostile_options_are_refused_and_change_nothing() {
     let dir = scratch("hostile");
     let cib = cluster(&dir.0);
-    let bin = dir.0.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let log = dir.0.join("virsh.log");
-    std::fs::write(
-        bin.join("virsh"),
-        format!(
-            "#!/bin/sh\necho \"virsh $*\" >> '{}'\nexit 1\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(bin.join("virsh"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let fakes = FakeTools::new(dir.0.join("bin"), &["virsh"], &Fake::Fails);
+    let path = fakes.path();
     let before = std::fs::read(&cib).unwrap();
-    let mut failures = Vec::new();
+    let mut tally = Tally::new("clevervm", "options");
     let cases = cases();
     for (args, usage) in &cases {
         let output = Command::new(env!("CARGO_BIN_EXE_clevervm"))
@@ -115,31 +101,31 @@ fn hostile_options_are_refused_and_change_nothing() {
             }
             _ => {}
         }
-        if text.contains("panicked") {
+        let panic = hostile::panicked(&text);
+        if panic {
             wrong.push("panicked".to_owned());
         }
         if text.trim().is_empty() {
             wrong.push("no reason given".to_owned());
         }
+        let mut side_effect = false;
         if std::fs::read(&cib).unwrap() != before {
             wrong.push("the CIB changed".to_owned());
             std::fs::write(&cib, &before).unwrap();
+            side_effect = true;
         }
-        if let Ok(calls) = std::fs::read_to_string(&log) {
+        if let Some(calls) = fakes.take_calls() {
             wrong.push(format!("ran {calls:?}"));
-            let _ = std::fs::remove_file(&log);
+            side_effect = true;
         }
         if !wrong.is_empty() {
-            let shown: Vec<String> = args
-                .iter()
-                .map(|a| a.to_string_lossy().chars().take(30).collect())
-                .collect();
-            failures.push(format!(
-                "{shown:?}: {}\n    {}",
-                wrong.join("; "),
-                text.trim().chars().take(300).collect::<String>()
-            ));
+            wrong.push(text.trim().chars().take(300).collect::<String>());
         }
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().chars().take(30).collect())
+            .collect();
+        tally.record(&format!("{shown:?}"), panic, side_effect, &wrong);
     }
     // The control: a legitimate migrate does change the CIB, so the checks above can see it.
     let output = Command::new(env!("CARGO_BIN_EXE_clevervm"))
@@ -155,16 +141,5 @@ fn hostile_options_are_refused_and_change_nothing() {
         before,
         "the control changed nothing"
     );
-    eprintln!(
-        "clevervm hostile options: {} inputs tried, {} wrong",
-        cases.len(),
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {} hostile runs went wrong:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    tally.finish(env!("CARGO_TARGET_TMPDIR"));
 }

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
+mod faults;
 mod hostile;
 
 use std::path::{Path, PathBuf};
@@ -373,6 +374,7 @@ fn sample_snapshot() -> Snapshot {
     };
     Snapshot {
         node: Some("node1".to_owned()),
+        configuration_error: None,
         cluster: ClusterView::Up(Cluster {
             stack: Some("corosync".to_owned()),
             dc: Some("node2".to_owned()),

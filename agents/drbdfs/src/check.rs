@@ -62,77 +62,134 @@ pub fn read_device(device: &Path, deadline: &Deadline) -> Result<(), DrbdfsError
     })
 }
 
+/// The filesystem has no room for the status file: its storage works, and no recovery
+/// Pacemaker could attempt (restart, move to the peer, which holds the same replicated data)
+/// would make room, so the monitor reports it as degraded rather than failed.
+fn no_space(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(nix::libc::ENOSPC | nix::libc::EDQUOT)
+    )
+}
+
+/// Why the status write did not complete.
+enum WriteFailure {
+    /// No space (or quota) left: the reason, for a degraded answer.
+    Full(String),
+    Failed(String),
+}
+
+impl WriteFailure {
+    fn of(step: &str, error: &std::io::Error) -> Self {
+        let text = format!("{step}: {error}");
+        if no_space(error) {
+            Self::Full(text)
+        } else {
+            Self::Failed(text)
+        }
+    }
+}
+
 /// Writes, syncs and reads back this node's status file inside the mounted filesystem. Files
 /// are never followed through symlinks: the status directory is created 0700 by root and
-/// checked to be a real directory owned by root before anything is opened in it.
-pub fn write_status(directory: &Path, node: &str, deadline: &Deadline) -> Result<(), DrbdfsError> {
+/// checked to be a real directory owned by root before anything is opened in it. `Some` is the
+/// reason the filesystem is full: the write could not be done, and that is not a failure.
+pub fn write_status(
+    directory: &Path,
+    node: &str,
+    deadline: &Deadline,
+) -> Result<Option<String>, DrbdfsError> {
     let status_dir = directory.join(STATUS_DIR);
     let file = status_dir.join(format!("{node}.status"));
     let shown = file.clone();
     let node = node.to_owned();
-    bounded(20, &shown, deadline, move || {
-        // The directory is opened once, without following a symlink, and checked on that open
-        // handle; the file is then opened through /proc/self/fd, which names exactly that
-        // directory. A directory swapped for a symlink after the check cannot redirect the write.
-        let dir = open_private_directory(&status_dir)?;
-        let through_handle = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))
-            .join(format!("{node}.status"));
-        let content = format!(
-            "{node} {}\n",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        );
-        let mut handle = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&through_handle)
-            .map_err(|e| format!("open {}: {e}", file.display()))?;
-        handle
-            .write_all(content.as_bytes())
-            .map_err(|e| format!("write: {e}"))?;
-        handle.sync_all().map_err(|e| format!("fsync: {e}"))?;
-        handle
-            .seek(SeekFrom::Start(0))
-            .map_err(|e| format!("seek: {e}"))?;
-        let mut back = String::new();
-        handle
-            .read_to_string(&mut back)
-            .map_err(|e| format!("read back: {e}"))?;
-        if back == content {
-            Ok(())
-        } else {
-            Err("read back different content".to_owned())
+    let outcome = bounded(20, &shown, deadline, move || {
+        match write_and_read_back(&status_dir, &file, &node) {
+            Ok(()) => Ok(None),
+            Err(WriteFailure::Full(reason)) => Ok(Some(reason)),
+            Err(WriteFailure::Failed(reason)) => Err(reason),
         }
-    })
+    })?;
+    Ok(outcome.map(|reason| {
+        format!(
+            "filesystem on {} is full, the depth 20 check could not write {}: {reason}",
+            directory.display(),
+            shown.display()
+        )
+    }))
+}
+
+fn write_and_read_back(status_dir: &Path, file: &Path, node: &str) -> Result<(), WriteFailure> {
+    // The directory is opened once, without following a symlink, and checked on that open
+    // handle; the file is then opened through /proc/self/fd, which names exactly that
+    // directory. A directory swapped for a symlink after the check cannot redirect the write.
+    let dir = open_private_directory(status_dir)?;
+    let through_handle =
+        PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(format!("{node}.status"));
+    let content = format!(
+        "{node} {}\n",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let mut handle = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&through_handle)
+        .map_err(|e| WriteFailure::of(&format!("open {}", file.display()), &e))?;
+    handle
+        .write_all(content.as_bytes())
+        .map_err(|e| WriteFailure::of("write", &e))?;
+    handle
+        .sync_all()
+        .map_err(|e| WriteFailure::of("fsync", &e))?;
+    handle
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| WriteFailure::of("seek", &e))?;
+    let mut back = String::new();
+    handle
+        .read_to_string(&mut back)
+        .map_err(|e| WriteFailure::of("read back", &e))?;
+    if back == content {
+        Ok(())
+    } else {
+        Err(WriteFailure::Failed(
+            "read back different content".to_owned(),
+        ))
+    }
 }
 
 /// Opens (creating it 0700 if missing) the status directory, refusing a symlink and anything
 /// not owned by root or writable by others.
-fn open_private_directory(path: &Path) -> Result<File, String> {
+fn open_private_directory(path: &Path) -> Result<File, WriteFailure> {
     if std::fs::symlink_metadata(path).is_err() {
         DirBuilder::new()
             .mode(0o700)
             .create(path)
-            .map_err(|e| format!("create {}: {e}", path.display()))?;
+            .map_err(|e| WriteFailure::of(&format!("create {}", path.display()), &e))?;
     }
     let dir = OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| format!("{} is not a directory (symlink?): {e}", path.display()))?;
+        .map_err(|e| {
+            WriteFailure::Failed(format!(
+                "{} is not a directory (symlink?): {e}",
+                path.display()
+            ))
+        })?;
     let metadata = dir
         .metadata()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| WriteFailure::Failed(format!("{}: {e}", path.display())))?;
     if metadata.uid() != 0 || metadata.mode() & 0o022 != 0 {
-        return Err(format!(
+        return Err(WriteFailure::Failed(format!(
             "{} is not a private root-owned directory",
             path.display()
-        ));
+        )));
     }
     Ok(dir)
 }

@@ -67,6 +67,8 @@ pub enum DrbdfsError {
         path: PathBuf,
         detail: String,
     },
+    #[error("cannot lock {}: {detail}", path.display())]
+    Lock { path: PathBuf, detail: String },
     #[error(transparent)]
     Deadline(#[from] DeadlineExceeded),
 }
@@ -79,9 +81,9 @@ impl HasExitCode for DrbdfsError {
                 OcfExitCode::ErrConfigured
             }
             Self::DrbdStatus(DrbdStatusError::NotLoaded { .. }) => OcfExitCode::ErrInstalled,
-            Self::DrbdStatus(DrbdStatusError::Command(CommandError::Spawn { .. })) => {
-                OcfExitCode::ErrInstalled
-            }
+            Self::DrbdStatus(DrbdStatusError::Command(CommandError::Spawn { .. }))
+            | Self::Mount(CommandError::Spawn { .. })
+            | Self::Fsck(CommandError::Spawn { .. }) => OcfExitCode::ErrInstalled,
             Self::DirectoryOccupied { .. }
             | Self::CreateDirectory { .. }
             | Self::DrbdRefused(_)
@@ -97,6 +99,7 @@ impl HasExitCode for DrbdfsError {
             | Self::StillBusy { .. }
             | Self::Unmount { .. }
             | Self::Check { .. }
+            | Self::Lock { .. }
             | Self::Deadline(_) => OcfExitCode::ErrGeneric,
         }
     }

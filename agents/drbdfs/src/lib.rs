@@ -10,12 +10,14 @@ mod drbd;
 mod error;
 mod filesystem;
 pub mod host;
+mod lock;
 mod monitor;
 pub mod params;
 mod start;
 mod stop;
 
 use std::os::unix::fs::FileTypeExt;
+use std::path::PathBuf;
 
 use clever_ocf::{
     Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters, Status,
@@ -97,11 +99,22 @@ impl Agent for Drbdfs {
 }
 
 fn handle_start(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError> {
+    let _lock = agent.lock(context)?;
     start(&agent.config, &agent.host, &context.deadline)
 }
 
 fn handle_stop(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError> {
+    let _lock = agent.lock(context)?;
     stop(&agent.config, &agent.host, &context.deadline)
+}
+
+impl Drbdfs {
+    /// Start and stop of one mount point never overlap on this node (see [`lock`]).
+    fn lock(&self, context: &Context) -> Result<lock::MountPointLock, DrbdfsError> {
+        let run_dir = std::env::var_os("HA_RSCTMP")
+            .map_or_else(|| PathBuf::from(lock::DEFAULT_RUN_DIR), PathBuf::from);
+        lock::lock_mount_point(&run_dir, self.config.directory.as_path(), &context.deadline)
+    }
 }
 
 fn handle_monitor(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError> {
@@ -124,11 +137,13 @@ pub static DECLARATION: Declaration<Drbdfs> = Declaration {
         refuses with the DRBD state in the exit reason. monitor reads /proc/self/mountinfo \
         (no process spawned for a plain device, one drbdsetup call for DRBD); \
         OCF_CHECK_LEVEL=10 reads a block of the device with O_DIRECT, 20 also writes, syncs \
-        and reads back a per-node status file in .clever-drbdfs/. A mounted DRBD filesystem \
+        and reads back a per-node status file in .clever-drbdfs/ (a full filesystem makes that \
+        OCF_DEGRADED with the reason, not a failure). A mounted DRBD filesystem \
         whose replication is down returns OCF_DEGRADED (190) with the reason; one whose node \
         lost the Primary role fails. stop ends the processes that keep the filesystem busy \
         (found in /proc: open files, working directories, memory maps) with TERM, then KILL, \
-        and succeeds only when the filesystem is really unmounted.",
+        and succeeds only when the filesystem is really unmounted. start and stop of one mount \
+        point never overlap on a node (a lock file in $HA_RSCTMP).",
     parameters: &[
         &params::DEVICE,
         &params::DIRECTORY,

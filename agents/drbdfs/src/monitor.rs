@@ -33,17 +33,24 @@ pub fn monitor<R: RunCommand, D: DrbdStatusSource>(
     if context.check_level >= 10 {
         read_device(config.device.as_path(), &context.deadline)?;
     }
-    if context.check_level >= 20 {
-        write_status(directory, &node_name(context), &context.deadline)?;
-    }
-    if let Some(name) = resource_name(host, config)? {
-        return match health(host, &name, &context.deadline)? {
-            ReplicationHealth::Healthy(_) => Ok(Status::Success),
-            ReplicationHealth::Degraded(reason) => Ok(Status::Degraded(reason)),
-            ReplicationHealth::LostPrimary(reason) => Err(DrbdfsError::LostPrimary(reason)),
-        };
-    }
-    Ok(Status::Success)
+    let full = if context.check_level >= 20 {
+        write_status(directory, &node_name(context), &context.deadline)?
+    } else {
+        None
+    };
+    let degraded = match resource_name(host, config)? {
+        Some(name) => match health(host, &name, &context.deadline)? {
+            ReplicationHealth::Healthy(_) => None,
+            ReplicationHealth::Degraded(reason) => Some(reason),
+            ReplicationHealth::LostPrimary(reason) => return Err(DrbdfsError::LostPrimary(reason)),
+        },
+        None => None,
+    };
+    Ok(match (degraded, full) {
+        (None, None) => Status::Success,
+        (Some(reason), None) | (None, Some(reason)) => Status::Degraded(reason),
+        (Some(replication), Some(full)) => Status::Degraded(format!("{replication}; {full}")),
+    })
 }
 
 /// The node's cluster name (what Pacemaker passes), else the host name.

@@ -16,6 +16,7 @@ use std::process::{Child, Command};
 
 use clever_drbdfs::{monitor, start, stop, Config, DECLARATION, STATUS_DIR};
 use clever_ocf::{run_with, Invocation, OcfExitCode, Parameters};
+use ocf_conformance::hostile::{answer_problems, panicked, tree, Fake, FakeTools, Tally};
 
 use super::{context, deadline, plain, LoopFs};
 
@@ -39,8 +40,7 @@ const TOOLS: &[&str] = &[
 /// What one hostile run may not change, observed before and after.
 struct Sandbox {
     fs: LoopFs,
-    bin: PathBuf,
-    log: PathBuf,
+    fakes: FakeTools,
     canary: Child,
     /// A second filesystem (tmpfs) a symlinked `directory` may point at.
     other: PathBuf,
@@ -49,21 +49,7 @@ struct Sandbox {
 impl Sandbox {
     fn new() -> Self {
         let fs = LoopFs::new("hostile", "ext4");
-        let bin = fs.base.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let log = fs.base.join("calls.log");
-        for tool in TOOLS {
-            let path = bin.join(tool);
-            std::fs::write(
-                &path,
-                format!(
-                    "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexit 1\n",
-                    log.display()
-                ),
-            )
-            .unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let fakes = FakeTools::new(fs.base.join("bin"), TOOLS, &Fake::Fails);
         let other = fs.base.join("other");
         std::fs::create_dir_all(&other).unwrap();
         super::run("mount", &["-t", "tmpfs", "none", other.to_str().unwrap()]);
@@ -77,8 +63,7 @@ impl Sandbox {
             .unwrap();
         Self {
             fs,
-            bin,
-            log,
+            fakes,
             canary,
             other,
         }
@@ -99,37 +84,11 @@ impl Sandbox {
             .collect()
     }
 
-    /// Every path under the scratch tree with its type, size, mode and modification time.
-    fn tree(&self) -> BTreeSet<String> {
-        fn walk(dir: &Path, out: &mut BTreeSet<String>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                let meta = std::fs::symlink_metadata(&path).unwrap();
-                out.insert(format!(
-                    "{} {:o} {} {}",
-                    path.display(),
-                    meta.mode(),
-                    meta.len(),
-                    meta.mtime_nsec() + meta.mtime() * 1_000_000_000
-                ));
-                if meta.is_dir() {
-                    walk(&path, out);
-                }
-            }
-        }
-        let mut out = BTreeSet::new();
-        walk(&self.fs.base, &mut out);
-        out
-    }
-
     fn run(&self, action: &str, vars: &[(String, OsString)]) -> (Option<i32>, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_drbdfs"))
             .arg(action)
             .env_clear()
-            .env(
-                "PATH",
-                format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", self.bin.display()),
-            )
+            .env("PATH", self.fakes.path())
             .env("HA_LOGFACILITY", "none")
             .env("OCF_RESOURCE_INSTANCE", "hostile")
             .env("OCF_RESKEY_CRM_meta_timeout", "20000")
@@ -510,71 +469,48 @@ fn hostile_parameters_are_refused_without_side_effects() {
     let mut sandbox = Sandbox::new();
     let cases = cases(&sandbox);
     let mounts = sandbox.mounts();
-    let mut tree = sandbox.tree();
-    let mut tried = 0;
-    let mut failures = Vec::new();
+    let mut before = tree(&sandbox.fs.base);
+    let mut tally = Tally::new("drbdfs", "parameters");
     for case in &cases {
         let vars = sandbox.vars(&case.set);
         for action in ["validate-all", "start"] {
-            tried += 1;
             let (code, stderr) = sandbox.run(action, &vars);
-            let reasons: Vec<&str> = stderr
-                .lines()
-                .filter_map(|l| l.strip_prefix("ocf-exit-reason:"))
-                .collect();
-            let mut wrong = Vec::new();
-            if code != Some(case.code) {
-                wrong.push(format!("exit {code:?}, want {}", case.code));
-            }
-            if stderr.contains("panicked") {
-                wrong.push("panicked".to_owned());
-            }
-            if reasons.len() != 1 {
-                wrong.push(format!("{} exit reasons", reasons.len()));
-            } else if !reasons[0].contains(case.needle) {
-                wrong.push(format!("reason lacks {:?}", case.needle));
-            }
-            if reasons.iter().any(|r| r.len() > 512) {
-                wrong.push("exit reason over 512 bytes".to_owned());
-            }
-            if let Ok(calls) = std::fs::read_to_string(&sandbox.log) {
-                wrong.push(format!("ran {calls:?}"));
-                let _ = std::fs::remove_file(&sandbox.log);
+            let mut wrong = answer_problems(code, case.code, &stderr, case.needle);
+            let mut side_effects = Vec::new();
+            if let Some(calls) = sandbox.fakes.take_calls() {
+                side_effects.push(format!("ran {calls:?}"));
             }
             if sandbox.mounts() != mounts {
-                wrong.push(format!("mounts changed: {:?}", sandbox.mounts()));
+                side_effects.push(format!("mounts changed: {:?}", sandbox.mounts()));
             }
             if sandbox.canary.try_wait().unwrap().is_some() {
-                wrong.push("the canary process was signalled".to_owned());
+                side_effects.push("the canary process was signalled".to_owned());
             }
-            let now = sandbox.tree();
-            if now != tree {
-                let added: Vec<_> = now.difference(&tree).collect();
-                let gone: Vec<_> = tree.difference(&now).collect();
-                wrong.push(format!("disk changed: +{added:?} -{gone:?}"));
+            let now = tree(&sandbox.fs.base);
+            if now != before {
+                let added: Vec<_> = now.difference(&before).collect();
+                let gone: Vec<_> = before.difference(&now).collect();
+                side_effects.push(format!("disk changed: +{added:?} -{gone:?}"));
                 // Blame only the run that did it.
-                tree = now;
+                before = now;
             }
+            let side_effect = !side_effects.is_empty();
+            wrong.extend(side_effects);
             if !wrong.is_empty() {
-                failures.push(format!(
-                    "{} ({action}): {}\n    stderr: {}",
-                    case.label,
-                    wrong.join("; "),
+                wrong.push(format!(
+                    "stderr: {}",
                     stderr.trim().chars().take(400).collect::<String>()
                 ));
             }
+            tally.record(
+                &format!("{} ({action})", case.label),
+                panicked(&stderr),
+                side_effect,
+                &wrong,
+            );
         }
     }
-    eprintln!(
-        "drbdfs hostile parameters: {tried} inputs tried, {} wrong, 0 side effects expected",
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {tried} hostile runs went wrong:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    tally.finish(env!("CARGO_TARGET_TMPDIR"));
 }
 
 /// 1 MiB values cannot pass through one exec's environment; the framework sees them in-process.
@@ -647,6 +583,8 @@ fn depth_20_status_file_cannot_be_redirected() {
             _ => unreachable!(),
         }
     };
+    // Every check below asserts; a run that reaches the tally was right.
+    let mut tally = Tally::new("drbdfs", "planted-status-files");
     for how in ["symlink", "dangling symlink", "fifo", "directory"] {
         plant(how);
         let started = std::time::Instant::now();
@@ -671,6 +609,7 @@ fn depth_20_status_file_cannot_be_redirected() {
             "directory" => assert!(kind.is_dir()),
             _ => assert!(kind.is_symlink(), "{how}: the symlink was replaced"),
         }
+        tally.record(how, false, false, &[]);
     }
     let _ = std::fs::remove_dir(&file);
 
@@ -684,6 +623,13 @@ fn depth_20_status_file_cannot_be_redirected() {
     let err = monitor(&config, &plain(), &context(20)).unwrap_err();
     assert!(err.to_string().contains("private root-owned"), "{err}");
     std::fs::set_permissions(&status_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    tally.record(
+        "status directory not root's, then world-writable",
+        false,
+        false,
+        &[],
+    );
     monitor(&config, &plain(), &context(20)).unwrap();
     stop(&config, &plain(), &deadline(30)).unwrap();
+    tally.finish(env!("CARGO_TARGET_TMPDIR"));
 }

@@ -7,23 +7,22 @@
 //! Also: the state file cannot be redirected or removed through a planted symlink, FIFO,
 //! directory or foreign file, whether it is the per-instance file in `$HA_RSCTMP` or `pidfile`.
 
-use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use clever_gwping::DECLARATION;
 use clever_ocf::{run_with, Invocation, OcfExitCode};
+use ocf_conformance::hostile::{self, answer_problems, panicked, tree, Fake, FakeTools, Tally};
 
 /// A scratch tree with a recording `attrd_updater`, a run directory that must stay absent, and
 /// the snapshot every rejected run is compared with.
 struct Sandbox {
     base: PathBuf,
-    bin: PathBuf,
-    log: PathBuf,
+    fakes: FakeTools,
     run_dir: PathBuf,
 }
 
@@ -32,60 +31,23 @@ impl Sandbox {
         let base =
             std::env::temp_dir().join(format!("gwping-hostile-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
-        let bin = base.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        let log = base.join("calls.log");
-        for tool in ["attrd_updater", "crm_attribute", "ping", "fping", "ping6"] {
-            let path = bin.join(tool);
-            std::fs::write(
-                &path,
-                format!(
-                    "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexit 1\n",
-                    log.display()
-                ),
-            )
-            .unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
+        let fakes = FakeTools::new(
+            base.join("bin"),
+            &["attrd_updater", "crm_attribute", "ping", "fping", "ping6"],
+            &Fake::Fails,
+        );
         Self {
             run_dir: base.join("run"),
             base,
-            bin,
-            log,
+            fakes,
         }
-    }
-
-    fn tree(&self) -> BTreeSet<String> {
-        fn walk(dir: &Path, out: &mut BTreeSet<String>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                let meta = std::fs::symlink_metadata(&path).unwrap();
-                out.insert(format!(
-                    "{} {:o} {} {}.{}",
-                    path.display(),
-                    meta.mode(),
-                    meta.len(),
-                    meta.mtime(),
-                    meta.mtime_nsec()
-                ));
-                if meta.is_dir() {
-                    walk(&path, out);
-                }
-            }
-        }
-        let mut out = BTreeSet::new();
-        walk(&self.base, &mut out);
-        out
     }
 
     fn run(&self, action: &str, vars: &[(String, OsString)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_gwping"))
             .arg(action)
             .env_clear()
-            .env(
-                "PATH",
-                format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", self.bin.display()),
-            )
+            .env("PATH", self.fakes.path())
             .env("HA_LOGFACILITY", "none")
             .env("HA_RSCTMP", &self.run_dir)
             .env("OCF_RESOURCE_INSTANCE", "gw")
@@ -93,12 +55,6 @@ impl Sandbox {
             .envs(vars.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap()
-    }
-
-    fn calls(&self) -> Option<String> {
-        let calls = std::fs::read_to_string(&self.log).ok();
-        let _ = std::fs::remove_file(&self.log);
-        calls
     }
 }
 
@@ -125,9 +81,8 @@ fn os(text: &str) -> OsString {
 }
 
 fn exit_reasons(output: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&output.stderr)
-        .lines()
-        .filter_map(|l| l.strip_prefix("ocf-exit-reason:"))
+    hostile::exit_reasons(&String::from_utf8_lossy(&output.stderr))
+        .into_iter()
         .map(str::to_owned)
         .collect()
 }
@@ -237,61 +192,43 @@ fn cases(sandbox: &Sandbox) -> Vec<(&'static str, OsString, &'static str)> {
 fn hostile_parameters_are_refused_without_side_effects() {
     let sandbox = Sandbox::new("params");
     let cases = cases(&sandbox);
-    let tree = sandbox.tree();
-    let mut tried = 0;
-    let mut failures = Vec::new();
+    let before = tree(&sandbox.base);
+    let mut tally = Tally::new("gwping", "parameters");
     for (name, value, needle) in &cases {
         let vars = vars(&[(name, value.clone())]);
         for action in ["validate-all", "start", "monitor"] {
-            tried += 1;
             let output = sandbox.run(action, &vars);
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let reasons = exit_reasons(&output);
-            let mut wrong = Vec::new();
-            if output.status.code() != Some(6) {
-                wrong.push(format!("exit {:?}, want 6", output.status.code()));
-            }
-            if stderr.contains("panicked") {
-                wrong.push("panicked".to_owned());
-            }
-            if reasons.len() != 1 {
-                wrong.push(format!("{} exit reasons", reasons.len()));
-            } else if !reasons[0].contains(needle) {
-                wrong.push(format!("reason lacks {needle:?}"));
-            }
-            if reasons.iter().any(|r| r.len() > 512) {
-                wrong.push("exit reason over 512 bytes".to_owned());
-            }
-            if let Some(calls) = sandbox.calls() {
-                wrong.push(format!("ran {calls:?}"));
+            let mut wrong = answer_problems(output.status.code(), 6, &stderr, needle);
+            let mut side_effects = Vec::new();
+            if let Some(calls) = sandbox.fakes.take_calls() {
+                side_effects.push(format!("ran {calls:?}"));
             }
             if sandbox.run_dir.exists() {
-                wrong.push("created the run directory".to_owned());
+                side_effects.push("created the run directory".to_owned());
                 let _ = std::fs::remove_dir_all(&sandbox.run_dir);
             }
-            if sandbox.tree() != tree {
-                wrong.push("changed the scratch tree".to_owned());
+            if tree(&sandbox.base) != before {
+                side_effects.push("changed the scratch tree".to_owned());
             }
+            let side_effect = !side_effects.is_empty();
+            wrong.extend(side_effects);
             if !wrong.is_empty() {
-                let shown: String = value.to_string_lossy().chars().take(40).collect();
-                failures.push(format!(
-                    "{name}={shown:?} ({action}): {}\n    stderr: {}",
-                    wrong.join("; "),
+                wrong.push(format!(
+                    "stderr: {}",
                     stderr.trim().chars().take(400).collect::<String>()
                 ));
             }
+            let shown: String = value.to_string_lossy().chars().take(40).collect();
+            tally.record(
+                &format!("{name}={shown:?} ({action})"),
+                panicked(&stderr),
+                side_effect,
+                &wrong,
+            );
         }
     }
-    eprintln!(
-        "gwping hostile parameters: {tried} inputs tried, {} wrong",
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {tried} hostile runs went wrong:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    tally.finish(env!("CARGO_TARGET_TMPDIR"));
 }
 
 /// 1 MiB values cannot pass through one exec's environment; the framework sees them in-process.
@@ -329,7 +266,8 @@ fn planted_state_files_are_neither_followed_nor_removed() {
     let dangling = sandbox.base.join("created-through-symlink");
     let by_instance = sandbox.run_dir.join("gwping-gw");
     let pidfile = sandbox.base.join("pidfile");
-    let mut tried = 0;
+    // Every check below asserts; a run that reaches the tally was right.
+    let mut tally = Tally::new("gwping", "planted-state-files");
     for (state, extra) in [
         (&by_instance, vec![]),
         (
@@ -357,7 +295,6 @@ fn planted_state_files_are_neither_followed_nor_removed() {
             let before = std::fs::symlink_metadata(state).unwrap();
             let vars = vars(&extra);
             for action in ["start", "monitor", "stop"] {
-                tried += 1;
                 let started = Instant::now();
                 let output = sandbox.run(action, &vars);
                 let what = format!("{} as {how}, {action}", state.display());
@@ -373,7 +310,7 @@ fn planted_state_files_are_neither_followed_nor_removed() {
                     assert!(!output.status.success(), "{what}: succeeded: {output:?}");
                     assert_eq!(exit_reasons(&output).len(), 1, "{what}: {stderr}");
                 }
-                let _ = sandbox.calls();
+                let _ = sandbox.fakes.take_calls();
                 assert_eq!(
                     std::fs::read_to_string(&victim).unwrap(),
                     "precious\n",
@@ -387,10 +324,11 @@ fn planted_state_files_are_neither_followed_nor_removed() {
                     (before.ino(), before.mode(), before.len()),
                     "{what}: the planted file changed"
                 );
+                tally.record(&what, false, false, &[]);
             }
         }
         let _ = std::fs::remove_file(state);
         let _ = std::fs::remove_dir(state);
     }
-    eprintln!("gwping planted state files: {tried} runs, none followed");
+    tally.finish(env!("CARGO_TARGET_TMPDIR"));
 }

@@ -11,12 +11,13 @@ use std::fmt;
 use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
 use clever_deadline::Deadline;
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{killpg, SigSet, Signal};
 use nix::unistd::Pid;
 
 /// Output kept per stream; beyond it a misbehaving tool's output is dropped, not buffered.
@@ -25,6 +26,74 @@ pub const OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
 /// How long a killed group gets to be reaped before we stop waiting for it: a child stuck in
 /// uninterruptible sleep cannot be reaped at all, and the agent must still answer.
 const REAP_GRACE: Duration = Duration::from_millis(500);
+
+/// How many children can be tracked for [`end_children`] at once; an agent runs one or two at a
+/// time (a command and its pipe readers), so a child beyond this is only missed by the clean-up.
+const TRACKED_GROUPS: usize = 64;
+
+/// The process groups of the children running now, 0 in a free slot. Each child leads a group of
+/// its own, so a signal to the agent's group (the executor ending it at the timeout) does not
+/// reach them: whoever ends the agent early must end these too ([`end_children`]). Atomics, not
+/// a lock: [`end_children`] runs in signal handlers.
+static RUNNING: [AtomicI32; TRACKED_GROUPS] = [const { AtomicI32::new(0) }; TRACKED_GROUPS];
+
+/// Kills every child group still running (and what they started). For the last moments of the
+/// process: a termination signal, the watchdog. Async-signal-safe (atomic loads and kill(2)), so
+/// a signal handler may call it. Children started afterwards are not covered.
+pub fn end_children() {
+    for slot in &RUNNING {
+        let group = slot.load(Ordering::SeqCst);
+        if group > 0 {
+            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+        }
+    }
+}
+
+/// The signals with which an executor or an admin ends a program early.
+pub const TERMINATING: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+
+/// Makes a termination signal end the running children before the process goes: blocks
+/// [`TERMINATING`] in the calling thread (and so in every thread it starts later: call it first
+/// in `main`), and waits for them on a thread of its own, which ends the children and then
+/// calls `last_words` (which is expected to exit). Children get the default signal mask back
+/// (the standard library resets it at spawn).
+pub fn end_children_on_termination(last_words: impl FnOnce(Signal) + Send + 'static) {
+    let mut signals = SigSet::empty();
+    for signal in TERMINATING {
+        signals.add(signal);
+    }
+    if signals.thread_block().is_err() {
+        // Without the mask the default action still ends the process; only the children's
+        // clean-up is lost, which is what happened before.
+        return;
+    }
+    thread::spawn(move || {
+        if let Ok(signal) = signals.wait() {
+            end_children();
+            last_words(signal);
+        }
+    });
+}
+
+/// Keeps a child's group in [`RUNNING`] while [`HostCommands::run`] looks after it.
+struct Registered(Option<&'static AtomicI32>);
+
+impl Registered {
+    fn new(group: i32) -> Self {
+        Self(RUNNING.iter().find(|slot| {
+            slot.compare_exchange(0, group, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        }))
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0 {
+            slot.store(0, Ordering::SeqCst);
+        }
+    }
+}
 
 /// Running a program went wrong; each variant names the command line.
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +286,7 @@ impl RunCommand for HostCommands {
                 source,
             })?;
         let group = Pid::from_raw(child_pid(&child));
+        let _registered = Registered::new(group.as_raw());
         let stdout = drain(child.stdout.take());
         let stderr = drain(child.stderr.take());
         let exited = wait_in_background(child);

@@ -8,9 +8,10 @@
 //! look safer than it is, so that is an error.
 
 use crate::error::{shown, DrbdParseError, Format};
+use crate::fields::{self, Fields};
 use crate::model::{
     percent, Connection, ConnectionState, Device, DiskState, PeerDevice, ReplicationState,
-    Resource, Role, UnknownStateError,
+    Resource, Role,
 };
 use crate::proc_drbd::DRBD84_PEER_NAME;
 
@@ -55,7 +56,7 @@ pub fn parse_events2(text: &str) -> Result<Vec<Resource>, DrbdParseError> {
             initial_dump_done = true;
             continue;
         }
-        let fields = Fields::new(words, line)?;
+        let fields = Fields::new(FORMAT, words, line)?;
         match object {
             "resource" => apply_resource(&mut resources, event, &fields)?,
             "device" => apply_device(&mut resources, event, &fields)?,
@@ -248,94 +249,7 @@ fn apply_peer_device(
     Ok(())
 }
 
-/// The `key:value` words after the object type.
-struct Fields<'a> {
-    line: usize,
-    pairs: Vec<(&'a str, &'a str)>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(words: impl Iterator<Item = &'a str>, line: usize) -> Result<Self, DrbdParseError> {
-        let pairs = words
-            .map(|word| {
-                word.split_once(':').ok_or_else(|| {
-                    malformed(
-                        line,
-                        &format!("expected key:value, found {:?}", shown(word)),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { line, pairs })
-    }
-
-    fn get(&self, key: &str) -> Option<&'a str> {
-        self.pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
-    }
-
-    fn required(&self, key: &'static str) -> Result<&'a str, DrbdParseError> {
-        self.get(key).ok_or_else(|| DrbdParseError::Missing {
-            format: FORMAT,
-            location: format!("line {}", self.line),
-            field: key,
-        })
-    }
-
-    fn state<T: std::str::FromStr<Err = UnknownStateError>>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, DrbdParseError> {
-        self.get(key)
-            .map(|value| {
-                value
-                    .parse()
-                    .map_err(|source| DrbdParseError::UnknownState {
-                        format: FORMAT,
-                        location: format!("line {} {key}", self.line),
-                        source,
-                    })
-            })
-            .transpose()
-    }
-
-    fn required_state<T: std::str::FromStr<Err = UnknownStateError>>(
-        &self,
-        key: &'static str,
-    ) -> Result<T, DrbdParseError> {
-        self.state(key)?.ok_or_else(|| DrbdParseError::Missing {
-            format: FORMAT,
-            location: format!("line {}", self.line),
-            field: key,
-        })
-    }
-
-    fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, DrbdParseError> {
-        self.get(key)
-            .map(|value| value.parse().map_err(|_| self.invalid(key, value)))
-            .transpose()
-    }
-
-    fn required_number<T: std::str::FromStr>(
-        &self,
-        key: &'static str,
-    ) -> Result<T, DrbdParseError> {
-        self.number(key)?.ok_or_else(|| DrbdParseError::Missing {
-            format: FORMAT,
-            location: format!("line {}", self.line),
-            field: key,
-        })
-    }
-
-    fn yes_no(&self, key: &str) -> Result<Option<bool>, DrbdParseError> {
-        self.get(key)
-            .map(|value| match value {
-                "yes" => Ok(true),
-                "no" => Ok(false),
-                other => Err(self.invalid(key, other)),
-            })
-            .transpose()
-    }
-
+impl Fields<'_> {
     fn update_resource(&self, resource: &mut Resource) -> Result<(), DrbdParseError> {
         if let Some(role) = self.state("role")? {
             resource.role = role;
@@ -400,18 +314,9 @@ impl<'a> Fields<'a> {
         Ok(())
     }
 
-    fn invalid(&self, field: &str, value: &str) -> DrbdParseError {
-        DrbdParseError::InvalidValue {
-            format: FORMAT,
-            location: format!("line {}", self.line),
-            field: field.to_owned(),
-            value: shown(value),
-        }
-    }
-
     fn unknown_object(&self, kind: &str, name: &str) -> DrbdParseError {
         malformed(
-            self.line,
+            self.line(),
             &format!(
                 "event for {kind} {:?} that was never announced",
                 shown(name)
@@ -421,11 +326,7 @@ impl<'a> Fields<'a> {
 }
 
 fn malformed(line: usize, problem: &str) -> DrbdParseError {
-    DrbdParseError::Malformed {
-        format: FORMAT,
-        line,
-        problem: problem.to_owned(),
-    }
+    fields::malformed(FORMAT, line, problem)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 mod device_path;
 mod error;
 mod events2;
+mod fields;
 mod json;
 mod model;
 mod proc_drbd;

@@ -10,10 +10,11 @@
 //! appears when not Connected, `role:` only when Connected, `replication:` only past
 //! Established, `quorum:` only when lost (so it stays unknown otherwise).
 
-use crate::error::{shown, DrbdParseError, Format};
+use crate::error::{DrbdParseError, Format};
+use crate::fields::{self, Fields};
 use crate::model::{
     percent, Connection, ConnectionState, Device, DiskState, PeerDevice, ReplicationState,
-    Resource, Role, UnknownStateError,
+    Resource, Role,
 };
 
 const FORMAT: Format = Format::StatusText;
@@ -32,7 +33,7 @@ pub fn parse_status_text(text: &str) -> Result<Vec<Resource>, DrbdParseError> {
         let at = line.number;
         match line.indent {
             0 => {
-                let fields = Fields::new(tokens, at)?;
+                let fields = Fields::new(FORMAT, tokens, at)?;
                 resources.push(fields.resource(first)?);
                 scope = Scope::Resource;
             }
@@ -41,11 +42,11 @@ pub fn parse_status_text(text: &str) -> Result<Vec<Resource>, DrbdParseError> {
                     .last_mut()
                     .ok_or_else(|| malformed(at, "indented line before any resource"))?;
                 if is_device_line(first) {
-                    let fields = Fields::new(line.text.split_whitespace(), at)?;
+                    let fields = Fields::new(FORMAT, line.text.split_whitespace(), at)?;
                     resource.devices.push(fields.device()?);
                     scope = Scope::Device;
                 } else {
-                    let fields = Fields::new(tokens, at)?;
+                    let fields = Fields::new(FORMAT, tokens, at)?;
                     resource.connections.push(fields.connection(first)?);
                     scope = Scope::Connection;
                 }
@@ -55,7 +56,7 @@ pub fn parse_status_text(text: &str) -> Result<Vec<Resource>, DrbdParseError> {
                     .last_mut()
                     .and_then(|r| r.connections.last_mut())
                     .ok_or_else(|| malformed(at, "peer volume line outside a connection"))?;
-                let fields = Fields::new(line.text.split_whitespace(), at)?;
+                let fields = Fields::new(FORMAT, line.text.split_whitespace(), at)?;
                 let peer_device = fields.peer_device(connection.state)?;
                 connection.peer_devices.push(peer_device);
                 scope = Scope::PeerDevice;
@@ -127,70 +128,11 @@ fn is_device_line(first: &str) -> bool {
         .any(|prefix| first.starts_with(prefix))
 }
 
-/// The `key:value` words of one line; unknown keys are kept but never read.
-struct Fields<'a> {
-    line: usize,
-    pairs: Vec<(&'a str, &'a str)>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(tokens: impl Iterator<Item = &'a str>, line: usize) -> Result<Self, DrbdParseError> {
-        let pairs = tokens
-            .map(|token| {
-                token.split_once(':').ok_or_else(|| {
-                    malformed(
-                        line,
-                        &format!("expected key:value, found {:?}", shown(token)),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { line, pairs })
-    }
-
-    fn get(&self, key: &str) -> Option<&'a str> {
-        self.pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
-    }
-
-    fn state<T: std::str::FromStr<Err = UnknownStateError>>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, DrbdParseError> {
-        self.get(key)
-            .map(|value| {
-                value
-                    .parse()
-                    .map_err(|source| DrbdParseError::UnknownState {
-                        format: FORMAT,
-                        location: format!("line {} {key}", self.line),
-                        source,
-                    })
-            })
-            .transpose()
-    }
-
-    fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, DrbdParseError> {
-        self.get(key)
-            .map(|value| value.parse().map_err(|_| invalid(self.line, key, value)))
-            .transpose()
-    }
-
-    fn yes_no(&self, key: &str) -> Result<Option<bool>, DrbdParseError> {
-        self.get(key)
-            .map(|value| match value {
-                "yes" => Ok(true),
-                "no" => Ok(false),
-                other => Err(invalid(self.line, key, other)),
-            })
-            .transpose()
-    }
-
+impl Fields<'_> {
     fn resource(&self, name: &str) -> Result<Resource, DrbdParseError> {
         Ok(Resource {
             name: name.to_owned(),
-            role: self
-                .state("role")?
-                .ok_or_else(|| missing(self.line, "role"))?,
+            role: self.state("role")?.ok_or_else(|| self.missing("role"))?,
             // "no", or the reasons joined by commas (user, no-data, fencing, quorum); printed
             // only when verbose or suspended.
             suspended: self.get("suspended").is_some_and(|s| s != "no"),
@@ -203,9 +145,7 @@ impl<'a> Fields<'a> {
         Ok(Device {
             volume: self.number("volume")?.unwrap_or(0),
             minor: self.number("minor")?,
-            disk: self
-                .state("disk")?
-                .ok_or_else(|| missing(self.line, "disk"))?,
+            disk: self.state("disk")?.ok_or_else(|| self.missing("disk"))?,
             client: self.yes_no("client")?,
             quorum: self.yes_no("quorum")?,
         })
@@ -237,9 +177,7 @@ impl<'a> Fields<'a> {
         };
         let done = self
             .number::<f64>("done")?
-            .map(|value| {
-                percent(value).ok_or_else(|| invalid(self.line, "done", &value.to_string()))
-            })
+            .map(|value| percent(value).ok_or_else(|| self.invalid("done", &value.to_string())))
             .transpose()?;
         Ok(PeerDevice {
             volume: self.number("volume")?.unwrap_or(0),
@@ -253,28 +191,7 @@ impl<'a> Fields<'a> {
 }
 
 fn malformed(line: usize, problem: &str) -> DrbdParseError {
-    DrbdParseError::Malformed {
-        format: FORMAT,
-        line,
-        problem: problem.to_owned(),
-    }
-}
-
-fn missing(line: usize, field: &'static str) -> DrbdParseError {
-    DrbdParseError::Missing {
-        format: FORMAT,
-        location: format!("line {line}"),
-        field,
-    }
-}
-
-fn invalid(line: usize, field: &str, value: &str) -> DrbdParseError {
-    DrbdParseError::InvalidValue {
-        format: FORMAT,
-        location: format!("line {line}"),
-        field: field.to_owned(),
-        value: shown(value),
-    }
+    fields::malformed(FORMAT, line, problem)
 }
 
 #[cfg(test)]

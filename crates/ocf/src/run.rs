@@ -198,15 +198,27 @@ fn install_panic_hook(agent: &'static str) {
     }));
 }
 
-/// Arms the watchdog that ends the process just before Pacemaker would kill it.
+/// Arms the watchdog that ends the process just before Pacemaker would kill it, and the
+/// handlers of the signals with which an executor (at its timeout) or an admin ends it early. The
+/// programs an action runs lead process groups of their own, which neither reaches, so both kill
+/// them (`clever_command::end_children`) before answering with a reason.
 fn start_watchdog(agent: &'static str, action: Action, deadline: Deadline) {
     let timeout = deadline.timeout();
-    let reason =
-        format!("{agent} {action} did not finish within its {timeout:?} timeout and was ended");
-    if let Err(e) = watchdog::arm(
-        deadline.hard_stop(),
-        format!("{EXIT_REASON_PREFIX}{reason}\n"),
-    ) {
+    let line = |reason: String| format!("{EXIT_REASON_PREFIX}{reason}\n");
+    let endings = watchdog::Endings {
+        timeout: line(format!(
+            "{agent} {action} did not finish within its {timeout:?} timeout and was ended"
+        )),
+        signalled: clever_command::TERMINATING.map(|signal| {
+            (
+                signal,
+                line(format!(
+                    "{agent} {action} was ended by {signal}; the programs it ran were killed"
+                )),
+            )
+        }),
+    };
+    if let Err(e) = watchdog::arm(deadline.hard_stop(), endings) {
         // The action still has its own deadlines; only a stuck kernel call loses its reason.
         log::warn!("{agent} {action}: no watchdog ({e}); Pacemaker's timeout is the last resort");
     }

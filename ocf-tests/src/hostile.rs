@@ -145,6 +145,16 @@ impl FakeTools {
         pids.into_iter().filter(|p| !is_gone(*p)).collect()
     }
 
+    /// [`FakeTools::survivors`] as a side effect to report: empty when none is left.
+    pub fn left_behind(&self) -> Vec<String> {
+        let survivors = self.survivors();
+        if survivors.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!("processes left behind: {survivors:?}")]
+        }
+    }
+
     /// Puts `fault` in place of `tool` (`None`: removes it) and returns the `PATH` to run with:
     /// without the system's directories when the program must be absent, so that only the
     /// fakes (and the real programs linked beside them with [`FakeTools::real`]) are found.
@@ -231,8 +241,8 @@ pub fn all_at_once(commands: Vec<Command>) -> Vec<Answer> {
 }
 
 /// Starts `command`, waits until the hanging fakes it runs have both written their pids (the
-/// program and its grandchild), then sends `signal` to the command alone, as an executor ends
-/// an agent at its timeout; the answer is timed from the signal.
+/// program and its grandchild), then sends `signal` to the command alone, as whoever ends an
+/// agent early would; the answer is timed from the signal.
 pub fn signal_while_hanging(fakes: &FakeTools, mut command: Command, signal: Signal) -> Answer {
     let child = command
         .stdout(Stdio::piped())
@@ -385,6 +395,28 @@ impl Tally {
             self.failures
                 .push(format!("{label}: {}", problems.join("; ")));
         }
+    }
+
+    /// Counts one run that gave `answer`: `wrong` is what is wrong with the answer itself,
+    /// `side_effects` what it changed or left behind; a panic shows in its output.
+    pub fn record_answer(
+        &mut self,
+        label: &str,
+        answer: &Answer,
+        mut wrong: Vec<String>,
+        side_effects: Vec<String>,
+    ) {
+        let side_effect = !side_effects.is_empty();
+        wrong.extend(side_effects);
+        if !wrong.is_empty() {
+            wrong.push(format!(
+                "output: {} {}",
+                answer.stdout.trim(),
+                answer.stderr.trim()
+            ));
+        }
+        let panic = panicked(&answer.stderr) || panicked(&answer.stdout);
+        self.record(label, panic, side_effect, &wrong);
     }
 
     /// Writes the line `make test` collects (into `dir`, normally the test's

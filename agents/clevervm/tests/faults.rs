@@ -10,9 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use ocf_conformance::hostile::{
-    faults, panicked, signal_while_hanging, Answer, Fake, FakeTools, Tally,
-};
+use ocf_conformance::hostile::{faults, signal_while_hanging, Answer, Fake, FakeTools, Tally};
 
 use super::{cluster, scratch};
 
@@ -92,29 +90,18 @@ fn every_fault_of_the_programs_it_runs_gets_its_answer() {
                 if want != 0 && verb != "status" && answer.stderr.lines().count() != 1 {
                     wrong.push("the reason is not one line on stderr".to_owned());
                 }
-                let panic = panicked(&text);
-                if panic {
-                    wrong.push("panicked".to_owned());
-                }
                 if answer.took >= timeout {
                     wrong.push(format!("answered after {:?}", answer.took));
                 }
-                let survivors = fakes.survivors();
-                let changed = want != 0 && std::fs::read(&cib).unwrap() != pristine;
-                if !survivors.is_empty() {
-                    wrong.push(format!("processes left behind: {survivors:?}"));
+                let mut side_effects = fakes.left_behind();
+                if want != 0 && std::fs::read(&cib).unwrap() != pristine {
+                    side_effects.push("the CIB changed".to_owned());
                 }
-                if changed {
-                    wrong.push("the CIB changed".to_owned());
-                }
-                if !wrong.is_empty() {
-                    wrong.push(format!("output: {}", text.trim()));
-                }
-                tally.record(
+                tally.record_answer(
                     &format!("{verb}, {tool} {fault}"),
-                    panic,
-                    changed || !survivors.is_empty(),
-                    &wrong,
+                    &answer,
+                    wrong,
+                    side_effects,
                 );
                 match tool {
                     "virsh" => fakes.set("virsh", &Fake::Fails),
@@ -144,15 +131,11 @@ fn ctrl_c_while_crm_resource_hangs_ends_it() {
     if answer.took >= SLACK * 3 {
         wrong.push(format!("answered {:?} after the signal", answer.took));
     }
-    let survivors = fakes.survivors();
-    if !survivors.is_empty() {
-        wrong.push(format!("processes left behind: {survivors:?}"));
-    }
-    tally.record(
+    tally.record_answer(
         "forcestop, SIGINT while crm_resource hangs",
-        panicked(&answer.stderr),
-        !survivors.is_empty(),
-        &wrong,
+        &answer,
+        wrong,
+        fakes.left_behind(),
     );
     tally.finish(env!("CARGO_TARGET_TMPDIR"));
 }

@@ -1,9 +1,10 @@
 //! Faults at the boundaries, against the built agent: each program drbdfs runs (`mount`, `fsck`,
 //! `drbdsetup`) failing, hanging with a grandchild, printing garbage or absent (fakes first on
-//! `PATH`, the agent's only way to find them); SIGTERM from the executor in the middle of a
-//! start; two starts and two stops of one mount point at once; a full filesystem under the
-//! depth-20 status file. Each answer is the right exit code with one exit reason, within the
-//! operation timeout, with no process left behind and nothing mounted that should not be.
+//! `PATH`, the agent's only way to find them); SIGTERM (whoever ends the agent early) in the
+//! middle of a start; two starts and two stops of one mount point at once; a full filesystem
+//! under the depth-20 status file. Each answer is the right exit code with one exit reason,
+//! within the operation timeout, with no process left behind and nothing mounted that should
+//! not be.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -14,8 +15,7 @@ use std::time::Duration;
 use clever_mounts::parse_mountinfo;
 use nix::sys::signal::Signal;
 use ocf_conformance::hostile::{
-    all_at_once, fault_problems, faults, panicked, signal_while_hanging, Answer, Fake, FakeTools,
-    Tally,
+    all_at_once, fault_problems, faults, signal_while_hanging, Answer, Fake, FakeTools, Tally,
 };
 
 use super::LoopFs;
@@ -111,21 +111,15 @@ fn judge(
     label: &str,
     answer: &Answer,
     (want, needle): (i32, &str),
-    survivors: &[i32],
+    fakes: &FakeTools,
     unwanted_mount: bool,
 ) {
-    let mut wrong = fault_problems(answer, want, needle, Duration::from_millis(TIMEOUT_MS));
-    let side_effect = !survivors.is_empty() || unwanted_mount;
-    if !survivors.is_empty() {
-        wrong.push(format!("processes left behind: {survivors:?}"));
-    }
+    let wrong = fault_problems(answer, want, needle, Duration::from_millis(TIMEOUT_MS));
+    let mut side_effects = fakes.left_behind();
     if unwanted_mount {
-        wrong.push("the filesystem was mounted".to_owned());
+        side_effects.push("the filesystem was mounted".to_owned());
     }
-    if !wrong.is_empty() {
-        wrong.push(format!("stderr: {}", answer.stderr.trim()));
-    }
-    tally.record(label, panicked(&answer.stderr), side_effect, &wrong);
+    tally.record_answer(label, answer, wrong, side_effects);
 }
 
 #[test]
@@ -171,7 +165,7 @@ fn start_answers_every_fault_of_the_programs_it_runs() {
                 &format!("start, {tool} {fault}"),
                 &answer,
                 (want, needle),
-                &bench.fakes.survivors(),
+                &bench.fakes,
                 mounted && want != 0,
             );
             restore(&bench, tool);
@@ -210,7 +204,7 @@ fn monitor_answers_every_fault_of_drbdsetup() {
             &format!("monitor, drbdsetup {fault}"),
             &answer,
             (want, needle),
-            &bench.fakes.survivors(),
+            &bench.fakes,
             false,
         );
         restore(&bench, "drbdsetup");
@@ -223,7 +217,7 @@ fn monitor_answers_every_fault_of_drbdsetup() {
 }
 
 #[test]
-fn sigterm_from_the_executor_ends_the_hanging_mount_and_its_children() {
+fn sigterm_mid_start_ends_the_hanging_mount_and_its_children() {
     let bench = Bench::new("faults-sigterm");
     bench.fakes.set("mount", &Fake::Hangs);
     let mut tally = Tally::new("drbdfs", "faults-sigterm");
@@ -233,13 +227,12 @@ fn sigterm_from_the_executor_ends_the_hanging_mount_and_its_children() {
         &bench.fakes.path(),
     );
     let answer = signal_while_hanging(&bench.fakes, command, Signal::SIGTERM);
-    let survivors = bench.fakes.survivors();
     judge(
         &mut tally,
         "start, SIGTERM while mount hangs",
         &answer,
         (1, "ended by SIGTERM"),
-        &survivors,
+        &bench.fakes,
         bench.mounts_here() > 0,
     );
     tally.finish(env!("CARGO_TARGET_TMPDIR"));
@@ -321,7 +314,7 @@ fn a_full_filesystem_is_degraded_at_depth_20_with_the_reason() {
             &format!("monitor depth 20, filesystem full, {case}"),
             &answer,
             (190, "No space left on device"),
-            &[],
+            &bench.fakes,
             false,
         );
         if !answer.stderr.contains("is full") {

@@ -1,46 +1,33 @@
 //! Faults at the boundary of the one program gwping runs, `attrd_updater`: failing, hanging with
 //! a grandchild, printing garbage, absent (a fake first on `PATH`; for "absent", a private mount
 //! namespace hides `/usr/sbin/attrd_updater`, the agent's fallback, under `/dev/null`), in
-//! start, monitor and stop; SIGTERM from the executor while it hangs; two starts, monitors and
+//! start, monitor and stop; SIGTERM while it hangs (whoever ends the agent early); two starts, monitors and
 //! stops of one instance at once. Each answer: the right exit code with one exit reason, within
 //! the operation timeout, nothing left running.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use ocf_conformance::hostile::{
-    all_at_once, fault_problems, faults, panicked, signal_while_hanging, Answer, Fake, FakeTools,
-    Tally,
+    all_at_once, fault_problems, faults, signal_while_hanging, Answer, Fake, Tally,
 };
+
+use super::hostile::Sandbox;
 
 /// The operation timeout the faulty runs get.
 const TIMEOUT_MS: u64 = 4000;
 /// attrd_updater's Debian path, which the agent falls back to when `PATH` lacks it.
 const FALLBACK: &str = "/usr/sbin/attrd_updater";
 
-struct Bench {
-    base: PathBuf,
-    fakes: FakeTools,
-    run_dir: PathBuf,
+/// The hostile tests' scratch tree, with an attrd_updater that works until a test breaks it.
+fn bench(label: &str) -> Sandbox {
+    let bench = Sandbox::new(&format!("faults-{label}"));
+    bench.working_attrd();
+    bench
 }
 
-impl Bench {
-    fn new(label: &str) -> Self {
-        let base =
-            std::env::temp_dir().join(format!("gwping-faults-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let fakes = FakeTools::new(base.join("bin"), &[], &Fake::Fails);
-        let bench = Self {
-            run_dir: base.join("run"),
-            base,
-            fakes,
-        };
-        bench.working_attrd();
-        bench
-    }
-
+impl Sandbox {
     /// An attrd_updater that accepts every call (no cluster runs here).
     fn working_attrd(&self) {
         self.fakes
@@ -86,7 +73,7 @@ impl Bench {
         command
     }
 
-    fn run(&self, action: &str, path: &str, hide_fallback: bool) -> Answer {
+    fn run_as(&self, action: &str, path: &str, hide_fallback: bool) -> Answer {
         Answer::of(&mut self.command(action, path, hide_fallback))
     }
 
@@ -95,27 +82,21 @@ impl Bench {
     }
 }
 
-impl Drop for Bench {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.base);
-    }
-}
-
 #[test]
 fn every_fault_of_attrd_updater_gets_its_answer() {
-    let bench = Bench::new("attrd");
+    let bench = bench("attrd");
     let mut tally = Tally::new("gwping", "faults-attrd");
     for action in ["start", "monitor", "stop"] {
         for (fault, fake) in faults() {
             // Monitor and stop act on a started instance.
             bench.working_attrd();
             if action != "start" {
-                let start = bench.run("start", &bench.fakes.path(), false);
+                let start = bench.run_as("start", &bench.fakes.path(), false);
                 assert_eq!(start.code, Some(0), "{start:?}");
             }
             let absent = fake.is_none();
             let path = bench.fakes.install("attrd_updater", fake.as_ref());
-            let answer = bench.run(action, &path, absent);
+            let answer = bench.run_as(action, &path, absent);
             // stop never fails over the attribute (a failed stop gets the node fenced);
             // garbage on stdout with exit 0 is a success; a missing program is "not
             // installed".
@@ -130,24 +111,17 @@ fn every_fault_of_attrd_updater_gets_its_answer() {
             if action == "stop" && fault != "prints garbage" && !answer.stderr.contains("WARNING") {
                 wrong.push("stop gave no warning".to_owned());
             }
-            let survivors = bench.fakes.survivors();
-            if !survivors.is_empty() {
-                wrong.push(format!("processes left behind: {survivors:?}"));
-            }
             if action == "stop" && bench.started() {
                 wrong.push("the state file outlived the stop".to_owned());
             }
-            if !wrong.is_empty() {
-                wrong.push(format!("stderr: {}", answer.stderr.trim()));
-            }
-            tally.record(
+            tally.record_answer(
                 &format!("{action}, attrd_updater {fault}"),
-                panicked(&answer.stderr),
-                !survivors.is_empty(),
-                &wrong,
+                &answer,
+                wrong,
+                bench.fakes.left_behind(),
             );
             bench.working_attrd();
-            let _ = bench.run("stop", &bench.fakes.path(), false);
+            let _ = bench.run_as("stop", &bench.fakes.path(), false);
             let _ = bench.fakes.take_calls();
         }
     }
@@ -156,22 +130,17 @@ fn every_fault_of_attrd_updater_gets_its_answer() {
 
 #[test]
 fn sigterm_while_attrd_updater_hangs_ends_it() {
-    let bench = Bench::new("sigterm");
+    let bench = bench("sigterm");
     let mut tally = Tally::new("gwping", "faults-sigterm");
     bench.fakes.set("attrd_updater", &Fake::Hangs);
     let mut command = bench.command("start", &bench.fakes.path(), false);
     command.env("OCF_RESKEY_CRM_meta_timeout", "60000");
     let answer = signal_while_hanging(&bench.fakes, command, Signal::SIGTERM);
-    let mut wrong = fault_problems(&answer, 1, "ended by SIGTERM", Duration::from_secs(5));
-    let survivors = bench.fakes.survivors();
-    if !survivors.is_empty() {
-        wrong.push(format!("processes left behind: {survivors:?}"));
-    }
-    tally.record(
+    tally.record_answer(
         "start, SIGTERM while attrd_updater hangs",
-        panicked(&answer.stderr),
-        !survivors.is_empty(),
-        &wrong,
+        &answer,
+        fault_problems(&answer, 1, "ended by SIGTERM", Duration::from_secs(5)),
+        bench.fakes.left_behind(),
     );
     tally.finish(env!("CARGO_TARGET_TMPDIR"));
 }
@@ -181,7 +150,7 @@ fn sigterm_while_attrd_updater_hangs_ends_it() {
 /// leaves none.
 #[test]
 fn two_instances_at_once_are_harmless() {
-    let bench = Bench::new("twice");
+    let bench = bench("twice");
     for action in ["start", "monitor", "stop"] {
         let path = bench.fakes.path();
         for answer in all_at_once(vec![

@@ -20,14 +20,14 @@ use ocf_conformance::hostile::{self, answer_problems, panicked, tree, Fake, Fake
 
 /// A scratch tree with a recording `attrd_updater`, a run directory that must stay absent, and
 /// the snapshot every rejected run is compared with.
-struct Sandbox {
-    base: PathBuf,
-    fakes: FakeTools,
-    run_dir: PathBuf,
+pub(super) struct Sandbox {
+    pub(super) base: PathBuf,
+    pub(super) fakes: FakeTools,
+    pub(super) run_dir: PathBuf,
 }
 
 impl Sandbox {
-    fn new(label: &str) -> Self {
+    pub(super) fn new(label: &str) -> Self {
         let base =
             std::env::temp_dir().join(format!("gwping-hostile-{label}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);

@@ -953,7 +953,7 @@ fn clevervm_drives_the_live_cluster_from_either_node() {
         )
         .unwrap();
 
-    // forcestop keeps it stopped (status 3), forcestart brings it back, cleanup succeeds.
+    // forcestop keeps it stopped (status 3); the storage stays where it was.
     let (code, out) = clevervm(lab, &first, &["forcestop"], &deadline);
     assert_eq!(code, Some(0), "{out}");
     lab.wait_for(&first, "the VM stopped", &deadline, |s| {
@@ -962,19 +962,115 @@ fn clevervm_drives_the_live_cluster_from_either_node() {
     .unwrap();
     let (code, out) = clevervm(lab, &first, &["status"], &deadline);
     assert_eq!(code, Some(3), "{out}");
+    let storage = lab.mounted_on();
+    assert_eq!(
+        storage,
+        [second.as_str()],
+        "the storage stays with forcestop"
+    );
+    let (holder, bare) = (&storage[0], &first);
 
+    // Direct verbs while the cluster keeps the VM stopped (the original's `service clevervm
+    // start|stop`): stop has nothing to do anywhere; start is refused where the storage is not
+    // and resumes the hibernated VM where it is.
+    for node in [&first, &second] {
+        let (code, out) = clevervm(lab, node, &["stop", "--yes"], &deadline);
+        assert_eq!(code, Some(0), "stop of a stopped VM on {node}:\n{out}");
+        assert!(out.contains("nothing to do"), "{out}");
+    }
+    let (code, out) = clevervm(lab, bare, &["start"], &deadline);
+    assert_eq!(code, Some(1), "without --yes nothing happens:\n{out}");
+    let (code, out) = clevervm(lab, bare, &["start", "--yes"], &deadline);
+    assert_eq!(code, Some(1), "start without the storage:\n{out}");
+    assert!(
+        out.contains("storage is not mounted here") && out.contains(&format!("active on {holder}")),
+        "{out}"
+    );
+    assert!(lab.qemu_on().is_empty(), "a refused start ran qemu");
+    let (code, out) = clevervm(lab, holder, &["start", "--yes"], &deadline);
+    assert_eq!(code, Some(0), "start on {holder}:\n{out}");
+    assert!(
+        out.contains("WARNING") && out.contains("resumed on"),
+        "{out}"
+    );
+    assert_eq!(lab.qemu_on(), [holder.as_str()]);
+    let before = lab.serial().last().unwrap_or_default();
+    deadline
+        .poll(
+            "the resumed guest to count on",
+            Duration::from_millis(50),
+            || lab.serial().last().filter(|n| *n > before),
+        )
+        .unwrap();
+    assert_eq!(lab.serial().boots, 1, "the direct start resumed the guest");
+
+    // forcestart: Pacemaker finds the VM already running there and adopts it.
     let (code, out) = clevervm(lab, &second, &["forcestart"], &deadline);
     assert_eq!(code, Some(0), "{out}");
     lab.wait_for(&first, "the VM running again", &deadline, |s| {
-        s.settled_on(ids::VM, None).len() == 1
+        s.settled_on(ids::VM, None) == [holder.as_str()]
     })
     .unwrap();
     assert_eq!(
         lab.serial().boots,
         1,
-        "forcestop/forcestart hibernated and resumed"
+        "forcestop/start/forcestart hibernated and resumed"
     );
 
+    // Direct verbs while the cluster runs the VM, from either node.
+    let direct_watch = self::watch(lab);
+    let (active, passive) = (holder, bare);
+    let (code, out) = clevervm(lab, active, &["stop"], &deadline);
+    assert_eq!(code, Some(1), "without --yes nothing happens:\n{out}");
+    let (code, out) = clevervm(lab, passive, &["stop", "--yes"], &deadline);
+    assert_eq!(code, Some(1), "stop from the peer:\n{out}");
+    assert!(out.contains(&format!("runs on {active}")), "{out}");
+    for node in [active, passive] {
+        let (code, out) = clevervm(lab, node, &["start", "--yes"], &deadline);
+        assert_eq!(code, Some(0), "start of a running VM on {node}:\n{out}");
+        assert!(out.contains("nothing to do"), "{out}");
+    }
+    assert_eq!(lab.qemu_on(), [active.as_str()]);
+    // stop behind the cluster's back: libvirt hibernates the VM, Pacemaker's monitor finds it
+    // gone and recovers it in place, which resumes it.
+    let (code, out) = clevervm(lab, active, &["stop", "--yes"], &deadline);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("WARNING") && out.contains("hibernated on"),
+        "{out}"
+    );
+    lab.wait_for(
+        active,
+        "the cluster to notice and recover the VM",
+        &deadline,
+        |s| {
+            !s.failures.is_empty()
+                && s.resources.iter().any(|r| {
+                    r.id == ids::VM
+                        && r.active
+                        && !r.failed
+                        && !r.role.is_transition()
+                        && r.nodes == [active.clone()]
+                })
+        },
+    )
+    .unwrap();
+    let before = lab.serial().last().unwrap_or_default();
+    deadline
+        .poll(
+            "the recovered guest to count on",
+            Duration::from_millis(50),
+            || lab.serial().last().filter(|n| *n > before),
+        )
+        .unwrap();
+    assert_eq!(
+        lab.serial().boots,
+        1,
+        "the recovery resumed the hibernated VM"
+    );
+    finish(&test, direct_watch);
+
+    // cleanup forgets the failure the direct stop caused.
     let (code, out) = clevervm(lab, &first, &["cleanup"], &deadline);
     assert_eq!(code, Some(0), "{out}");
     lab.wait_for(&second, "the failure forgotten", &deadline, |s| {

@@ -14,7 +14,7 @@ AGENTS := $(patsubst agents/%/Cargo.toml,%,$(wildcard agents/*/Cargo.toml))
 OCF_AGENTS := $(filter-out clevervm,$(AGENTS))
 RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: all setup build build-only lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench clean
+.PHONY: all setup build build-only lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench bench-lab clean
 
 all: build
 
@@ -114,8 +114,12 @@ demo-down:
 tour: build
 	bash scripts/demo.sh
 
+# Every benchmark, the lab's failover timelines included (bench-lab alone: about 10 minutes).
 bench: build
 	$(CARGO) bench --workspace
+
+bench-lab: build
+	$(CARGO) bench -p clever-lab --bench failover
 
 clean:
 	$(CARGO) clean

@@ -6,11 +6,11 @@
 //! 2. power cut of the active node (fenced by the survivor, which takes the stack over);
 //! 3. gateway loss of the active node (its uplink cut; the stack moves, nobody is fenced).
 //!
-//! Each scenario runs [`RUNS`] times per stack, back and forth between the nodes. Two numbers per
-//! run, from the fault (or the command): the VM `Started` on the other node in `crm_mon` (seen
-//! from there), and the guest's serial counter advancing again (it serves again). The two stacks
-//! run one after the other, each in a fresh lab: two clusters at once on two cores would
-//! measure each other. Every run is watched, and one that had the VM or the filesystem active
+//! Each scenario runs [`RUNS`] times per stack. Two numbers per run, from the fault (or the
+//! command): the VM `Started` on the other node in `crm_mon` (seen from there), and the guest's
+//! serial counter advancing again (it serves again). A round is a fresh lab running each
+//! scenario once; rounds alternate between the stacks, so that load from elsewhere on the
+//! machine hits both alike (two labs at once on two cores would measure each other). Every run is watched, and one that had the VM or the filesystem active
 //! on two nodes at once fails the benchmark.
 //!
 //! Slow (about 10 minutes): `make test` does not run it.
@@ -248,7 +248,8 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-fn measure_stack(stack: Stack, release: &Path) -> Vec<Vec<Run>> {
+/// One round for `stack`: a fresh lab, each scenario once; the runs in [`SCENARIOS`] order.
+fn round(stack: Stack, index: usize, release: &Path) -> Vec<Run> {
     ok(&["down"]);
     let mut args = vec![
         "up",
@@ -265,31 +266,34 @@ fn measure_stack(stack: Stack, release: &Path) -> Vec<Vec<Run>> {
     eprintln!("{}", up.lines().next().unwrap_or_default());
     let lab = Lab::open(LAB_DIR).unwrap();
     let mut active = steady(&lab, &Deadline::after(Duration::from_secs(300)));
-    let mut results = Vec::new();
+    let mut runs = Vec::new();
     for scenario in SCENARIOS {
-        let mut runs = Vec::new();
-        for index in 1..=RUNS {
-            let (run, timeline) = run_once(&lab, scenario, &active);
-            eprintln!(
-                "{stack:?} {} #{index}: VM started on the other node after {:.2?}, guest \
-                 counting after {:.2?}\n{timeline}",
-                scenario.label(),
-                run.started,
-                run.serving
-            );
-            runs.push(run);
-            active = steady(&lab, &Deadline::after(Duration::from_secs(300)));
-        }
-        results.push(runs);
+        let (run, timeline) = run_once(&lab, scenario, &active);
+        eprintln!(
+            "{stack:?} {} #{index}: VM started on the other node after {:.2?}, guest counting \
+             after {:.2?}\n{timeline}",
+            scenario.label(),
+            run.started,
+            run.serving
+        );
+        runs.push(run);
+        active = steady(&lab, &Deadline::after(Duration::from_secs(300)));
     }
     ok(&["down"]);
-    results
+    runs
 }
 
 fn main() -> ExitCode {
     let release = release_dir();
-    let ours = measure_stack(Stack::Ours, &release);
-    let stock = measure_stack(Stack::Stock, &release);
+    // Rounds alternate between the stacks, so that the machine's load drifts over both alike.
+    let (mut ours, mut stock) = (Vec::new(), Vec::new());
+    for index in 1..=RUNS {
+        ours.push(round(Stack::Ours, index, &release));
+        stock.push(round(Stack::Stock, index, &release));
+    }
+    let runs = |rounds: &[Vec<Run>], scenario: usize, pick: fn(&Run) -> Duration| {
+        median(rounds.iter().map(|r| pick(&r[scenario])).collect())
+    };
 
     let mut table = format!(
         "Failover in the live lab (2 nodes, token 1000 ms, TCG guest of {VM_MIB} MiB), median of \
@@ -304,8 +308,8 @@ fn main() -> ExitCode {
             ),
             ("guest counting again", |r: &Run| r.serving),
         ] {
-            let ours = median(ours[index].iter().map(pick).collect());
-            let stock = median(stock[index].iter().map(pick).collect());
+            let ours = runs(&ours, index, pick);
+            let stock = runs(&stock, index, pick);
             let _ = writeln!(
                 table,
                 "{:<38} {:<22} {:>8.2}s {:>8.2}s {:>11.2}x",

@@ -311,7 +311,21 @@ fn two_node_lab_runs_the_stack_and_down_leaves_nothing_behind() {
 
     let active = test.wait_for_stack(&deadline);
     test.log(&format!("stack and Dummy running, stack on {active}"));
-    let status = lab.status_from(&active, &deadline).unwrap();
+    // The stack needs only its own node's gateway score and no fence device: the peer's score
+    // and the fence devices may still be on their way (CI saw a device still starting).
+    let status = lab
+        .wait_for(
+            &active,
+            "gateway scores and fence devices",
+            &deadline,
+            |s| {
+                lab.nodes().iter().all(|n| {
+                    s.attribute(n, ids::GWPING_ATTRIBUTE).is_some()
+                        && s.settled_on(&format!("fence_{n}"), None).len() == 1
+                })
+            },
+        )
+        .unwrap();
     for node in lab.nodes() {
         assert_eq!(
             status.attribute(node, ids::GWPING_ATTRIBUTE),
@@ -760,7 +774,10 @@ fn vm_outlives_a_libvirtd_kill_and_a_killed_qemu_restarts_in_place_then_moves() 
         ok(&test.dir, &["kill-daemon", &active, "qemu-system-x86_64"]);
         let expected = if round < 3 { &active } else { &standby };
         lab.wait_for(&standby, "the VM running again", &deadline, |s| {
+            // A failed instance still counts as settled until its recovery: killing qemu again
+            // then would hit the restart itself.
             s.settled_on(ids::VM, None) == [expected.as_str()]
+                && !s.resources.iter().any(|r| r.id == ids::VM && r.failed)
                 && s.fail_counts
                     .iter()
                     .any(|f| f.resource == ids::VM && f.node == active && f.fail_count >= round)

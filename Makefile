@@ -114,7 +114,7 @@ demo-down:
 tour: build
 	bash scripts/demo.sh
 
-# Every benchmark, the lab's failover timelines included (bench-lab alone: about 10 minutes).
+# Every benchmark, the lab's failover timelines included (bench-lab alone: about 8 minutes).
 bench: build
 	$(CARGO) bench --workspace
 

@@ -13,7 +13,7 @@
 //! machine hits both alike (two labs at once on two cores would measure each other). Every run is watched, and one that had the VM or the filesystem active
 //! on two nodes at once fails the benchmark.
 //!
-//! Slow (about 10 minutes): `make test` does not run it.
+//! Slow (about 8 minutes): `make test` does not run it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code")]
 

@@ -744,7 +744,16 @@ fn vm_seed(layout: &Layout, vm_mib: u32) -> Result<PathBuf, LabError> {
     let elf = guest::build(&build)?;
     install(&elf, &seed.join("guest.elf"))?;
     mkdir(&layout.serial_dir(), 0o755, None)?;
-    let kernel = Path::new(layout::VM_SHARED_MOUNT).join("guest.elf");
+    mkdir(
+        &seed.join(
+            Path::new(layout::HIBERNATE_DIR)
+                .strip_prefix(layout::SHARED_MOUNT)
+                .unwrap_or(Path::new("hibernate")),
+        ),
+        0o755,
+        None,
+    )?;
+    let kernel = Path::new(layout::SHARED_MOUNT).join("guest.elf");
     let xml = guest::domain_xml(VM_DOMAIN, vm_mib, &kernel, &layout.serial_file(VM_DOMAIN));
     write_file(&seed.join(format!("{VM_DOMAIN}.xml")), &xml, 0o644)?;
     Ok(seed)

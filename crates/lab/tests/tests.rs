@@ -678,7 +678,7 @@ fn vm_moves_by_hibernation_and_a_power_cut_cold_boots_it_on_the_survivor() {
         .runner(&second)
         .unwrap()
         .run_ok(
-            &CommandLine::new("/usr/bin/ls").args(["-l", clever_lab::layout::VM_SHARED_MOUNT]),
+            &CommandLine::new("/usr/bin/ls").args(["-l", clever_lab::layout::LIBVIRT_SAVE_DIR]),
             &deadline,
         )
         .unwrap()

@@ -23,7 +23,7 @@ STATIC_DIR := $(or $(CARGO_TARGET_DIR),target)/$(HOST_TRIPLE)/release
 export CLEVER_STATIC_DIR := $(STATIC_DIR)
 export CLEVER_STATIC_AGENTS := $(STATIC_AGENTS)
 
-.PHONY: all setup build build-only lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench clean
+.PHONY: all setup build build-only lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench bench-lab clean
 
 all: build
 
@@ -133,9 +133,13 @@ demo-down:
 tour: build
 	bash scripts/demo.sh
 
-# The benches time the binaries make install ships (CLEVER_STATIC_DIR: the static agents).
+# Every benchmark, the lab's failover timelines included (bench-lab alone: about 8 minutes). The
+# benches time the binaries make install ships (CLEVER_STATIC_DIR: the static agents).
 bench: build
 	$(CARGO) bench --workspace
+
+bench-lab: build
+	$(CARGO) bench -p clever-lab --bench failover
 
 clean:
 	$(CARGO) clean

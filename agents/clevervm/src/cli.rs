@@ -56,7 +56,8 @@ pub enum Verb {
         #[arg(long)]
         json: bool,
     },
-    /// Start the VM(s) directly with libvirt, bypassing Pacemaker (not recommended).
+    /// Start (resume) the VM(s) directly with libvirt on this node, bypassing Pacemaker (not
+    /// recommended); this node must hold the storage, and nothing is done when the VM runs.
     Start {
         /// Do not ask for confirmation.
         #[arg(long)]
@@ -64,8 +65,8 @@ pub enum Verb {
     },
     /// Start the VM(s) through Pacemaker (target-role=Started).
     Forcestart,
-    /// Hibernate the VM(s) directly with libvirt; Pacemaker will start them again (not
-    /// recommended).
+    /// Hibernate the VM(s) running on this node directly with libvirt; Pacemaker will start
+    /// them again (not recommended).
     Stop {
         /// Do not ask for confirmation.
         #[arg(long)]

@@ -20,6 +20,12 @@ pub enum ClevervmError {
     MigrationFailed(String),
     #[error("not confirmed: nothing was done")]
     NotConfirmed,
+    /// Pacemaker has an operation on the VM in flight.
+    #[error("{0}")]
+    Busy(String),
+    /// A direct verb cannot act on this node.
+    #[error("{0}")]
+    NotHere(String),
     #[error("virsh: {0}")]
     Virsh(CommandError),
 }
@@ -39,6 +45,8 @@ impl ClevervmError {
             | Self::CannotMigrate(_)
             | Self::MigrationFailed(_)
             | Self::NotConfirmed
+            | Self::Busy(_)
+            | Self::NotHere(_)
             | Self::Virsh(_) => LsbExitCode::Generic,
         }
     }

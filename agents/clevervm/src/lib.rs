@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod collect;
+pub mod direct;
 pub mod error;
 pub mod model;
 pub mod problems;
@@ -187,7 +188,14 @@ fn act<R: RunCommand + Clone>(
                 input,
                 out,
             )?;
-            verbs::direct(&sources.runner, &stack, true, out, &deadline)
+            direct::start(
+                &sources.runner,
+                pacemaker,
+                &stack,
+                &direct_host(this_node()?),
+                out,
+                &deadline,
+            )
         }
         Verb::Stop { yes } => {
             let stack = verbs::discover(pacemaker, &deadline)?;
@@ -199,7 +207,21 @@ fn act<R: RunCommand + Clone>(
                 input,
                 out,
             )?;
-            verbs::direct(&sources.runner, &stack, false, out, &deadline)
+            direct::stop(
+                &sources.runner,
+                pacemaker,
+                &stack,
+                &direct_host(this_node()?),
+                out,
+                &deadline,
+            )
         }
+    }
+}
+
+fn direct_host(node: String) -> direct::Host {
+    direct::Host {
+        node,
+        libvirt_save_dir: std::path::PathBuf::from(direct::LIBVIRT_SAVE_DIR),
     }
 }

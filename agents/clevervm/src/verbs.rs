@@ -4,11 +4,10 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
-use clever_command::{CommandLine, RunCommand};
+use clever_command::RunCommand;
 use clever_deadline::Deadline;
 use clever_pacemaker::{ClusterStatus, Pacemaker, Primitive, Role, TargetRole};
 
-use crate::collect::domain_from_xml;
 use crate::error::ClevervmError;
 
 /// The resources the verbs act on, found in the CIB.
@@ -312,39 +311,4 @@ pub fn confirm(
     } else {
         Err(ClevervmError::NotConfirmed)
     }
-}
-
-/// `virsh start` / `virsh managedsave` for each VM, on this node.
-pub fn direct<R: RunCommand>(
-    runner: &R,
-    stack: &Stack,
-    start: bool,
-    out: &mut dyn Write,
-    deadline: &Deadline,
-) -> Result<(), ClevervmError> {
-    for vm in &stack.vms {
-        let domain = vm
-            .parameters
-            .get("domain")
-            .filter(|d| !d.is_empty())
-            .cloned()
-            .or_else(|| {
-                domain_from_xml(&std::fs::read_to_string(vm.parameters.get("config")?).ok()?)
-            })
-            .unwrap_or_else(|| vm.id.clone());
-        let uri = vm
-            .parameters
-            .get("hypervisor")
-            .cloned()
-            .unwrap_or_else(|| "qemu:///system".to_owned());
-        let verb = if start { "start" } else { "managedsave" };
-        runner
-            .run_ok(
-                &CommandLine::new("virsh").args(["--connect", &uri, verb, &domain]),
-                deadline,
-            )
-            .map_err(ClevervmError::Virsh)?;
-        let _ = writeln!(out, "{domain}: virsh {verb} done");
-    }
-    Ok(())
 }

@@ -291,6 +291,98 @@ fn direct_start_and_stop_refuse_without_confirmation() {
     }
 }
 
+/// Pacemaker's tools for real (on the CIB file), and a libvirt that says the domain is `state`
+/// here (`None`: not defined here); every virsh call is recorded, and only domstate answers.
+#[derive(Debug, Clone)]
+struct FakeVirsh {
+    state: Option<&'static str>,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl RunCommand for FakeVirsh {
+    fn run(&self, command: &CommandLine, deadline: &Deadline) -> Result<Output, CommandError> {
+        if command.program() != "virsh" {
+            return HostCommands.run(command, deadline);
+        }
+        self.calls.lock().unwrap().push(command.to_string());
+        let domstate = command.arguments().iter().any(|a| a == "domstate");
+        let (code, stdout, stderr) = match (domstate, self.state) {
+            (true, Some(state)) => (0, format!("{state}\n"), String::new()),
+            (true, None) => (
+                1,
+                String::new(),
+                "error: failed to get domain 'clever'\n".into(),
+            ),
+            (false, _) => (0, String::new(), String::new()),
+        };
+        use std::os::unix::process::ExitStatusExt;
+        Ok(Output {
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stdout: stdout.into_bytes(),
+            stderr: stderr.into_bytes(),
+        })
+    }
+}
+
+/// `clevervm` with [`FakeVirsh`]: exit code, all output, the virsh calls.
+fn clevervm_with_virsh(
+    cib: &Path,
+    state: Option<&'static str>,
+    args: &[&str],
+) -> (u8, String, Vec<String>) {
+    let mut argv = vec!["clevervm", "--cib-file", cib.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let runner = FakeVirsh {
+        state,
+        calls: Arc::default(),
+    };
+    let mut sources = Sources::live(runner.clone());
+    sources.pacemaker = clever_pacemaker::Pacemaker::on_file(runner.clone(), cib);
+    sources.cib_on_disk = cib.to_owned();
+    let mut out = Vec::new();
+    let code = clevervm::run(&cli, &sources, &mut out, &mut std::io::empty(), false);
+    let calls = runner.calls.lock().unwrap().clone();
+    (code, String::from_utf8(out).unwrap(), calls)
+}
+
+#[test]
+fn direct_start_and_stop_act_only_where_it_is_safe() {
+    let dir = scratch("direct-safe");
+    let cib = cluster(&dir.0);
+    let acted = |calls: &[String]| {
+        calls
+            .iter()
+            .any(|c| c.contains(" start ") || c.contains("managedsave") || c.contains("define"))
+    };
+    // The VM runs on node1. From node2, where libvirt does not know it: stop names node1 and
+    // does nothing; start says it already runs and does nothing.
+    let (code, out, calls) = clevervm_with_virsh(&cib, None, &["--node", "node2", "stop", "--yes"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(!acted(&calls), "{calls:?}");
+    let (code, out, calls) =
+        clevervm_with_virsh(&cib, None, &["--node", "node2", "start", "--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("already runs on node1"), "{out}");
+    assert!(!acted(&calls), "{calls:?}");
+    // On node1 it runs, but its storage is not there (here: the domain XML is unreadable): a
+    // hibernation would write the image where the peer never looks.
+    let (code, out, calls) =
+        clevervm_with_virsh(&cib, Some("running"), &["--node", "node1", "stop", "--yes"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(!acted(&calls), "{calls:?}");
+    // Stopped by the cluster, and its storage is not here: start refuses.
+    assert_eq!(clevervm(&cib, &["forcestop"]).0, 0);
+    simulate(&cib, &[]);
+    let (code, out, calls) = clevervm_with_virsh(
+        &cib,
+        Some("shut off"),
+        &["--node", "node1", "start", "--yes"],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(!acted(&calls), "{calls:?}");
+}
+
 #[test]
 fn a_cluster_that_does_not_answer_is_status_4_and_says_so() {
     let dir = scratch("down");

@@ -204,13 +204,41 @@ fn paused_after_restore(status: &DomainStatus) -> bool {
 }
 
 /// After a successful resume: the hold goes, and so does the image if libvirt left it.
+/// Drops the hold after a resume, and the image if libvirt left it behind. A file at `path` is
+/// removed only when it is the very image resumed (the hold pins its inode, so a same inode
+/// means the same file): a new image written there meanwhile — a hibernation behind the
+/// cluster's back (`clevervm stop`) right after this resume — is libvirt's to finish, and
+/// removing it made that save fail ("Failed to open file …save: No such file").
 fn release(path: &Path, held: Option<&Path>) {
-    for leftover in [Some(path), held].into_iter().flatten() {
-        match fs::remove_file(leftover) {
-            Ok(()) => log::debug!("removed {}", leftover.display()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => log::warn!("cannot remove {}: {e}", leftover.display()),
-        }
+    let Some(held) = held else {
+        // Without a hold nothing tells the resumed image from a newer one; libvirt removes the
+        // image it restored from, so there is nothing to tidy.
+        return;
+    };
+    if same_file(path, held) {
+        remove(path);
+    } else if path.exists() {
+        log::info!(
+            "{} is a newer image than the one resumed: kept",
+            path.display()
+        );
+    }
+    remove(held);
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+fn remove(path: &Path) {
+    match fs::remove_file(path) {
+        Ok(()) => log::debug!("removed {}", path.display()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("cannot remove {}: {e}", path.display()),
     }
 }
 
@@ -233,4 +261,51 @@ fn surviving(path: &Path, held: Option<&Path>) -> Option<PathBuf> {
             Err(_) => held.to_path_buf(),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+    use super::*;
+
+    struct Dir(PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch(name: &str) -> Dir {
+        let dir =
+            std::env::temp_dir().join(format!("clever-vm-start-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+
+    #[test]
+    fn release_removes_the_resumed_image_but_never_a_newer_one() {
+        let dir = scratch("release");
+        let path = dir.0.join("clever.save");
+
+        // libvirt left the image it resumed from: it goes, with the hold.
+        fs::write(&path, b"resumed").unwrap();
+        let held = image::hold(&path).unwrap().unwrap();
+        release(&path, Some(&held));
+        assert!(!path.exists() && !held.exists());
+
+        // A hibernation behind the cluster's back wrote a new image meanwhile: it stays.
+        fs::write(&path, b"resumed").unwrap();
+        let held = image::hold(&path).unwrap().unwrap();
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, b"new image being written").unwrap();
+        release(&path, Some(&held));
+        assert_eq!(fs::read(&path).unwrap(), b"new image being written");
+        assert!(!held.exists());
+
+        // Without a hold nothing is removed.
+        release(&path, None);
+        assert!(path.exists());
+    }
 }

@@ -169,7 +169,7 @@ pub fn lab_description(options: &CibOptions) -> String {
         gateway = layout::gateway_address(),
         service = layout::service_address(),
         nic = layout::UPLINK_IFACE,
-        shared = layout::shared_mount(options.vm),
+        shared = layout::SHARED_MOUNT,
     );
     text
 }
@@ -245,27 +245,21 @@ pub fn lab_cib(options: &CibOptions) -> Result<String, LabError> {
                     .push(NvPair::new("hypervisor", "qemu:///system"));
                 primitive
                     .params
-                    .push(NvPair::new("snapshot", layout::VM_SHARED_MOUNT));
+                    .push(NvPair::new("snapshot", layout::HIBERNATE_DIR));
                 primitive.comment = Some(
                     "LAB (stock agents): VirtualDomain with snapshot= instead of ocf:clever:vm"
                         .to_owned(),
                 );
                 primitive.meta.push(NvPair::new("priority", "10"));
             }
-            Resource::Primitive(primitive) if primitive.id == ids::SAVE => {
+            Resource::Primitive(primitive) if primitive.id == ids::SAVE && !options.vm => {
                 stand_in(
                     primitive,
                     Agent::ocf("pacemaker", "Dummy"),
-                    "the lab mounts its shared disk on libvirt's save directory itself",
+                    "no libvirt without --vm: nothing to bind the hibernation directory for",
                 );
             }
             Resource::Primitive(primitive) if primitive.id == ids::VM && options.vm => {
-                // libvirt writes managed-save images to its fixed save directory, where the
-                // shared filesystem is mounted in this mode.
-                primitive.params.retain(|p| p.name != "hibernate_dir");
-                primitive
-                    .params
-                    .push(NvPair::new("hibernate_dir", layout::VM_SHARED_MOUNT));
                 // The test guest has no ACPI: a graceful shutdown never completes.
                 primitive.params.push(NvPair::new("shutdown_timeout", "10"));
                 primitive.comment = Some(
@@ -352,7 +346,7 @@ mod tests {
     }
 
     #[test]
-    fn with_the_vm_the_cib_runs_our_agent_on_the_shared_directory() {
+    fn with_the_vm_the_cib_runs_our_agent_and_binds_its_hibernation_directory() {
         let cib = lab_cib(&CibOptions {
             vm: true,
             ..options()
@@ -362,17 +356,21 @@ mod tests {
             cib.contains(r#"id="vm_clever" class="ocf" provider="clever" type="vm""#),
             "{cib}"
         );
-        let save = r#"value="/var/lib/libvirt/qemu/save""#;
         assert!(
-            cib.contains(&format!(r#"name="hibernate_dir" {save}"#)),
+            cib.contains(r#"name="hibernate_dir" value="/srv/clever/hibernate""#),
+            "{cib}"
+        );
+        // The generator's bind of the hibernation directory over libvirt's, not a stand-in.
+        assert!(
+            cib.contains(r#"id="save_clever" class="ocf" provider="heartbeat" type="Filesystem""#),
             "{cib}"
         );
         assert!(
-            cib.contains(&format!(r#"name="directory" {save}"#)),
+            cib.contains(r#"name="directory" value="/var/lib/libvirt/qemu/save""#),
             "{cib}"
         );
         assert!(
-            cib.contains(r#"name="config" value="/var/lib/libvirt/qemu/save/clever.xml""#),
+            cib.contains(r#"name="config" value="/srv/clever/clever.xml""#),
             "{cib}"
         );
     }
@@ -390,7 +388,7 @@ mod tests {
             "{cib}"
         );
         assert!(
-            cib.contains(r#"name="snapshot" value="/var/lib/libvirt/qemu/save""#),
+            cib.contains(r#"name="snapshot" value="/srv/clever/hibernate""#),
             "{cib}"
         );
         assert!(!cib.contains(r#"name="hibernate_dir""#), "{cib}");

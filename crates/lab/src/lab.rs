@@ -26,6 +26,12 @@ use crate::layout::{self, Layout, MAX_NODES, MIN_NODES, UPLINK_IFACE};
 pub const SHARED_SIZE: u64 = 64 * 1024 * 1024;
 /// With the VM: room for the guest's hibernation image (its whole RAM) and more.
 pub const VM_SHARED_SIZE: u64 = 256 * 1024 * 1024;
+
+/// The shared disk for a guest of `vm_mib`: its hibernation image plus room for a second one
+/// kept aside and the guest's files.
+fn vm_shared_size(vm_mib: u32) -> u64 {
+    VM_SHARED_SIZE.max((u64::from(vm_mib) * 2 + 64) * 1024 * 1024)
+}
 /// Our agents the lab installs into the nodes' OCF root when they are built.
 pub const CLEVER_AGENTS: [&str; 3] = ["gwping", "drbdfs", "vm"];
 /// Programs the lab needs on the host.
@@ -67,6 +73,8 @@ pub struct UpOptions {
     /// Use the stock agents (`ocf:pacemaker:ping`, `ocf:heartbeat:Filesystem`,
     /// `ocf:heartbeat:VirtualDomain` with `snapshot=`) instead of ours, for comparisons.
     pub stock: bool,
+    /// RAM of the test guest (benchmarks move a 512 MiB guest; tests a small one).
+    pub vm_mib: u32,
 }
 
 /// What `lab.json` records, for later commands, `down` and the fence agent.
@@ -478,11 +486,11 @@ impl Lab {
             )));
         }
         let seed = if options.vm {
-            Some(vm_seed(&layout)?)
+            Some(vm_seed(&layout, options.vm_mib)?)
         } else {
             None
         };
-        let loop_device = shared_storage(&layout, seed.as_deref())?;
+        let loop_device = shared_storage(&layout, seed.as_deref(), vm_shared_size(options.vm_mib))?;
         let has = |agent: &str| !options.stock && clever_agents.iter().any(|a| a == agent);
         let cib_options = CibOptions {
             nodes: options.nodes,
@@ -724,11 +732,11 @@ fn stage_agents(layout: &Layout, options: &UpOptions) -> Result<Vec<String>, Lab
 
 /// The domain XML name on the shared filesystem and the domain's name.
 pub const VM_DOMAIN: &str = "clever";
-/// RAM of the test guest.
+/// RAM of the test guest, by default.
 pub const VM_MIB: u32 = 64;
 
 /// The files the shared filesystem starts with when the VM runs: the guest and its XML.
-fn vm_seed(layout: &Layout) -> Result<PathBuf, LabError> {
+fn vm_seed(layout: &Layout, vm_mib: u32) -> Result<PathBuf, LabError> {
     let seed = layout.dir().join("seed");
     mkdir(&seed, 0o755, None)?;
     let build = layout.dir().join("guest");
@@ -736,8 +744,17 @@ fn vm_seed(layout: &Layout) -> Result<PathBuf, LabError> {
     let elf = guest::build(&build)?;
     install(&elf, &seed.join("guest.elf"))?;
     mkdir(&layout.serial_dir(), 0o755, None)?;
-    let kernel = Path::new(layout::VM_SHARED_MOUNT).join("guest.elf");
-    let xml = guest::domain_xml(VM_DOMAIN, VM_MIB, &kernel, &layout.serial_file(VM_DOMAIN));
+    mkdir(
+        &seed.join(
+            Path::new(layout::HIBERNATE_DIR)
+                .strip_prefix(layout::SHARED_MOUNT)
+                .unwrap_or(Path::new("hibernate")),
+        ),
+        0o755,
+        None,
+    )?;
+    let kernel = Path::new(layout::SHARED_MOUNT).join("guest.elf");
+    let xml = guest::domain_xml(VM_DOMAIN, vm_mib, &kernel, &layout.serial_file(VM_DOMAIN));
     write_file(&seed.join(format!("{VM_DOMAIN}.xml")), &xml, 0o644)?;
     Ok(seed)
 }
@@ -773,15 +790,11 @@ fn libvirt_files(layout: &Layout, node: &str) -> Result<(), LabError> {
 }
 
 /// The DRBD stand-in: an ext4 filesystem on a loop device every node sees, with `seed`'s files.
-fn shared_storage(layout: &Layout, seed: Option<&Path>) -> Result<String, LabError> {
+fn shared_storage(layout: &Layout, seed: Option<&Path>, vm_size: u64) -> Result<String, LabError> {
     let backing = layout.backing_file();
     let file = File::create(&backing).map_err(LabError::io("creating", &backing))?;
-    file.set_len(if seed.is_some() {
-        VM_SHARED_SIZE
-    } else {
-        SHARED_SIZE
-    })
-    .map_err(LabError::io("sizing", &backing))?;
+    file.set_len(if seed.is_some() { vm_size } else { SHARED_SIZE })
+        .map_err(LabError::io("sizing", &backing))?;
     drop(file);
     let mut mkfs = CommandLine::new("/usr/sbin/mkfs.ext4").args(["-q", "-F", "-L", "clever-lab"]);
     if let Some(seed) = seed {

@@ -33,19 +33,11 @@ pub const CLUSTER_IFACE: &str = "eth0";
 pub const UPLINK_IFACE: &str = "eth1";
 /// Mount point of the shared filesystem (the DRBD stand-in) inside the node that mounts it.
 pub const SHARED_MOUNT: &str = "/srv/clever";
-/// With the VM, the shared filesystem is mounted on libvirt's fixed managed-save directory (the
-/// vm agent requires hibernate_dir to be that directory), so hibernation images, the domain XML
-/// and the guest all live on it.
-pub const VM_SHARED_MOUNT: &str = "/var/lib/libvirt/qemu/save";
-
-/// Where the shared filesystem is mounted, with or without the VM.
-pub fn shared_mount(vm: bool) -> &'static str {
-    if vm {
-        VM_SHARED_MOUNT
-    } else {
-        SHARED_MOUNT
-    }
-}
+/// libvirt's fixed managed-save directory, over which the VM's hibernation directory on the
+/// shared filesystem is bind-mounted (the generator's `save_<vm>` resource) where the VM runs.
+pub const LIBVIRT_SAVE_DIR: &str = "/var/lib/libvirt/qemu/save";
+/// The VM's hibernation directory on the shared filesystem (the generator's default).
+pub const HIBERNATE_DIR: &str = "/srv/clever/hibernate";
 
 /// The name of node `index` (0-based): `node1`, `node2` …
 pub fn node_name(index: usize) -> String {

@@ -46,6 +46,10 @@ enum Commands {
         /// Stock agents instead of ours: ping, Filesystem, VirtualDomain (snapshot=).
         #[arg(long)]
         stock: bool,
+        /// RAM of the test guest in MiB (the shared disk grows to hold its hibernation image).
+        #[arg(long, default_value_t = clever_lab::lab::VM_MIB,
+              value_parser = clap::value_parser!(u32).range(16..=4096))]
+        vm_mib: u32,
     },
     /// Remove everything of the lab: processes, namespaces, cgroups, loop device, directory.
     Down,
@@ -134,6 +138,7 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             wait,
             vm,
             stock,
+            vm_mib,
         } => {
             let self_exe = sibling("clever-lab")?;
             let options = UpOptions {
@@ -151,6 +156,7 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                 wait: Duration::from_secs(wait),
                 vm,
                 stock,
+                vm_mib,
             };
             let lab = Lab::up(&options)?;
             let state = lab.state();

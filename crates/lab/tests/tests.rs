@@ -311,7 +311,21 @@ fn two_node_lab_runs_the_stack_and_down_leaves_nothing_behind() {
 
     let active = test.wait_for_stack(&deadline);
     test.log(&format!("stack and Dummy running, stack on {active}"));
-    let status = lab.status_from(&active, &deadline).unwrap();
+    // The stack needs only its own node's gateway score and no fence device: the peer's score
+    // and the fence devices may still be on their way (CI saw a device still starting).
+    let status = lab
+        .wait_for(
+            &active,
+            "gateway scores and fence devices",
+            &deadline,
+            |s| {
+                lab.nodes().iter().all(|n| {
+                    s.attribute(n, ids::GWPING_ATTRIBUTE).is_some()
+                        && s.settled_on(&format!("fence_{n}"), None).len() == 1
+                })
+            },
+        )
+        .unwrap();
     for node in lab.nodes() {
         assert_eq!(
             status.attribute(node, ids::GWPING_ATTRIBUTE),
@@ -664,7 +678,7 @@ fn vm_moves_by_hibernation_and_a_power_cut_cold_boots_it_on_the_survivor() {
         .runner(&second)
         .unwrap()
         .run_ok(
-            &CommandLine::new("/usr/bin/ls").args(["-l", clever_lab::layout::VM_SHARED_MOUNT]),
+            &CommandLine::new("/usr/bin/ls").args(["-l", clever_lab::layout::LIBVIRT_SAVE_DIR]),
             &deadline,
         )
         .unwrap()
@@ -760,7 +774,10 @@ fn vm_outlives_a_libvirtd_kill_and_a_killed_qemu_restarts_in_place_then_moves() 
         ok(&test.dir, &["kill-daemon", &active, "qemu-system-x86_64"]);
         let expected = if round < 3 { &active } else { &standby };
         lab.wait_for(&standby, "the VM running again", &deadline, |s| {
+            // A failed instance still counts as settled until its recovery: killing qemu again
+            // then would hit the restart itself.
             s.settled_on(ids::VM, None) == [expected.as_str()]
+                && !s.resources.iter().any(|r| r.id == ids::VM && r.failed)
                 && s.fail_counts
                     .iter()
                     .any(|f| f.resource == ids::VM && f.node == active && f.fail_count >= round)
@@ -953,7 +970,7 @@ fn clevervm_drives_the_live_cluster_from_either_node() {
         )
         .unwrap();
 
-    // forcestop keeps it stopped (status 3), forcestart brings it back, cleanup succeeds.
+    // forcestop keeps it stopped (status 3); the storage stays where it was.
     let (code, out) = clevervm(lab, &first, &["forcestop"], &deadline);
     assert_eq!(code, Some(0), "{out}");
     lab.wait_for(&first, "the VM stopped", &deadline, |s| {
@@ -962,19 +979,115 @@ fn clevervm_drives_the_live_cluster_from_either_node() {
     .unwrap();
     let (code, out) = clevervm(lab, &first, &["status"], &deadline);
     assert_eq!(code, Some(3), "{out}");
+    let storage = lab.mounted_on();
+    assert_eq!(
+        storage,
+        [second.as_str()],
+        "the storage stays with forcestop"
+    );
+    let (holder, bare) = (&storage[0], &first);
 
+    // Direct verbs while the cluster keeps the VM stopped (the original's `service clevervm
+    // start|stop`): stop has nothing to do anywhere; start is refused where the storage is not
+    // and resumes the hibernated VM where it is.
+    for node in [&first, &second] {
+        let (code, out) = clevervm(lab, node, &["stop", "--yes"], &deadline);
+        assert_eq!(code, Some(0), "stop of a stopped VM on {node}:\n{out}");
+        assert!(out.contains("nothing to do"), "{out}");
+    }
+    let (code, out) = clevervm(lab, bare, &["start"], &deadline);
+    assert_eq!(code, Some(1), "without --yes nothing happens:\n{out}");
+    let (code, out) = clevervm(lab, bare, &["start", "--yes"], &deadline);
+    assert_eq!(code, Some(1), "start without the storage:\n{out}");
+    assert!(
+        out.contains("storage is not mounted here") && out.contains(&format!("active on {holder}")),
+        "{out}"
+    );
+    assert!(lab.qemu_on().is_empty(), "a refused start ran qemu");
+    let (code, out) = clevervm(lab, holder, &["start", "--yes"], &deadline);
+    assert_eq!(code, Some(0), "start on {holder}:\n{out}");
+    assert!(
+        out.contains("WARNING") && out.contains("resumed on"),
+        "{out}"
+    );
+    assert_eq!(lab.qemu_on(), [holder.as_str()]);
+    let before = lab.serial().last().unwrap_or_default();
+    deadline
+        .poll(
+            "the resumed guest to count on",
+            Duration::from_millis(50),
+            || lab.serial().last().filter(|n| *n > before),
+        )
+        .unwrap();
+    assert_eq!(lab.serial().boots, 1, "the direct start resumed the guest");
+
+    // forcestart: Pacemaker finds the VM already running there and adopts it.
     let (code, out) = clevervm(lab, &second, &["forcestart"], &deadline);
     assert_eq!(code, Some(0), "{out}");
     lab.wait_for(&first, "the VM running again", &deadline, |s| {
-        s.settled_on(ids::VM, None).len() == 1
+        s.settled_on(ids::VM, None) == [holder.as_str()]
     })
     .unwrap();
     assert_eq!(
         lab.serial().boots,
         1,
-        "forcestop/forcestart hibernated and resumed"
+        "forcestop/start/forcestart hibernated and resumed"
     );
 
+    // Direct verbs while the cluster runs the VM, from either node.
+    let direct_watch = self::watch(lab);
+    let (active, passive) = (holder, bare);
+    let (code, out) = clevervm(lab, active, &["stop"], &deadline);
+    assert_eq!(code, Some(1), "without --yes nothing happens:\n{out}");
+    let (code, out) = clevervm(lab, passive, &["stop", "--yes"], &deadline);
+    assert_eq!(code, Some(1), "stop from the peer:\n{out}");
+    assert!(out.contains(&format!("runs on {active}")), "{out}");
+    for node in [active, passive] {
+        let (code, out) = clevervm(lab, node, &["start", "--yes"], &deadline);
+        assert_eq!(code, Some(0), "start of a running VM on {node}:\n{out}");
+        assert!(out.contains("nothing to do"), "{out}");
+    }
+    assert_eq!(lab.qemu_on(), [active.as_str()]);
+    // stop behind the cluster's back: libvirt hibernates the VM, Pacemaker's monitor finds it
+    // gone and recovers it in place, which resumes it.
+    let (code, out) = clevervm(lab, active, &["stop", "--yes"], &deadline);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("WARNING") && out.contains("hibernated on"),
+        "{out}"
+    );
+    lab.wait_for(
+        active,
+        "the cluster to notice and recover the VM",
+        &deadline,
+        |s| {
+            !s.failures.is_empty()
+                && s.resources.iter().any(|r| {
+                    r.id == ids::VM
+                        && r.active
+                        && !r.failed
+                        && !r.role.is_transition()
+                        && r.nodes == [active.clone()]
+                })
+        },
+    )
+    .unwrap();
+    let before = lab.serial().last().unwrap_or_default();
+    deadline
+        .poll(
+            "the recovered guest to count on",
+            Duration::from_millis(50),
+            || lab.serial().last().filter(|n| *n > before),
+        )
+        .unwrap();
+    assert_eq!(
+        lab.serial().boots,
+        1,
+        "the recovery resumed the hibernated VM"
+    );
+    finish(&test, direct_watch);
+
+    // cleanup forgets the failure the direct stop caused.
     let (code, out) = clevervm(lab, &first, &["cleanup"], &deadline);
     assert_eq!(code, Some(0), "{out}");
     lab.wait_for(&second, "the failure forgotten", &deadline, |s| {

@@ -1,0 +1,329 @@
+//! `start` / `stop`: libvirt directly on this node, behind Pacemaker's back, as the original
+//! `service clevervm start|stop` did — but never where it would do harm.
+//!
+//! Only the node that holds the VM's storage can run it: elsewhere the domain XML and the
+//! hibernation directory are not there (DRBD Secondary), the domain may never have been defined,
+//! and a start would be a second copy of the VM. And libvirt only writes and reads hibernation
+//! images in its fixed save directory, so an image lands in `hibernate_dir` (where the peer looks
+//! for it) only while the `save_<vm>` bind mount is up here. Both are checked before libvirt is
+//! touched, and so is Pacemaker: acting while it is itself starting or stopping the VM races
+//! its agent (a hibernation written while the agent finishes a resume is removed under
+//! libvirt's feet).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use clever_command::{CommandError, CommandLine, RunCommand};
+use clever_deadline::Deadline;
+use clever_pacemaker::{ClusterStatus, Pacemaker, Primitive, Role};
+
+use crate::collect::domain_from_xml;
+use crate::error::ClevervmError;
+use crate::verbs::Stack;
+
+/// libvirt's managed-save directory for `qemu:///system`: fixed, no setting moves it.
+pub const LIBVIRT_SAVE_DIR: &str = "/var/lib/libvirt/qemu/save";
+
+/// Where things are for the direct verbs.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// This node's name in the cluster.
+    pub node: String,
+    /// libvirt's save directory as this node sees it.
+    pub libvirt_save_dir: PathBuf,
+}
+
+/// What the VM resource says about its domain.
+#[derive(Debug, Clone)]
+struct Target<'a> {
+    resource: &'a str,
+    domain: String,
+    uri: String,
+    config: Option<&'a str>,
+    hibernate_dir: Option<&'a str>,
+}
+
+impl<'a> Target<'a> {
+    fn of(vm: &'a Primitive) -> Self {
+        let config = vm
+            .parameters
+            .get("config")
+            .map(String::as_str)
+            .filter(|c| !c.is_empty());
+        let domain = vm
+            .parameters
+            .get("domain")
+            .filter(|d| !d.is_empty())
+            .cloned()
+            .or_else(|| domain_from_xml(&fs::read_to_string(config?).ok()?))
+            .unwrap_or_else(|| vm.id.clone());
+        Self {
+            resource: &vm.id,
+            domain,
+            uri: vm
+                .parameters
+                .get("hypervisor")
+                .filter(|h| !h.is_empty())
+                .cloned()
+                .unwrap_or_else(|| "qemu:///system".to_owned()),
+            config,
+            hibernate_dir: vm
+                .parameters
+                .get("hibernate_dir")
+                .map(String::as_str)
+                .filter(|d| !d.is_empty()),
+        }
+    }
+
+    fn virsh(&self, verb: &str) -> CommandLine {
+        CommandLine::new("virsh").args(["--connect", &self.uri, verb])
+    }
+}
+
+/// The domain's state on this node as `virsh domstate` says it; `None` when libvirt here does
+/// not know the domain.
+fn local_state<R: RunCommand>(
+    runner: &R,
+    target: &Target<'_>,
+    deadline: &Deadline,
+) -> Result<Option<String>, ClevervmError> {
+    let command = target.virsh("domstate").arg(&target.domain);
+    match runner.run_ok(&command, deadline) {
+        Ok(output) => Ok(Some(output.stdout_text().trim().to_owned())),
+        Err(CommandError::Failed { stderr, .. })
+            if stderr.contains("failed to get domain") || stderr.contains("Domain not found") =>
+        {
+            Ok(None)
+        }
+        // libvirtd down or refusing: whether the VM runs here is unknown, so nothing is done.
+        Err(e) => Err(ClevervmError::Virsh(e)),
+    }
+}
+
+fn active(state: Option<&str>) -> bool {
+    matches!(
+        state,
+        Some("running" | "paused" | "blocked" | "idle" | "in shutdown" | "pmsuspended")
+    )
+}
+
+/// Nodes where the storage the VMs need is (the promoted anchors), for messages.
+fn storage_nodes(status: &ClusterStatus, stack: &Stack) -> Vec<String> {
+    let mut nodes: Vec<String> = stack
+        .anchors
+        .iter()
+        .flat_map(|(anchor, promoted_only)| {
+            status
+                .resources
+                .iter()
+                .filter(|r| r.parent.as_deref() == Some(anchor.as_str()) || r.id == *anchor)
+                .filter(|r| r.active && (!promoted_only || r.role == Role::Promoted))
+                .flat_map(|r| r.nodes.clone())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    nodes
+}
+
+fn same_directory(a: &Path, b: &Path) -> bool {
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Refuses when Pacemaker has an operation on the VM in flight.
+fn check_not_busy(status: &ClusterStatus, resource: &str) -> Result<(), ClevervmError> {
+    if let Some(instance) = status
+        .resources
+        .iter()
+        .find(|r| r.id == resource && r.role.is_transition())
+    {
+        return Err(ClevervmError::Busy(format!(
+            "Pacemaker is {} {resource} on {} right now: wait until it has finished \
+             (clevervm status), then try again",
+            match instance.role {
+                Role::Starting => "starting",
+                Role::Stopping => "stopping",
+                Role::Migrating => "migrating",
+                Role::Promoting => "promoting",
+                _ => "demoting",
+            },
+            instance.nodes.join(",")
+        )));
+    }
+    Ok(())
+}
+
+/// The checks that libvirt here can run the VM with its storage: the domain XML readable and
+/// `hibernate_dir` bound over libvirt's save directory.
+fn check_storage_here(
+    target: &Target<'_>,
+    host: &Host,
+    storage: &[String],
+) -> Result<(), ClevervmError> {
+    let elsewhere = if storage.is_empty() || storage.contains(&host.node) {
+        String::new()
+    } else {
+        format!(
+            "; the storage is active on {}: run it there, or use clevervm forcestart",
+            storage.join(",")
+        )
+    };
+    if let Some(config) = target.config {
+        if let Err(e) = fs::metadata(config) {
+            return Err(ClevervmError::NotHere(format!(
+                "{}: its domain XML {config} is not readable on {} ({e}): the VM's storage is \
+                 not mounted here{elsewhere}",
+                target.resource, host.node
+            )));
+        }
+    }
+    if let Some(dir) = target.hibernate_dir {
+        if !same_directory(Path::new(dir), &host.libvirt_save_dir) {
+            return Err(ClevervmError::NotHere(format!(
+                "{}: hibernate_dir {dir} is not bind-mounted over libvirt's save directory {} \
+                 on {} (the save_ bind mount resource is not active here), so libvirt would \
+                 not find or write the hibernation image there{elsewhere}",
+                target.resource,
+                host.libvirt_save_dir.display(),
+                host.node
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `start`: resumes (or boots) each VM here with libvirt, where it can run.
+pub fn start<R: RunCommand>(
+    runner: &R,
+    pacemaker: &Pacemaker<R>,
+    stack: &Stack,
+    host: &Host,
+    out: &mut dyn Write,
+    deadline: &Deadline,
+) -> Result<(), ClevervmError> {
+    let status = pacemaker.status(deadline)?;
+    let storage = storage_nodes(&status, stack);
+    for vm in &stack.vms {
+        let target = Target::of(vm);
+        check_not_busy(&status, &vm.id)?;
+        let state = local_state(runner, &target, deadline)?;
+        if active(state.as_deref()) {
+            let _ = writeln!(
+                out,
+                "{}: already {} on {}; nothing to do",
+                target.domain,
+                state.as_deref().unwrap_or_default(),
+                host.node
+            );
+            continue;
+        }
+        let elsewhere: Vec<&str> = status
+            .running_on(&vm.id, None)
+            .into_iter()
+            .filter(|n| *n != host.node)
+            .collect();
+        if !elsewhere.is_empty() {
+            let _ = writeln!(
+                out,
+                "{}: already runs on {}; nothing to do (starting it here too would run it twice)",
+                target.domain,
+                elsewhere.join(",")
+            );
+            continue;
+        }
+        check_storage_here(&target, host, &storage)?;
+        let image = target
+            .hibernate_dir
+            .map(|dir| Path::new(dir).join(format!("{}.save", target.domain)))
+            .filter(|image| image.exists());
+        if let Some(config) = target.config {
+            // This node may never have run the VM: libvirt here must know the same definition.
+            runner
+                .run_ok(&target.virsh("define").arg(config), deadline)
+                .map_err(ClevervmError::Virsh)?;
+        }
+        runner
+            .run_ok(&target.virsh("start").arg(&target.domain), deadline)
+            .map_err(ClevervmError::Virsh)?;
+        let _ = match image {
+            Some(image) => writeln!(
+                out,
+                "{}: resumed on {} from {}",
+                target.domain,
+                host.node,
+                image.display()
+            ),
+            None => writeln!(
+                out,
+                "{}: booted on {} (no hibernation image)",
+                target.domain, host.node
+            ),
+        };
+    }
+    Ok(())
+}
+
+/// `stop`: hibernates each VM that runs here with libvirt's managed save.
+pub fn stop<R: RunCommand>(
+    runner: &R,
+    pacemaker: &Pacemaker<R>,
+    stack: &Stack,
+    host: &Host,
+    out: &mut dyn Write,
+    deadline: &Deadline,
+) -> Result<(), ClevervmError> {
+    let status = pacemaker.status(deadline)?;
+    let storage = storage_nodes(&status, stack);
+    for vm in &stack.vms {
+        let target = Target::of(vm);
+        check_not_busy(&status, &vm.id)?;
+        let state = local_state(runner, &target, deadline)?;
+        if !active(state.as_deref()) {
+            let elsewhere: Vec<&str> = status
+                .running_on(&vm.id, None)
+                .into_iter()
+                .filter(|n| *n != host.node)
+                .collect();
+            if !elsewhere.is_empty() {
+                return Err(ClevervmError::NotHere(format!(
+                    "{} runs on {}, not on {}: run clevervm stop there (or clevervm forcestop \
+                     from any node)",
+                    target.domain,
+                    elsewhere.join(","),
+                    host.node
+                )));
+            }
+            let _ = writeln!(
+                out,
+                "{}: not running on {}; nothing to do",
+                target.domain, host.node
+            );
+            continue;
+        }
+        check_storage_here(&target, host, &storage)?;
+        runner
+            .run_ok(&target.virsh("managedsave").arg(&target.domain), deadline)
+            .map_err(ClevervmError::Virsh)?;
+        let _ = writeln!(
+            out,
+            "{}: hibernated on {} into {}; Pacemaker's next monitor finds it stopped and \
+             resumes it",
+            target.domain,
+            host.node,
+            target
+                .hibernate_dir
+                .map(|dir| Path::new(dir).join(format!("{}.save", target.domain)))
+                .unwrap_or_else(|| host
+                    .libvirt_save_dir
+                    .join(format!("{}.save", target.domain)))
+                .display()
+        );
+    }
+    Ok(())
+}

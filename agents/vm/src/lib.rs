@@ -7,12 +7,14 @@
 //! Every decision about an image is taken from the file itself, never from libvirt's per-daemon
 //! "has managed save" cache, and an image is never deleted on a failure path.
 
+pub mod capi;
 mod error;
 pub mod hypervisor;
 pub mod image;
 pub mod monitor;
 pub mod params;
 pub mod process;
+pub mod rpc;
 pub mod start;
 pub mod stop;
 pub mod validate;
@@ -28,7 +30,7 @@ use clever_deadline::Deadline;
 use clever_ocf::{Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters};
 
 pub use error::VmError;
-use hypervisor::{Hypervisor, HypervisorError, Libvirt};
+use hypervisor::{FastStatus, Hypervisor, HypervisorError, Libvirt};
 use params::{
     Settings, CONFIG, DOMAIN, HIBERNATE_DIR, HYPERVISOR, LIBVIRT_SAVE_DIR, ON_RESTORE_FAILURE,
     SHUTDOWN_TIMEOUT, STOP_METHOD,
@@ -141,9 +143,14 @@ fn started_file(host: &Host<'_>, instance: &str) -> PathBuf {
 /// How a handler opens the hypervisor: the real libvirt in production, a fake in unit tests.
 pub type Connector = dyn Fn(&str, &Deadline) -> Result<Box<dyn Hypervisor>, HypervisorError>;
 
+/// How the monitor asks for a domain's state without the C library; see
+/// [`hypervisor::fast_status`]. Unit tests have none, so their fakes answer through `connect`.
+pub type StatusQuery = dyn Fn(&str, &str, &Deadline) -> FastStatus;
+
 /// What the handlers act on besides libvirt: this host's paths.
 pub struct Host<'a> {
     pub connect: &'a Connector,
+    pub fast_status: Option<&'a StatusQuery>,
     /// `/proc`, where the domain's qemu is found without libvirt.
     pub proc_root: PathBuf,
     /// libvirt's managed-save directory, which must be `hibernate_dir`.
@@ -171,6 +178,7 @@ impl Host<'static> {
     pub fn real() -> Self {
         Self {
             connect: &connect_libvirt,
+            fast_status: Some(&hypervisor::fast_status),
             proc_root: PathBuf::from("/proc"),
             libvirt_save_dir: PathBuf::from(LIBVIRT_SAVE_DIR),
             run_dir: std::env::var_os("HA_RSCTMP")
@@ -498,6 +506,7 @@ mod tests {
         fs::create_dir_all(&empty_proc).unwrap();
         let host = Host {
             connect: &connect,
+            fast_status: None,
             proc_root: empty_proc,
             libvirt_save_dir: scratch.0.clone(),
             run_dir: scratch.0.join("run"),

@@ -14,6 +14,7 @@
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -271,16 +272,22 @@ pub fn keep_aside(path: &Path, tag: &str) -> io::Result<PathBuf> {
     ))
 }
 
+/// The name of the hold of the image at `path` (see [`hold`]).
+pub fn hold_path(path: &Path) -> PathBuf {
+    path.with_extension("save.resuming")
+}
+
 /// A second name for the image while libvirt resumes it, so that even an image libvirt deletes
 /// unasked survives. Returns `None` when the filesystem has no hard links (then nothing is
 /// held, with a warning).
 pub fn hold(path: &Path) -> io::Result<Option<PathBuf>> {
-    let held = path.with_extension("save.resuming");
-    match fs::remove_file(&held) {
-        // A hold left by an interrupted start: the image itself is still at `path`.
-        Ok(()) => log::warn!("removed the stale hold {}", held.display()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+    let held = hold_path(path);
+    if let Some(kept) = drop_hold(path, "interrupted")? {
+        // A hold left by an interrupted start that is not this image: an older image.
+        log::warn!(
+            "kept the stale hold of an earlier resume as {}",
+            kept.display()
+        );
     }
     match fs::hard_link(path, &held) {
         Ok(()) => Ok(Some(held)),
@@ -290,6 +297,25 @@ pub fn hold(path: &Path) -> io::Result<Option<PathBuf>> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Ends the hold of the image at `path`, never losing data: a hold that is a second name of
+/// the image still there is removed; any other (the image was consumed, or it is an older one)
+/// is kept aside with `tag`, whose new path is returned.
+pub fn drop_hold(path: &Path, tag: &str) -> io::Result<Option<PathBuf>> {
+    let held = hold_path(path);
+    let hold_meta = match fs::symlink_metadata(&held) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if let Ok(image) = fs::symlink_metadata(path) {
+        if image.dev() == hold_meta.dev() && image.ino() == hold_meta.ino() {
+            fs::remove_file(&held)?;
+            return Ok(None);
+        }
+    }
+    keep_aside(&held, tag).map(Some)
 }
 
 fn no_hard_links(error: &io::Error) -> bool {
@@ -423,6 +449,35 @@ mod tests {
         fs::remove_file(&path).unwrap();
         assert_eq!(fs::read(&held).unwrap(), b"image");
         assert!(held.to_string_lossy().ends_with("clever.save.resuming"));
+    }
+
+    #[test]
+    fn a_hold_is_removed_only_when_the_image_keeps_its_data() {
+        let dir = scratch("drop");
+        let path = dir.0.join("clever.save");
+        fs::write(&path, b"image").unwrap();
+        hold(&path).unwrap().unwrap();
+        // Same data under both names: the hold goes.
+        assert_eq!(drop_hold(&path, "x").unwrap(), None);
+        assert!(!hold_path(&path).exists() && path.exists());
+        // The image was consumed: the hold is the last copy and is kept aside.
+        hold(&path).unwrap().unwrap();
+        fs::remove_file(&path).unwrap();
+        let kept = drop_hold(&path, "unverified").unwrap().unwrap();
+        assert_eq!(fs::read(&kept).unwrap(), b"image");
+        assert!(!hold_path(&path).exists());
+        // An older hold beside a newer image: kept aside when the new image is held.
+        fs::write(hold_path(&path), b"older").unwrap();
+        fs::write(&path, b"newer").unwrap();
+        let held = hold(&path).unwrap().unwrap();
+        assert_eq!(fs::read(&held).unwrap(), b"newer");
+        let older: Vec<_> = fs::read_dir(&dir.0)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with("-interrupted"))
+            .collect();
+        assert_eq!(older.len(), 1);
+        assert_eq!(fs::read(older[0].path()).unwrap(), b"older");
     }
 
     #[test]

@@ -336,6 +336,8 @@ pub(crate) mod fakes {
         pub on_start: RefCell<Vec<OnStart>>,
         pub save_fails: bool,
         pub obeys_shutdown: bool,
+        /// status fails once start has been called (libvirtd went away mid-resume).
+        pub status_fails_after_start: bool,
         /// A file that start deletes, as libvirt does with an image it boots past.
         pub start_deletes: Option<PathBuf>,
         pub calls: RefCell<Vec<&'static str>>,
@@ -362,6 +364,9 @@ pub(crate) mod fakes {
             Ok(())
         }
         fn status(&self, _: &str) -> Result<Option<DomainStatus>, HypervisorError> {
+            if self.0.status_fails_after_start && self.0.calls.borrow().contains(&"start") {
+                return Err(err("state"));
+            }
             Ok(*self.0.status.borrow())
         }
         fn start(&self, _: &str) -> Result<(), HypervisorError> {
@@ -685,6 +690,78 @@ mod tests {
             .iter()
             .find(|n| n.ends_with("-restore-failed"))
             .unwrap();
+        assert_eq!(fs::read(scratch.0.join(kept)).unwrap(), image_bytes());
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_resume_leaves_no_image_and_no_hold_beside_the_running_domain() {
+        let scratch = Scratch::new("leftover");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        let image = scratch.0.join("clever.save");
+        // A hold left by an earlier interrupted resume, older than the image now there.
+        fs::write(scratch.0.join("clever.save.resuming"), b"older").unwrap();
+        fs::write(&image, image_bytes()).unwrap();
+        let fake = Rc::new(Fake {
+            on_start: vec![OnStart::Becomes(DomainStatus::new(
+                State::Running,
+                Reason::Restored,
+            ))]
+            .into(),
+            start_deletes: Some(image.clone()),
+            ..Fake::default()
+        });
+        let status = run(&fake, &scratch, Action::Start, false, |c, h| {
+            start::start(&vm, c, h)
+        });
+        assert_eq!(status.unwrap(), Status::Success);
+        let names = names_in(&scratch.0);
+        assert!(
+            !names
+                .iter()
+                .any(|n| n == "clever.save" || n.ends_with(".resuming")),
+            "{names:?}"
+        );
+        // The older hold was not deleted, only renamed.
+        assert!(
+            names.iter().any(|n| n.ends_with("-interrupted")),
+            "{names:?}"
+        );
+
+        // libvirt resumed (and consumed the image) but its state cannot be read back: the
+        // start fails, and the hold is kept aside rather than left as a second image.
+        fs::write(&image, image_bytes()).unwrap();
+        let fake = Rc::new(Fake {
+            on_start: vec![OnStart::Becomes(DomainStatus::new(
+                State::Running,
+                Reason::Restored,
+            ))]
+            .into(),
+            start_deletes: Some(image),
+            status_fails_after_start: true,
+            ..Fake::default()
+        });
+        let failed = run(&fake, &scratch, Action::Start, false, |c, h| {
+            start::start(&vm, c, h)
+        });
+        assert!(failed.is_err());
+        let names = names_in(&scratch.0);
+        assert!(
+            !names
+                .iter()
+                .any(|n| n == "clever.save" || n.ends_with(".resuming")),
+            "{names:?}"
+        );
+        let kept = names.iter().find(|n| n.ends_with("-unverified")).unwrap();
         assert_eq!(fs::read(scratch.0.join(kept)).unwrap(), image_bytes());
     }
 

@@ -128,22 +128,35 @@ pub fn inspect(path: &Path, domain: &str, uuid: &str) -> io::Result<Inspection> 
         Err(e) => return Err(e),
     };
     let size = file.metadata()?.len();
-    let mut header = Vec::new();
-    (&mut file).take(HEADER_LEN).read_to_end(&mut header)?;
-    let problem = match check_header(&header, size) {
+    let mut start = Vec::new();
+    (&mut file).take(HEADER_LEN).read_to_end(&mut start)?;
+    if let Ok((data_len, _)) = check_header(&start, size) {
+        // Only as much as the header announces, never the RAM behind it.
+        (&mut file)
+            .take(u64::from(data_len) + 4)
+            .read_to_end(&mut start)?;
+    }
+    Ok(inspect_start(&start, size, domain, uuid))
+}
+
+/// What an image of `size` bytes whose first bytes are `start` (its header, data and the first
+/// four bytes of the QEMU stream, as far as they exist) holds: the pure part of [`inspect`].
+pub fn inspect_start(start: &[u8], size: u64, domain: &str, uuid: &str) -> Inspection {
+    let header_len = usize::try_from(HEADER_LEN).unwrap_or(usize::MAX);
+    let header = start.get(..start.len().min(header_len)).unwrap_or_default();
+    let problem = match check_header(header, size) {
         Err(problem) => problem,
         Ok((data_len, compressed)) => {
-            let mut data = Vec::new();
-            (&mut file)
-                .take(u64::from(data_len) + 4)
-                .read_to_end(&mut data)?;
-            match check_data(&data, data_len, compressed, domain, uuid) {
-                Ok(()) => return Ok(Inspection::Usable { size }),
+            let data = start.get(header_len..).unwrap_or_default();
+            let wanted = usize::try_from(data_len).map_or(usize::MAX, |l| l.saturating_add(4));
+            let data = data.get(..data.len().min(wanted)).unwrap_or_default();
+            match check_data(data, data_len, compressed, domain, uuid) {
+                Ok(()) => return Inspection::Usable { size },
                 Err(problem) => problem,
             }
         }
     };
-    Ok(Inspection::Unusable(problem))
+    Inspection::Unusable(problem)
 }
 
 /// Checks the fixed header; gives the data length and whether the stream is compressed.

@@ -22,8 +22,8 @@ pub mod xml;
 
 use std::fmt;
 use std::fs;
-use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use clever_deadline::Deadline;
@@ -67,10 +67,7 @@ impl Vm {
 
     fn read_identity(&self) -> Result<(String, xml::Identity), VmError> {
         let path = self.settings.config.as_path();
-        let xml = fs::read_to_string(path).map_err(|source| VmError::ConfigUnreadable {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let xml = read_config_file(path)?;
         let identity = xml::domain_identity(&xml).map_err(|reason| VmError::ConfigInvalid {
             path: path.to_path_buf(),
             reason,
@@ -123,6 +120,43 @@ impl Vm {
             );
         }
     }
+}
+
+/// Largest domain XML accepted; libvirt's own limit is 10 MiB.
+const MAX_CONFIG_LEN: u64 = 10 * 1024 * 1024;
+
+/// Reads the domain XML, refusing what is not a regular file of sane size: `config` comes from
+/// the CIB, and a FIFO would block the action, `/dev/zero` would fill the memory.
+fn read_config_file(path: &Path) -> Result<String, VmError> {
+    let unreadable = |source| VmError::ConfigUnreadable {
+        path: path.to_path_buf(),
+        source,
+    };
+    let invalid = |reason: String| VmError::ConfigInvalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(invalid("it is not a regular file".to_owned()));
+    }
+    if meta.len() > MAX_CONFIG_LEN {
+        return Err(invalid(format!(
+            "it has {} bytes, more than a domain XML's {MAX_CONFIG_LEN}",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    String::from_utf8(bytes).map_err(|_| invalid("it is not UTF-8 text".to_owned()))
 }
 
 /// `run_dir/vm-<instance>.domain`, with the instance name made file-safe.

@@ -63,6 +63,8 @@ pub enum Reason {
     Watchdog,
     Crashed,
     User,
+    /// Paused while libvirt starts or restores it (`VIR_DOMAIN_PAUSED_STARTING_UP`).
+    StartingUp,
     Saved,
     Failed,
     Shutdown,
@@ -106,6 +108,7 @@ impl DomainStatus {
             (State::Paused, 1) => Reason::User,
             (State::Paused, 5) => Reason::IoError,
             (State::Paused, 6) => Reason::Watchdog,
+            (State::Paused, 11) => Reason::StartingUp,
             (State::ShutOff, 1) => Reason::Shutdown,
             (State::ShutOff, 2) => Reason::Destroyed,
             (State::ShutOff, 5) => Reason::Saved,
@@ -142,6 +145,7 @@ impl fmt::Display for DomainStatus {
             Reason::Watchdog => "watchdog".to_owned(),
             Reason::Crashed => "crashed".to_owned(),
             Reason::User => "user".to_owned(),
+            Reason::StartingUp => "starting up".to_owned(),
             Reason::Saved => "saved".to_owned(),
             Reason::Failed => "failed".to_owned(),
             Reason::Shutdown => "shutdown".to_owned(),
@@ -442,6 +446,7 @@ mod tests {
         assert_eq!(raw(5, 5), "shut off (saved)");
         assert_eq!(raw(6, 1), "crashed (crashed)");
         assert_eq!(raw(1, 42), "running (reason 42)");
+        assert_eq!(raw(3, 11), "paused (starting up)");
         assert_eq!(DomainStatus::from_raw(8, 0), None);
         assert_eq!(DomainStatus::from_raw(-1, 0), None);
     }

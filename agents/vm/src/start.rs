@@ -4,7 +4,9 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use clever_deadline::Deadline;
 use clever_ocf::{Context, Status};
 
 use crate::hypervisor::{DomainStatus, Hypervisor, Reason, State};
@@ -19,7 +21,7 @@ pub fn start(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, VmEr
     vm.check_bound(host)?;
     let hv = (host.connect)(&vm.settings.uri, deadline)?;
     vm.remember_started(host, &context.instance, &name);
-    if let Some(status) = hv.status(&name)? {
+    if let Some(status) = settled_status(&*hv, &name, deadline)? {
         match status.state {
             State::Running | State::Blocked => {
                 log::info!("domain {name} is already {status}");
@@ -81,6 +83,33 @@ pub fn start(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, VmEr
         }
         Inspection::Usable { size } => resume(vm, &*hv, &path, &name, size),
     }
+}
+
+/// The domain's state once no start or restore is under way: an earlier start that the executor
+/// ended at its timeout leaves libvirt restoring the image, and this one must see the outcome,
+/// not the transition.
+fn settled_status(
+    hv: &dyn Hypervisor,
+    name: &str,
+    deadline: &Deadline,
+) -> Result<Option<DomainStatus>, VmError> {
+    let starting = |status: &Option<DomainStatus>| {
+        status.is_some_and(|s| s.state == State::Paused && s.reason == Reason::StartingUp)
+    };
+    let status = hv.status(name)?;
+    if !starting(&status) {
+        return Ok(status);
+    }
+    log::info!("domain {name} is still being started or restored by libvirt; waiting for it");
+    let settled = deadline.poll(
+        "libvirt to finish starting the domain",
+        Duration::from_millis(100),
+        || match hv.status(name) {
+            Ok(status) if starting(&status) => None,
+            other => Some(other),
+        },
+    )?;
+    settled.map_err(VmError::from)
 }
 
 /// Cold boot (no image file is left, so libvirt boots) and check the domain runs.

@@ -22,7 +22,7 @@ pub mod xml;
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -95,8 +95,7 @@ impl Vm {
         match self.read_config() {
             Ok((_, name)) => Ok(Some(name)),
             Err(e @ VmError::ConfigUnreadable { .. }) => {
-                let cached = fs::read_to_string(started_file(host, instance))
-                    .ok()
+                let cached = read_started(&started_file(host, instance))
                     .map(|n| n.trim().to_owned())
                     .filter(|n| params::check_domain_name(n).is_ok());
                 match &cached {
@@ -112,7 +111,17 @@ impl Vm {
     /// Remembers which domain this node started, for a stop or monitor without the config.
     pub fn remember_started(&self, host: &Host<'_>, instance: &str, name: &str) {
         let path = started_file(host, instance);
-        let written = fs::create_dir_all(&host.run_dir).and_then(|()| fs::write(&path, name));
+        let written = fs::create_dir_all(&host.run_dir).and_then(|()| {
+            // Never through a planted symlink; only root reads it.
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&path)
+                .and_then(|mut file| file.write_all(name.as_bytes()))
+        });
         if let Err(e) = written {
             log::warn!(
                 "cannot record the started domain in {}: {e}",
@@ -120,6 +129,22 @@ impl Vm {
             );
         }
     }
+}
+
+/// The domain name remembered in `path`: not through a symlink, not from anything but a small
+/// regular file.
+fn read_started(path: &Path) -> Option<String> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(1024).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// Largest domain XML accepted; libvirt's own limit is 10 MiB.
@@ -667,6 +692,35 @@ mod tests {
         })
         .unwrap();
         assert_eq!(*fake.calls.borrow(), ["hibernate"]);
+    }
+
+    #[test]
+    fn the_remembered_name_is_never_written_or_read_through_a_symlink() {
+        let scratch = Scratch::new("symlink");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        let victim = scratch.0.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let run = scratch.0.join("run");
+        fs::create_dir_all(&run).unwrap();
+        std::os::unix::fs::symlink(&victim, run.join("vm-test.domain")).unwrap();
+        let connect = |_: &str, _: &Deadline| -> Result<Box<dyn Hypervisor>, HypervisorError> {
+            Err(HypervisorError::Library {
+                message: "unused".to_owned(),
+            })
+        };
+        let host = Host {
+            connect: &connect,
+            fast_status: None,
+            proc_root: scratch.0.join("proc"),
+            libvirt_save_dir: scratch.0.clone(),
+            run_dir: run.clone(),
+        };
+        vm.remember_started(&host, "test", "clever");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        // Config gone: the planted link is not taken for the name last started here.
+        fs::remove_file(vm.settings.config.as_path()).unwrap();
+        fs::write(&victim, "clever").unwrap();
+        assert_eq!(vm.domain_name(&host, "test").unwrap(), None);
     }
 
     #[test]

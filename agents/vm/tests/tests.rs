@@ -521,9 +521,21 @@ fn slow_hibernation_is_aborted_within_the_stop_timeout() {
         "{}",
         stop.stderr
     );
-    assert!(stop.stderr.contains("was aborted"), "{}", stop.stderr);
     assert!(node.qemu_pids(domain).is_empty());
-    assert!(!lab.image(domain).exists() || magic(&lab.image(domain)) != MAGIC_SAVE);
+    // When the deadline passes, the save is aborted; on a quiet machine qemu may already have
+    // handed over all of its RAM by then (libvirt answers the abort with "domain is not
+    // running") and the save completes within the abort's grace: the image is then whole.
+    if stop.stderr.contains("was aborted") {
+        assert!(!lab.image(domain).exists() || magic(&lab.image(domain)) != MAGIC_SAVE);
+    } else {
+        assert!(
+            stop.stderr.contains("cannot abort") && stop.stderr.contains("hibernated cvt-slow"),
+            "{}",
+            stop.stderr
+        );
+        assert_eq!(magic(&lab.image(domain)), MAGIC_SAVE);
+        assert_eq!(node.domstate(domain), "shut off (saved)");
+    }
     assert_eq!(node.agent("monitor", &p, &[PROBE]).code, Some(7));
 }
 

@@ -629,6 +629,58 @@ mod tests {
         ));
     }
 
+    /// The monitor takes the fast path's answer, and asks the library only when told to.
+    #[test]
+    fn monitor_routes_between_the_fast_path_and_the_library() {
+        let scratch = Scratch::new("route");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        let empty_proc = scratch.0.join("proc");
+        fs::create_dir_all(&empty_proc).unwrap();
+        let fake = Rc::new(Fake {
+            status: Some(DomainStatus::new(State::Running, Reason::Booted)).into(),
+            ..Fake::default()
+        });
+        let shared = Shared(Rc::clone(&fake));
+        let connect =
+            move |_: &str, _: &Deadline| -> Result<Box<dyn Hypervisor>, HypervisorError> {
+                Ok(Box::new(shared.clone()))
+            };
+        let context = Context::for_test(Action::Monitor, Deadline::after(Duration::from_secs(30)));
+        let monitor_with = |fast: &StatusQuery| {
+            let host = Host {
+                connect: &connect,
+                fast_status: Some(fast),
+                proc_root: empty_proc.clone(),
+                libvirt_save_dir: scratch.0.clone(),
+                run_dir: scratch.0.join("run"),
+            };
+            monitor::monitor(&vm, &context, &host)
+        };
+        let shut_off = |_: &str, _: &str, _: &Deadline| {
+            FastStatus::Answer(Ok(Some(DomainStatus::new(State::ShutOff, Reason::Saved))))
+        };
+        assert_eq!(monitor_with(&shut_off).unwrap(), Status::NotRunning);
+        let down = |uri: &str, _: &str, _: &Deadline| {
+            FastStatus::Answer(Err(HypervisorError::Unavailable {
+                uri: uri.to_owned(),
+                message: "down".to_owned(),
+            }))
+        };
+        // libvirtd down and no qemu in /proc: not running, and the library is not asked.
+        assert_eq!(monitor_with(&down).unwrap(), Status::NotRunning);
+        let failed = |_: &str, name: &str, _: &Deadline| {
+            FastStatus::Answer(Err(HypervisorError::Call {
+                call: "state",
+                domain: name.to_owned(),
+                message: "internal error".to_owned(),
+            }))
+        };
+        assert_eq!(monitor_with(&failed).unwrap_err().exit_code().code(), 1);
+        let fallback = |_: &str, _: &str, _: &Deadline| FastStatus::Fallback("test".to_owned());
+        // The fake library says running.
+        assert_eq!(monitor_with(&fallback).unwrap(), Status::Success);
+    }
+
     #[test]
     fn stop_falls_back_from_a_failed_save_to_shutdown_then_power_off() {
         let scratch = Scratch::new("stop");

@@ -414,6 +414,44 @@ fn sigterm_mid_resume_leaves_neither_image_nor_hold_behind() {
     node.agent("stop", &with(p, &[("stop_method", "destroy")]), &[]);
 }
 
+/// Two stops of one resource at once (an admin beside Pacemaker): the second waits for the
+/// first's hibernation and finds the domain saved, instead of taking the image being written
+/// for a stale one and powering the VM off mid-save.
+#[test]
+fn two_stops_at_once_hibernate_once() {
+    let _serial = lab::serial_guard();
+    let lab = Lab::new("twostops");
+    let node = Node::start(&lab, "a", &NodeOptions::default());
+    let domain = "cvt-twostops";
+    let config = lab.domain_xml(domain, 256);
+    let config = config.to_str().unwrap();
+    let p = params(config, &node);
+    assert_eq!(node.agent("start", &p, &[]).code, Some(0));
+    lab.wait_count_above(domain, 1);
+    let runs: Vec<lab::Run> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| node.agent("stop", &p, &[])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for run in &runs {
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    assert!(
+        runs.iter()
+            .any(|r| r.stderr.contains("is already shut off (saved)")),
+        "one stop must find the other's work done: {runs:?}"
+    );
+    assert_eq!(node.domstate(domain), "shut off (saved)");
+    assert_eq!(magic(&lab.image(domain)), MAGIC_SAVE);
+    let files = lab.shared_files(&format!("{domain}.save"));
+    assert_eq!(files, [format!("{domain}.save")], "nothing kept aside");
+    let start = node.agent("start", &p, &[]);
+    assert_eq!(start.code, Some(0), "{}", start.stderr);
+    assert_eq!(node.domstate(domain), "running (restored)");
+    node.agent("stop", &with(p, &[("stop_method", "destroy")]), &[]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Priority 5: two nodes share the image directory.
 

@@ -319,6 +319,8 @@ impl Agent for Vm {
 
 fn start(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
     let host = Host::real();
+    // A configuration that start would refuse leaves nothing behind, not even the lock file.
+    vm.read_config_with_uuid()?;
     let _lock = exclusive(&host, &context.instance, &context.deadline, true)?;
     start::start(vm, context, &host)
 }

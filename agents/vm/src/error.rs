@@ -90,6 +90,8 @@ impl HasExitCode for VmError {
             Self::ConfigUnreadable { .. }
             | Self::HibernateDirMissing { .. }
             | Self::HibernateDirNotBound { .. } => OcfExitCode::ErrInstalled,
+            // libvirt's client library is missing here.
+            Self::Hypervisor(HypervisorError::Library { .. }) => OcfExitCode::ErrInstalled,
             Self::ConfigInvalid { .. }
             | Self::NameMismatch { .. }
             | Self::HibernateDirOnRoot { .. }

@@ -1,25 +1,19 @@
 //! The seam between the agent and libvirt: a few domain operations by name.
 //!
-//! [`Libvirt`] passes straight to the `virt` crate (libvirt's C API, no process spawned). Two
-//! traits of that crate are handled here once: its `Drop` impls panic when `virConnectClose` or
-//! `virDomainFree` fail, so every handle is released explicitly with the error logged; and
-//! `Domain::state` hides a failed call as an unknown state, which is turned back into an error.
+//! [`Libvirt`] passes straight to libvirt's C API ([`crate::capi`], loaded on first use; no
+//! process spawned). The monitor's one question, a domain's state, also has a road that needs
+//! no library at all: [`fast_status`], over libvirt's remote protocol ([`crate::rpc`]).
 
 use std::fmt;
-use std::mem::ManuallyDrop;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use clever_deadline::Deadline;
-use virt::connect::Connect;
-use virt::domain::{
-    Domain, DomainPausedReason, DomainRunningReason, DomainShutoffReason, DomainState,
-    DomainStateReason,
-};
-use virt::enumutil::Enum;
-use virt::error::ErrorNumber;
+
+use crate::capi::{self, CallError, Connection};
+use crate::rpc::{self, RpcError};
 
 /// How often a running hibernation logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -38,6 +32,9 @@ pub enum HypervisorError {
         domain: String,
         message: String,
     },
+    /// The C library cannot be loaded on this node.
+    #[error("{message}")]
+    Library { message: String },
     #[error("hibernation of {domain} did not finish within {budget:?} and was aborted")]
     SaveTimedOut { domain: String, budget: Duration },
 }
@@ -66,6 +63,8 @@ pub enum Reason {
     Watchdog,
     Crashed,
     User,
+    /// Paused while libvirt starts or restores it (`VIR_DOMAIN_PAUSED_STARTING_UP`).
+    StartingUp,
     Saved,
     Failed,
     Shutdown,
@@ -83,6 +82,40 @@ pub struct DomainStatus {
 impl DomainStatus {
     pub const fn new(state: State, reason: Reason) -> Self {
         Self { state, reason }
+    }
+
+    /// From `virDomainGetState`'s numbers (libvirt's `virDomainState` and reason enums, whose
+    /// values never change); `None` for a state this libvirt is newer than.
+    pub fn from_raw(state: i32, reason: i32) -> Option<Self> {
+        let state = match state {
+            0 => State::NoState,
+            1 => State::Running,
+            2 => State::Blocked,
+            3 => State::Paused,
+            4 => State::ShuttingDown,
+            5 => State::ShutOff,
+            6 => State::Crashed,
+            7 => State::PmSuspended,
+            _ => return None,
+        };
+        let reason = match (state, reason) {
+            (State::Running, 1) => Reason::Booted,
+            (State::Running, 3) => Reason::Restored,
+            (State::Running, 5) => Reason::Unpaused,
+            (State::Running, 7) => Reason::SaveCanceled,
+            (State::Running, 9) | (State::Paused, 10) | (State::ShutOff, 3) => Reason::Crashed,
+            (State::Crashed, _) => Reason::Crashed,
+            (State::Paused, 1) => Reason::User,
+            (State::Paused, 5) => Reason::IoError,
+            (State::Paused, 6) => Reason::Watchdog,
+            (State::Paused, 11) => Reason::StartingUp,
+            (State::ShutOff, 1) => Reason::Shutdown,
+            (State::ShutOff, 2) => Reason::Destroyed,
+            (State::ShutOff, 5) => Reason::Saved,
+            (State::ShutOff, 6) => Reason::Failed,
+            (_, other) => Reason::Other(other),
+        };
+        Some(Self { state, reason })
     }
 
     /// Whether a qemu process exists for the domain in this state.
@@ -112,6 +145,7 @@ impl fmt::Display for DomainStatus {
             Reason::Watchdog => "watchdog".to_owned(),
             Reason::Crashed => "crashed".to_owned(),
             Reason::User => "user".to_owned(),
+            Reason::StartingUp => "starting up".to_owned(),
             Reason::Saved => "saved".to_owned(),
             Reason::Failed => "failed".to_owned(),
             Reason::Shutdown => "shutdown".to_owned(),
@@ -152,21 +186,49 @@ pub trait Hypervisor {
     fn destroy(&self, name: &str) -> Result<(), HypervisorError>;
 }
 
-/// A connection whose release is explicit and never panics.
-struct Conn(ManuallyDrop<Connect>);
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        // The slot is taken exactly once, here, and never touched again.
-        let connect = unsafe_free::take(&mut self.0);
-        unsafe_free::close(connect);
+/// A domain's state through libvirt's remote protocol, without the C library: the monitor's
+/// road. `Ok(None)` when the domain is not defined; [`FastStatus::Fallback`] when the URI or
+/// the daemon needs the full client (the caller then uses [`Libvirt`]).
+pub fn fast_status(uri: &str, name: &str, deadline: &Deadline) -> FastStatus {
+    match rpc::domain_state(uri, name, deadline) {
+        Ok(None) => FastStatus::Answer(Ok(None)),
+        Ok(Some((state, reason))) => FastStatus::Answer(
+            DomainStatus::from_raw(state, reason)
+                .map(Some)
+                .ok_or_else(|| HypervisorError::Call {
+                    call: "state",
+                    domain: name.to_owned(),
+                    message: format!("unknown domain state {state} (reason {reason})"),
+                }),
+        ),
+        Err(RpcError::Unsupported(why)) => FastStatus::Fallback(why),
+        Err(RpcError::Unavailable(message)) => {
+            FastStatus::Answer(Err(HypervisorError::Unavailable {
+                uri: uri.to_owned(),
+                message,
+            }))
+        }
+        Err(RpcError::Failed { message, .. }) => FastStatus::Answer(Err(HypervisorError::Call {
+            call: "state",
+            domain: name.to_owned(),
+            message,
+        })),
     }
 }
 
-/// libvirt through its C API. Every call runs on a helper thread and is given up when the
-/// deadline passes: a libvirtd that hangs mid-stop must leave the agent time to end qemu itself.
+/// What [`fast_status`] found.
+#[derive(Debug)]
+pub enum FastStatus {
+    Answer(Result<Option<DomainStatus>, HypervisorError>),
+    /// Why the C library must answer instead.
+    Fallback(String),
+}
+
+/// libvirt through its C API, loaded on first use (see [`crate::capi`]). Every call runs on a
+/// helper thread and is given up when the deadline passes: a libvirtd that hangs mid-stop must
+/// leave the agent time to end qemu itself.
 pub struct Libvirt {
-    conn: Arc<Conn>,
+    conn: Arc<Connection>,
     uri: String,
     calls: Deadline,
 }
@@ -184,15 +246,12 @@ impl Libvirt {
     /// Opens a connection to `uri`; every call on it, the opening included (at most 15 s and
     /// three quarters of the time left), gives up when `deadline` passes.
     pub fn connect(uri: &str, deadline: &Deadline) -> Result<Self, HypervisorError> {
-        virt::error::clear_error_callback();
+        let api = capi::api().map_err(|message| HypervisorError::Library { message })?;
         let (done, opened) = mpsc::channel();
         let target = uri.to_owned();
+        // A connection that comes too late is dropped (closed) by the thread's failed send.
         thread::spawn(move || {
-            let result = Connect::open(Some(&target));
-            if let Err(mpsc::SendError(Ok(late))) = done.send(result) {
-                // The caller gave up; release the late connection without panicking.
-                unsafe_free::close(late);
-            }
+            let _ = done.send(api.open(&target));
         });
         let unavailable = |message: String| HypervisorError::Unavailable {
             uri: uri.to_owned(),
@@ -200,12 +259,12 @@ impl Libvirt {
         };
         let wait = CONNECT_MAX.min(deadline.remaining() * 3 / 4);
         match opened.recv_timeout(wait) {
-            Ok(Ok(connect)) => Ok(Self {
-                conn: Arc::new(Conn(ManuallyDrop::new(connect))),
+            Ok(Ok(connection)) => Ok(Self {
+                conn: Arc::new(connection),
                 uri: uri.to_owned(),
                 calls: *deadline,
             }),
-            Ok(Err(e)) => Err(unavailable(e.message().to_owned())),
+            Ok(Err(e)) => Err(unavailable(e.message)),
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
                 Err(unavailable(format!("no answer within {wait:.1?}")))
             }
@@ -217,7 +276,7 @@ impl Libvirt {
         &self,
         call: &'static str,
         name: &str,
-        f: impl FnOnce(&Connect) -> Result<T, virt::error::Error> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Result<T, CallError> + Send + 'static,
     ) -> Result<T, HypervisorError> {
         self.bounded_by(&self.calls, call, name, f)
     }
@@ -228,12 +287,12 @@ impl Libvirt {
         deadline: &Deadline,
         call: &'static str,
         name: &str,
-        f: impl FnOnce(&Connect) -> Result<T, virt::error::Error> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Result<T, CallError> + Send + 'static,
     ) -> Result<T, HypervisorError> {
         let (done, answer) = mpsc::channel();
         let conn = Arc::clone(&self.conn);
         thread::spawn(move || {
-            let _ = done.send(f(&conn.0));
+            let _ = done.send(f(&conn));
         });
         match answer.recv_timeout(deadline.remaining().min(self.calls.remaining())) {
             Ok(result) => result.map_err(|e| call_error(call, name, &e)),
@@ -245,28 +304,23 @@ impl Libvirt {
         }
     }
 
-    /// Runs `f` on the domain (looked up on the helper thread) and releases the handle.
+    /// Runs `f` on the domain (looked up on the helper thread); the handle is released after.
     fn with_domain<T: Send + 'static>(
         &self,
         name: &str,
         call: &'static str,
-        f: impl FnOnce(&Domain) -> Result<T, virt::error::Error> + Send + 'static,
+        f: impl FnOnce(&capi::Domain<'_>) -> Result<T, CallError> + Send + 'static,
     ) -> Result<T, HypervisorError> {
         let target = name.to_owned();
-        self.bounded(call, name, move |conn| {
-            let domain = conn.lookup_domain_by_name(&target)?;
-            let result = f(&domain);
-            unsafe_free::free_domain(domain);
-            result
-        })
+        self.bounded(call, name, move |conn| f(&conn.lookup(&target)?))
     }
 }
 
-fn call_error(call: &'static str, domain: &str, error: &virt::error::Error) -> HypervisorError {
+fn call_error(call: &'static str, domain: &str, error: &CallError) -> HypervisorError {
     HypervisorError::Call {
         call,
         domain: domain.to_owned(),
-        message: error.message().to_owned(),
+        message: error.message.clone(),
     }
 }
 
@@ -274,29 +328,25 @@ impl Hypervisor for Libvirt {
     fn define(&self, xml: &str) -> Result<(), HypervisorError> {
         let xml = xml.to_owned();
         self.bounded("define", "from config", move |conn| {
-            let domain = conn.define_domain_xml(&xml)?;
-            unsafe_free::free_domain(domain);
-            Ok(())
+            conn.define(&xml).map(drop)
         })
     }
 
     fn status(&self, name: &str) -> Result<Option<DomainStatus>, HypervisorError> {
         let target = name.to_owned();
         self.bounded("state", name, move |conn| {
-            let domain = match conn.lookup_domain_by_name(&target) {
+            let domain = match conn.lookup(&target) {
                 Ok(domain) => domain,
-                Err(e) if e.code() == Enum::Known(ErrorNumber::NoDomain) => return Ok(None),
+                Err(e) if e.code == capi::ERR_NO_DOMAIN => return Ok(None),
                 Err(e) => return Err(e),
             };
-            let status = match domain.state() {
-                Ok((Enum::Known(state), Enum::Known(reason))) => Ok(Some(convert(state, reason))),
-                // virt hides a failed virDomainGetState as an unknown state; libvirt's last
-                // error is per thread, and this is the thread that made the call.
-                Ok(_) => Err(virt::error::Error::last_error()),
-                Err(e) => Err(e),
-            };
-            unsafe_free::free_domain(domain);
-            status
+            let (state, reason) = domain.state()?;
+            DomainStatus::from_raw(state, reason)
+                .map(Some)
+                .ok_or_else(|| CallError {
+                    code: -1,
+                    message: format!("unknown domain state {state} (reason {reason})"),
+                })
         })
     }
 
@@ -318,11 +368,7 @@ impl Hypervisor for Libvirt {
         let conn = Arc::clone(&self.conn);
         let target = name.to_owned();
         thread::spawn(move || {
-            let result = conn.0.lookup_domain_by_name(&target).and_then(|worker| {
-                let result = worker.managed_save(0);
-                unsafe_free::free_domain(worker);
-                result
-            });
+            let result = conn.lookup(&target).and_then(|d| d.managed_save());
             let _ = done.send(result);
         });
         let budget = deadline.remaining();
@@ -337,7 +383,7 @@ impl Hypervisor for Libvirt {
                     })
                 }
                 Err(RecvTimeoutError::Timeout) if deadline.expired() => {
-                    if let Err(e) = self.with_domain(name, "abort job", unsafe_free::abort_job) {
+                    if let Err(e) = self.with_domain(name, "abort job", |d| d.abort_job()) {
                         log::error!("cannot abort the hibernation of {name}: {e}");
                     }
                     let late = saved.recv_timeout(ABORT_GRACE.min(self.calls.remaining()));
@@ -354,18 +400,15 @@ impl Hypervisor for Libvirt {
                     // A total of 0 tells the caller that libvirt gave no figures this time.
                     let target = name.to_owned();
                     let job = self.bounded_by(deadline, "job info", name, move |conn| {
-                        let domain = conn.lookup_domain_by_name(&target)?;
-                        let job = domain.job_info();
-                        unsafe_free::free_domain(domain);
-                        job
+                        conn.lookup(&target)?.job_info()
                     });
                     if let Err(e) = &job {
                         log::debug!("{e}");
                     }
-                    let job = job.ok();
+                    let job = job.unwrap_or_default();
                     progress(SaveProgress {
-                        processed: job.as_ref().and_then(|j| j.data_processed).unwrap_or(0),
-                        total: job.as_ref().and_then(|j| j.data_total).unwrap_or(0),
+                        processed: job.data_processed,
+                        total: job.data_total,
                     });
                 }
             }
@@ -381,102 +424,6 @@ impl Hypervisor for Libvirt {
     }
 }
 
-fn convert(state: DomainState, reason: DomainStateReason) -> DomainStatus {
-    let state = match state {
-        DomainState::NoState => State::NoState,
-        DomainState::Running => State::Running,
-        DomainState::Blocked => State::Blocked,
-        DomainState::Paused => State::Paused,
-        DomainState::Shutdown => State::ShuttingDown,
-        DomainState::Shutoff => State::ShutOff,
-        DomainState::Crashed => State::Crashed,
-        DomainState::PMSuspended => State::PmSuspended,
-    };
-    let reason = match reason {
-        DomainStateReason::Running(Enum::Known(r)) => match r {
-            DomainRunningReason::Booted => Reason::Booted,
-            DomainRunningReason::Restored => Reason::Restored,
-            DomainRunningReason::Unpaused => Reason::Unpaused,
-            DomainRunningReason::SaveCancelled => Reason::SaveCanceled,
-            DomainRunningReason::Crashed => Reason::Crashed,
-            other => Reason::Other(other as i32),
-        },
-        DomainStateReason::Paused(Enum::Known(r)) => match r {
-            DomainPausedReason::IOError => Reason::IoError,
-            DomainPausedReason::Watchdog => Reason::Watchdog,
-            DomainPausedReason::Crashed => Reason::Crashed,
-            DomainPausedReason::User => Reason::User,
-            other => Reason::Other(other as i32),
-        },
-        DomainStateReason::Shutoff(Enum::Known(r)) => match r {
-            DomainShutoffReason::Crashed => Reason::Crashed,
-            DomainShutoffReason::Saved => Reason::Saved,
-            DomainShutoffReason::Failed => Reason::Failed,
-            DomainShutoffReason::Shutdown => Reason::Shutdown,
-            DomainShutoffReason::Destroyed => Reason::Destroyed,
-            other => Reason::Other(other as i32),
-        },
-        DomainStateReason::Crashed(_) => Reason::Crashed,
-        _ => Reason::Other(-1),
-    };
-    DomainStatus { state, reason }
-}
-
-/// The only unsafe code of the agent: releasing libvirt handles without the `virt` crate's
-/// panicking `Drop`, and aborting a job, which `virt` 0.5 does not wrap.
-#[allow(unsafe_code, reason = "virt 0.5 has no fallible close, free or abort")]
-mod unsafe_free {
-    use std::mem::ManuallyDrop;
-
-    use virt::connect::Connect;
-    use virt::domain::Domain;
-
-    pub(super) fn take(slot: &mut ManuallyDrop<Connect>) -> Connect {
-        // SAFETY: only called from `Conn::drop`, after which the slot is never used again.
-        unsafe { ManuallyDrop::take(slot) }
-    }
-
-    /// Drops our reference on the connection, logging instead of panicking on failure.
-    pub(super) fn close(connect: Connect) {
-        // SAFETY: the pointer is valid while `connect` lives; we forget `connect` right after,
-        // so the reference it owned is released exactly once, by the call below.
-        let ptr = unsafe { connect.as_ptr() };
-        std::mem::forget(connect);
-        // SAFETY: `ptr` is a live connection whose one reference we own (see above).
-        if unsafe { virt::sys::virConnectClose(ptr) } < 0 {
-            log::warn!(
-                "closing the libvirt connection failed: {}",
-                virt::error::Error::last_error().message()
-            );
-        }
-    }
-
-    /// Drops our reference on the domain, logging instead of panicking on failure.
-    pub(super) fn free_domain(domain: Domain) {
-        // SAFETY: as in `close`: the owned reference is released once, by the call below.
-        let ptr = unsafe { domain.as_ptr() };
-        std::mem::forget(domain);
-        // SAFETY: `ptr` is a live domain handle whose one reference we own.
-        if unsafe { virt::sys::virDomainFree(ptr) } < 0 {
-            log::warn!(
-                "releasing a libvirt domain handle failed: {}",
-                virt::error::Error::last_error().message()
-            );
-        }
-    }
-
-    /// virDomainAbortJob: cancels a running managed save (the VM keeps running).
-    pub(super) fn abort_job(domain: &Domain) -> Result<(), virt::error::Error> {
-        // SAFETY: `domain` is borrowed, so the handle stays valid during the call, and
-        // virDomainAbortJob neither keeps nor frees it.
-        if unsafe { virt::sys::virDomainAbortJob(domain.as_ptr()) } < 0 {
-            Err(virt::error::Error::last_error())
-        } else {
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,6 +434,21 @@ mod tests {
         assert_eq!(status.to_string(), "running (restored)");
         assert!(status.is_active());
         assert!(!DomainStatus::new(State::ShutOff, Reason::Saved).is_active());
+    }
+
+    #[test]
+    fn raw_states_map_as_libvirt_numbers_them() {
+        let raw = |s, r| DomainStatus::from_raw(s, r).unwrap().to_string();
+        assert_eq!(raw(1, 3), "running (restored)");
+        assert_eq!(raw(1, 1), "running (booted)");
+        assert_eq!(raw(3, 5), "paused (I/O error)");
+        assert_eq!(raw(5, 3), "shut off (crashed)");
+        assert_eq!(raw(5, 5), "shut off (saved)");
+        assert_eq!(raw(6, 1), "crashed (crashed)");
+        assert_eq!(raw(1, 42), "running (reason 42)");
+        assert_eq!(raw(3, 11), "paused (starting up)");
+        assert_eq!(DomainStatus::from_raw(8, 0), None);
+        assert_eq!(DomainStatus::from_raw(-1, 0), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -127,22 +128,35 @@ pub fn inspect(path: &Path, domain: &str, uuid: &str) -> io::Result<Inspection> 
         Err(e) => return Err(e),
     };
     let size = file.metadata()?.len();
-    let mut header = Vec::new();
-    (&mut file).take(HEADER_LEN).read_to_end(&mut header)?;
-    let problem = match check_header(&header, size) {
+    let mut start = Vec::new();
+    (&mut file).take(HEADER_LEN).read_to_end(&mut start)?;
+    if let Ok((data_len, _)) = check_header(&start, size) {
+        // Only as much as the header announces, never the RAM behind it.
+        (&mut file)
+            .take(u64::from(data_len) + 4)
+            .read_to_end(&mut start)?;
+    }
+    Ok(inspect_start(&start, size, domain, uuid))
+}
+
+/// What an image of `size` bytes whose first bytes are `start` (its header, data and the first
+/// four bytes of the QEMU stream, as far as they exist) holds: the pure part of [`inspect`].
+pub fn inspect_start(start: &[u8], size: u64, domain: &str, uuid: &str) -> Inspection {
+    let header_len = usize::try_from(HEADER_LEN).unwrap_or(usize::MAX);
+    let header = start.get(..start.len().min(header_len)).unwrap_or_default();
+    let problem = match check_header(header, size) {
         Err(problem) => problem,
         Ok((data_len, compressed)) => {
-            let mut data = Vec::new();
-            (&mut file)
-                .take(u64::from(data_len) + 4)
-                .read_to_end(&mut data)?;
-            match check_data(&data, data_len, compressed, domain, uuid) {
-                Ok(()) => return Ok(Inspection::Usable { size }),
+            let data = start.get(header_len..).unwrap_or_default();
+            let wanted = usize::try_from(data_len).map_or(usize::MAX, |l| l.saturating_add(4));
+            let data = data.get(..data.len().min(wanted)).unwrap_or_default();
+            match check_data(data, data_len, compressed, domain, uuid) {
+                Ok(()) => return Inspection::Usable { size },
                 Err(problem) => problem,
             }
         }
     };
-    Ok(Inspection::Unusable(problem))
+    Inspection::Unusable(problem)
 }
 
 /// Checks the fixed header; gives the data length and whether the stream is compressed.
@@ -271,16 +285,22 @@ pub fn keep_aside(path: &Path, tag: &str) -> io::Result<PathBuf> {
     ))
 }
 
+/// The name of the hold of the image at `path` (see [`hold`]).
+pub fn hold_path(path: &Path) -> PathBuf {
+    path.with_extension("save.resuming")
+}
+
 /// A second name for the image while libvirt resumes it, so that even an image libvirt deletes
 /// unasked survives. Returns `None` when the filesystem has no hard links (then nothing is
 /// held, with a warning).
 pub fn hold(path: &Path) -> io::Result<Option<PathBuf>> {
-    let held = path.with_extension("save.resuming");
-    match fs::remove_file(&held) {
-        // A hold left by an interrupted start: the image itself is still at `path`.
-        Ok(()) => log::warn!("removed the stale hold {}", held.display()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+    let held = hold_path(path);
+    if let Some(kept) = drop_hold(path, "interrupted")? {
+        // A hold left by an interrupted start that is not this image: an older image.
+        log::warn!(
+            "kept the stale hold of an earlier resume as {}",
+            kept.display()
+        );
     }
     match fs::hard_link(path, &held) {
         Ok(()) => Ok(Some(held)),
@@ -290,6 +310,25 @@ pub fn hold(path: &Path) -> io::Result<Option<PathBuf>> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Ends the hold of the image at `path`, never losing data: a hold that is a second name of
+/// the image still there is removed; any other (the image was consumed, or it is an older one)
+/// is kept aside with `tag`, whose new path is returned.
+pub fn drop_hold(path: &Path, tag: &str) -> io::Result<Option<PathBuf>> {
+    let held = hold_path(path);
+    let hold_meta = match fs::symlink_metadata(&held) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if let Ok(image) = fs::symlink_metadata(path) {
+        if image.dev() == hold_meta.dev() && image.ino() == hold_meta.ino() {
+            fs::remove_file(&held)?;
+            return Ok(None);
+        }
+    }
+    keep_aside(&held, tag).map(Some)
 }
 
 fn no_hard_links(error: &io::Error) -> bool {
@@ -423,6 +462,35 @@ mod tests {
         fs::remove_file(&path).unwrap();
         assert_eq!(fs::read(&held).unwrap(), b"image");
         assert!(held.to_string_lossy().ends_with("clever.save.resuming"));
+    }
+
+    #[test]
+    fn a_hold_is_removed_only_when_the_image_keeps_its_data() {
+        let dir = scratch("drop");
+        let path = dir.0.join("clever.save");
+        fs::write(&path, b"image").unwrap();
+        hold(&path).unwrap().unwrap();
+        // Same data under both names: the hold goes.
+        assert_eq!(drop_hold(&path, "x").unwrap(), None);
+        assert!(!hold_path(&path).exists() && path.exists());
+        // The image was consumed: the hold is the last copy and is kept aside.
+        hold(&path).unwrap().unwrap();
+        fs::remove_file(&path).unwrap();
+        let kept = drop_hold(&path, "unverified").unwrap().unwrap();
+        assert_eq!(fs::read(&kept).unwrap(), b"image");
+        assert!(!hold_path(&path).exists());
+        // An older hold beside a newer image: kept aside when the new image is held.
+        fs::write(hold_path(&path), b"older").unwrap();
+        fs::write(&path, b"newer").unwrap();
+        let held = hold(&path).unwrap().unwrap();
+        assert_eq!(fs::read(&held).unwrap(), b"newer");
+        let older: Vec<_> = fs::read_dir(&dir.0)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with("-interrupted"))
+            .collect();
+        assert_eq!(older.len(), 1);
+        assert_eq!(fs::read(older[0].path()).unwrap(), b"older");
     }
 
     #[test]

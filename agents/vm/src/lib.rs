@@ -7,12 +7,14 @@
 //! Every decision about an image is taken from the file itself, never from libvirt's per-daemon
 //! "has managed save" cache, and an image is never deleted on a failure path.
 
+pub mod capi;
 mod error;
 pub mod hypervisor;
 pub mod image;
 pub mod monitor;
 pub mod params;
 pub mod process;
+pub mod rpc;
 pub mod start;
 pub mod stop;
 pub mod validate;
@@ -20,15 +22,18 @@ pub mod xml;
 
 use std::fmt;
 use std::fs;
-use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clever_deadline::Deadline;
 use clever_ocf::{Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 pub use error::VmError;
-use hypervisor::{Hypervisor, HypervisorError, Libvirt};
+use hypervisor::{FastStatus, Hypervisor, HypervisorError, Libvirt};
 use params::{
     Settings, CONFIG, DOMAIN, HIBERNATE_DIR, HYPERVISOR, LIBVIRT_SAVE_DIR, ON_RESTORE_FAILURE,
     SHUTDOWN_TIMEOUT, STOP_METHOD,
@@ -65,10 +70,7 @@ impl Vm {
 
     fn read_identity(&self) -> Result<(String, xml::Identity), VmError> {
         let path = self.settings.config.as_path();
-        let xml = fs::read_to_string(path).map_err(|source| VmError::ConfigUnreadable {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let xml = read_config_file(path)?;
         let identity = xml::domain_identity(&xml).map_err(|reason| VmError::ConfigInvalid {
             path: path.to_path_buf(),
             reason,
@@ -96,8 +98,7 @@ impl Vm {
         match self.read_config() {
             Ok((_, name)) => Ok(Some(name)),
             Err(e @ VmError::ConfigUnreadable { .. }) => {
-                let cached = fs::read_to_string(started_file(host, instance))
-                    .ok()
+                let cached = read_started(&started_file(host, instance))
                     .map(|n| n.trim().to_owned())
                     .filter(|n| params::check_domain_name(n).is_ok());
                 match &cached {
@@ -113,7 +114,17 @@ impl Vm {
     /// Remembers which domain this node started, for a stop or monitor without the config.
     pub fn remember_started(&self, host: &Host<'_>, instance: &str, name: &str) {
         let path = started_file(host, instance);
-        let written = fs::create_dir_all(&host.run_dir).and_then(|()| fs::write(&path, name));
+        let written = fs::create_dir_all(&host.run_dir).and_then(|()| {
+            // Never through a planted symlink; only root reads it.
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&path)
+                .and_then(|mut file| file.write_all(name.as_bytes()))
+        });
         if let Err(e) = written {
             log::warn!(
                 "cannot record the started domain in {}: {e}",
@@ -123,8 +134,67 @@ impl Vm {
     }
 }
 
+/// The domain name remembered in `path`: not through a symlink, not from anything but a small
+/// regular file.
+fn read_started(path: &Path) -> Option<String> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(1024).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// Largest domain XML accepted; libvirt's own limit is 10 MiB.
+const MAX_CONFIG_LEN: u64 = 10 * 1024 * 1024;
+
+/// Reads the domain XML, refusing what is not a regular file of sane size: `config` comes from
+/// the CIB, and a FIFO would block the action, `/dev/zero` would fill the memory.
+fn read_config_file(path: &Path) -> Result<String, VmError> {
+    let unreadable = |source| VmError::ConfigUnreadable {
+        path: path.to_path_buf(),
+        source,
+    };
+    let invalid = |reason: String| VmError::ConfigInvalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(invalid("it is not a regular file".to_owned()));
+    }
+    if meta.len() > MAX_CONFIG_LEN {
+        return Err(invalid(format!(
+            "it has {} bytes, more than a domain XML's {MAX_CONFIG_LEN}",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    String::from_utf8(bytes).map_err(|_| invalid("it is not UTF-8 text".to_owned()))
+}
+
 /// `run_dir/vm-<instance>.domain`, with the instance name made file-safe.
 fn started_file(host: &Host<'_>, instance: &str) -> PathBuf {
+    host.run_dir
+        .join(format!("{}.domain", started_stem(instance)))
+}
+
+/// `vm-<instance>` with the instance name made file-safe.
+fn started_stem(instance: &str) -> String {
     let safe: String = instance
         .chars()
         .map(|c| {
@@ -135,15 +205,20 @@ fn started_file(host: &Host<'_>, instance: &str) -> PathBuf {
             }
         })
         .collect();
-    host.run_dir.join(format!("vm-{safe}.domain"))
+    format!("vm-{safe}")
 }
 
 /// How a handler opens the hypervisor: the real libvirt in production, a fake in unit tests.
 pub type Connector = dyn Fn(&str, &Deadline) -> Result<Box<dyn Hypervisor>, HypervisorError>;
 
+/// How the monitor asks for a domain's state without the C library; see
+/// [`hypervisor::fast_status`]. Unit tests have none, so their fakes answer through `connect`.
+pub type StatusQuery = dyn Fn(&str, &str, &Deadline) -> FastStatus;
+
 /// What the handlers act on besides libvirt: this host's paths.
 pub struct Host<'a> {
     pub connect: &'a Connector,
+    pub fast_status: Option<&'a StatusQuery>,
     /// `/proc`, where the domain's qemu is found without libvirt.
     pub proc_root: PathBuf,
     /// libvirt's managed-save directory, which must be `hibernate_dir`.
@@ -171,6 +246,7 @@ impl Host<'static> {
     pub fn real() -> Self {
         Self {
             connect: &connect_libvirt,
+            fast_status: Some(&hypervisor::fast_status),
             proc_root: PathBuf::from("/proc"),
             libvirt_save_dir: PathBuf::from(LIBVIRT_SAVE_DIR),
             run_dir: std::env::var_os("HA_RSCTMP")
@@ -242,11 +318,86 @@ impl Agent for Vm {
 }
 
 fn start(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    start::start(vm, context, &Host::real())
+    let host = Host::real();
+    // A configuration that start would refuse leaves nothing behind, not even the lock file.
+    vm.read_config_with_uuid()?;
+    let _lock = exclusive(&host, &context.instance, &context.deadline, true)?;
+    start::start(vm, context, &host)
 }
 
 fn stop(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    stop::stop(vm, context, &Host::real())
+    let host = Host::real();
+    // Half the stop timeout at most: a hung holder must not turn this stop into fencing.
+    let wait = context.deadline.capped(context.deadline.remaining() / 2);
+    let _lock = exclusive(&host, &context.instance, &wait, false)?;
+    stop::stop(vm, context, &host)
+}
+
+/// One start or stop of a resource at a time on this node. Pacemaker never runs two, but an
+/// admin may (by hand, or clevervm beside the cluster), and two hibernations of one domain
+/// would each take the other's image for a stale one. The lock is `run_dir/vm-INSTANCE.lock`,
+/// released when the action ends, however it ends. `required`: fail when it cannot be had
+/// before `deadline` (start); otherwise go on with a warning (stop: a failed stop is fencing).
+fn exclusive(
+    host: &Host<'_>,
+    instance: &str,
+    deadline: &Deadline,
+    required: bool,
+) -> Result<Option<Flock<fs::File>>, VmError> {
+    let path = host
+        .run_dir
+        .join(format!("{}.lock", started_stem(instance)));
+    let opened = fs::create_dir_all(&host.run_dir).and_then(|()| {
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+    });
+    let mut file = match opened {
+        Ok(file) => Some(file),
+        Err(e) => {
+            log::warn!(
+                "cannot open the lock {}: {e}; going on unlocked",
+                path.display()
+            );
+            return Ok(None);
+        }
+    };
+    let mut announced = false;
+    let locked = deadline.poll(
+        "another start or stop of this resource to end",
+        Duration::from_millis(50),
+        || {
+            let candidate = file.take()?;
+            match Flock::lock(candidate, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => Some(Ok(lock)),
+                Err((back, Errno::EWOULDBLOCK)) => {
+                    if !announced {
+                        log::warn!("another start or stop of {instance} is running; waiting");
+                        announced = true;
+                    }
+                    file = Some(back);
+                    None
+                }
+                Err((_, errno)) => Some(Err(errno)),
+            }
+        },
+    );
+    match locked {
+        Ok(Ok(lock)) => Ok(Some(lock)),
+        Ok(Err(errno)) => {
+            log::warn!("cannot lock {}: {errno}; going on unlocked", path.display());
+            Ok(None)
+        }
+        Err(e) if required => Err(e.into()),
+        Err(e) => {
+            log::error!("{e}; stopping anyway");
+            Ok(None)
+        }
+    }
 }
 
 fn monitor(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
@@ -328,6 +479,8 @@ pub(crate) mod fakes {
         pub on_start: RefCell<Vec<OnStart>>,
         pub save_fails: bool,
         pub obeys_shutdown: bool,
+        /// status fails once start has been called (libvirtd went away mid-resume).
+        pub status_fails_after_start: bool,
         /// A file that start deletes, as libvirt does with an image it boots past.
         pub start_deletes: Option<PathBuf>,
         pub calls: RefCell<Vec<&'static str>>,
@@ -354,6 +507,9 @@ pub(crate) mod fakes {
             Ok(())
         }
         fn status(&self, _: &str) -> Result<Option<DomainStatus>, HypervisorError> {
+            if self.0.status_fails_after_start && self.0.calls.borrow().contains(&"start") {
+                return Err(err("state"));
+            }
             Ok(*self.0.status.borrow())
         }
         fn start(&self, _: &str) -> Result<(), HypervisorError> {
@@ -498,6 +654,7 @@ mod tests {
         fs::create_dir_all(&empty_proc).unwrap();
         let host = Host {
             connect: &connect,
+            fast_status: None,
             proc_root: empty_proc,
             libvirt_save_dir: scratch.0.clone(),
             run_dir: scratch.0.join("run"),
@@ -554,6 +711,58 @@ mod tests {
             monitor_with(s(State::Paused, Reason::User), false).unwrap(),
             Status::Degraded(_)
         ));
+    }
+
+    /// The monitor takes the fast path's answer, and asks the library only when told to.
+    #[test]
+    fn monitor_routes_between_the_fast_path_and_the_library() {
+        let scratch = Scratch::new("route");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        let empty_proc = scratch.0.join("proc");
+        fs::create_dir_all(&empty_proc).unwrap();
+        let fake = Rc::new(Fake {
+            status: Some(DomainStatus::new(State::Running, Reason::Booted)).into(),
+            ..Fake::default()
+        });
+        let shared = Shared(Rc::clone(&fake));
+        let connect =
+            move |_: &str, _: &Deadline| -> Result<Box<dyn Hypervisor>, HypervisorError> {
+                Ok(Box::new(shared.clone()))
+            };
+        let context = Context::for_test(Action::Monitor, Deadline::after(Duration::from_secs(30)));
+        let monitor_with = |fast: &StatusQuery| {
+            let host = Host {
+                connect: &connect,
+                fast_status: Some(fast),
+                proc_root: empty_proc.clone(),
+                libvirt_save_dir: scratch.0.clone(),
+                run_dir: scratch.0.join("run"),
+            };
+            monitor::monitor(&vm, &context, &host)
+        };
+        let shut_off = |_: &str, _: &str, _: &Deadline| {
+            FastStatus::Answer(Ok(Some(DomainStatus::new(State::ShutOff, Reason::Saved))))
+        };
+        assert_eq!(monitor_with(&shut_off).unwrap(), Status::NotRunning);
+        let down = |uri: &str, _: &str, _: &Deadline| {
+            FastStatus::Answer(Err(HypervisorError::Unavailable {
+                uri: uri.to_owned(),
+                message: "down".to_owned(),
+            }))
+        };
+        // libvirtd down and no qemu in /proc: not running, and the library is not asked.
+        assert_eq!(monitor_with(&down).unwrap(), Status::NotRunning);
+        let failed = |_: &str, name: &str, _: &Deadline| {
+            FastStatus::Answer(Err(HypervisorError::Call {
+                call: "state",
+                domain: name.to_owned(),
+                message: "internal error".to_owned(),
+            }))
+        };
+        assert_eq!(monitor_with(&failed).unwrap_err().exit_code().code(), 1);
+        let fallback = |_: &str, _: &str, _: &Deadline| FastStatus::Fallback("test".to_owned());
+        // The fake library says running.
+        assert_eq!(monitor_with(&fallback).unwrap(), Status::Success);
     }
 
     #[test]
@@ -622,6 +831,35 @@ mod tests {
     }
 
     #[test]
+    fn the_remembered_name_is_never_written_or_read_through_a_symlink() {
+        let scratch = Scratch::new("symlink");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        let victim = scratch.0.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let run = scratch.0.join("run");
+        fs::create_dir_all(&run).unwrap();
+        std::os::unix::fs::symlink(&victim, run.join("vm-test.domain")).unwrap();
+        let connect = |_: &str, _: &Deadline| -> Result<Box<dyn Hypervisor>, HypervisorError> {
+            Err(HypervisorError::Library {
+                message: "unused".to_owned(),
+            })
+        };
+        let host = Host {
+            connect: &connect,
+            fast_status: None,
+            proc_root: scratch.0.join("proc"),
+            libvirt_save_dir: scratch.0.clone(),
+            run_dir: run.clone(),
+        };
+        vm.remember_started(&host, "test", "clever");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        // Config gone: the planted link is not taken for the name last started here.
+        fs::remove_file(vm.settings.config.as_path()).unwrap();
+        fs::write(&victim, "clever").unwrap();
+        assert_eq!(vm.domain_name(&host, "test").unwrap(), None);
+    }
+
+    #[test]
     fn stop_keeps_a_stale_image_aside_before_hibernating() {
         let scratch = Scratch::new("stale");
         let vm = vm(&scratch, OnRestoreFailure::Boot);
@@ -676,6 +914,78 @@ mod tests {
             .iter()
             .find(|n| n.ends_with("-restore-failed"))
             .unwrap();
+        assert_eq!(fs::read(scratch.0.join(kept)).unwrap(), image_bytes());
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_resume_leaves_no_image_and_no_hold_beside_the_running_domain() {
+        let scratch = Scratch::new("leftover");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        let image = scratch.0.join("clever.save");
+        // A hold left by an earlier interrupted resume, older than the image now there.
+        fs::write(scratch.0.join("clever.save.resuming"), b"older").unwrap();
+        fs::write(&image, image_bytes()).unwrap();
+        let fake = Rc::new(Fake {
+            on_start: vec![OnStart::Becomes(DomainStatus::new(
+                State::Running,
+                Reason::Restored,
+            ))]
+            .into(),
+            start_deletes: Some(image.clone()),
+            ..Fake::default()
+        });
+        let status = run(&fake, &scratch, Action::Start, false, |c, h| {
+            start::start(&vm, c, h)
+        });
+        assert_eq!(status.unwrap(), Status::Success);
+        let names = names_in(&scratch.0);
+        assert!(
+            !names
+                .iter()
+                .any(|n| n == "clever.save" || n.ends_with(".resuming")),
+            "{names:?}"
+        );
+        // The older hold was not deleted, only renamed.
+        assert!(
+            names.iter().any(|n| n.ends_with("-interrupted")),
+            "{names:?}"
+        );
+
+        // libvirt resumed (and consumed the image) but its state cannot be read back: the
+        // start fails, and the hold is kept aside rather than left as a second image.
+        fs::write(&image, image_bytes()).unwrap();
+        let fake = Rc::new(Fake {
+            on_start: vec![OnStart::Becomes(DomainStatus::new(
+                State::Running,
+                Reason::Restored,
+            ))]
+            .into(),
+            start_deletes: Some(image),
+            status_fails_after_start: true,
+            ..Fake::default()
+        });
+        let failed = run(&fake, &scratch, Action::Start, false, |c, h| {
+            start::start(&vm, c, h)
+        });
+        assert!(failed.is_err());
+        let names = names_in(&scratch.0);
+        assert!(
+            !names
+                .iter()
+                .any(|n| n == "clever.save" || n.ends_with(".resuming")),
+            "{names:?}"
+        );
+        let kept = names.iter().find(|n| n.ends_with("-unverified")).unwrap();
         assert_eq!(fs::read(scratch.0.join(kept)).unwrap(), image_bytes());
     }
 

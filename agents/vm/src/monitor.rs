@@ -3,7 +3,7 @@
 
 use clever_ocf::{Context, Status};
 
-use crate::hypervisor::{HypervisorError, Reason, State};
+use crate::hypervisor::{FastStatus, HypervisorError, Reason, State};
 use crate::process;
 use crate::{Host, Vm, VmError};
 
@@ -16,12 +16,31 @@ pub fn monitor(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, Vm
     };
     // A hung libvirtd must leave time to look for the qemu process and answer.
     let budget = context.deadline.remaining() * 3 / 4;
-    let hv = match (host.connect)(&vm.settings.uri, &context.deadline.capped(budget)) {
-        Ok(hv) => hv,
-        Err(e) => return without_libvirt(host, &name, &e),
+    let calls = context.deadline.capped(budget);
+    let answer = match host.fast_status {
+        Some(fast) => match fast(&vm.settings.uri, &name, &calls) {
+            FastStatus::Answer(answer) => Some(answer),
+            FastStatus::Fallback(why) => {
+                log::debug!("{why}");
+                None
+            }
+        },
+        None => None,
     };
-    let Some(status) = hv.status(&name)? else {
-        return not_running_unless_qemu(host, &name, "not defined");
+    let answer = match answer {
+        Some(answer) => answer,
+        None => match (host.connect)(&vm.settings.uri, &calls) {
+            Ok(hv) => hv.status(&name),
+            Err(e) => Err(e),
+        },
+    };
+    let status = match answer {
+        Ok(Some(status)) => status,
+        Ok(None) => return not_running_unless_qemu(host, &name, "not defined"),
+        Err(e @ (HypervisorError::Unavailable { .. } | HypervisorError::Library { .. })) => {
+            return without_libvirt(host, &name, &e)
+        }
+        Err(e) => return Err(e.into()),
     };
     match status.state {
         State::Running | State::Blocked | State::ShuttingDown => Ok(Status::Success),

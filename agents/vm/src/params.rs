@@ -139,13 +139,11 @@ impl Settings {
             })?;
         }
         let uri = HYPERVISOR.get(parameters)?;
-        if uri.chars().any(char::is_control) || uri.contains(' ') {
-            return Err(ParameterError::Invalid {
-                name: HYPERVISOR.name(),
-                value: uri.escape_default().to_string(),
-                reason: "a libvirt URI has no spaces or control characters".to_owned(),
-            });
-        }
+        check_uri(&uri).map_err(|reason| ParameterError::Invalid {
+            name: HYPERVISOR.name(),
+            value: uri.escape_default().to_string(),
+            reason,
+        })?;
         let shutdown_timeout = SHUTDOWN_TIMEOUT.get(parameters)?;
         if shutdown_timeout > MAX_SHUTDOWN_TIMEOUT {
             return Err(ParameterError::Invalid {
@@ -163,6 +161,31 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(u64::from(shutdown_timeout)),
             on_restore_failure: ON_RESTORE_FAILURE.get(parameters)?,
         })
+    }
+}
+
+/// The local QEMU system driver (`qemu:///system` or `qemu+unix:///system`, with any options
+/// after `?`, such as `socket=`): its managed-save images are the files in this node's
+/// `/var/lib/libvirt/qemu/save` that the agent inspects and keeps aside. Another host (ssh, tls,
+/// tcp) would write them where the agent cannot see them and open a network connection as
+/// root from a CIB value; the session driver saves elsewhere.
+pub fn check_uri(uri: &str) -> Result<(), String> {
+    if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("a libvirt URI has no spaces or control characters".to_owned());
+    }
+    let local_system = uri
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "qemu" | "qemu+unix"))
+        .map(|(_, rest)| rest.split_once('?').map_or(rest, |(path, _)| path))
+        == Some("/system");
+    if local_system {
+        Ok(())
+    } else {
+        Err(
+            "must be the local QEMU system driver, qemu:///system (optionally \
+             ?socket=/path): managed-save images are read and kept aside on this node"
+                .to_owned(),
+        )
     }
 }
 
@@ -208,6 +231,18 @@ mod tests {
     }
 
     #[test]
+    fn local_system_uris_are_accepted() {
+        for uri in [
+            "qemu:///system",
+            "qemu+unix:///system",
+            "qemu:///system?socket=/run/lab/libvirt-sock",
+            "qemu:///system?socket=/x&mode=legacy",
+        ] {
+            assert_eq!(check_uri(uri), Ok(()), "{uri}");
+        }
+    }
+
+    #[test]
     fn refusals() {
         let base = [
             ("config", "/srv/vm/clever.xml"),
@@ -221,6 +256,11 @@ mod tests {
             ("on_restore_failure", "delete"),
             ("shutdown_timeout", "99999"),
             ("hypervisor", "qemu:///system x"),
+            ("hypervisor", "qemu+ssh://root@evil/system"),
+            ("hypervisor", "qemu://evil/system"),
+            ("hypervisor", "qemu:///session"),
+            ("hypervisor", "xen:///system"),
+            ("hypervisor", "qemu:///system/../session"),
         ] {
             let mut pairs = base.to_vec();
             pairs.push(bad);

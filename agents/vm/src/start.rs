@@ -4,7 +4,9 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use clever_deadline::Deadline;
 use clever_ocf::{Context, Status};
 
 use crate::hypervisor::{DomainStatus, Hypervisor, Reason, State};
@@ -19,11 +21,20 @@ pub fn start(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, VmEr
     vm.check_bound(host)?;
     let hv = (host.connect)(&vm.settings.uri, deadline)?;
     vm.remember_started(host, &context.instance, &name);
-    if let Some(status) = hv.status(&name)? {
+    if let Some(status) = settled_status(&*hv, &name, deadline)? {
         match status.state {
             State::Running | State::Blocked => {
                 log::info!("domain {name} is already {status}");
                 let path = image::image_path(vm.settings.hibernate_dir.as_path(), &name);
+                // A start interrupted after libvirt had resumed the image leaves its hold.
+                match image::drop_hold(&path, "interrupted") {
+                    Ok(Some(kept)) => log::warn!(
+                        "kept the hold of an interrupted resume of {name} as {}",
+                        kept.display()
+                    ),
+                    Ok(None) => {}
+                    Err(e) => log::warn!("cannot end the hold of {}: {e}", path.display()),
+                }
                 if path.exists() {
                     log::error!(
                         "{} exists while {name} runs: it is stale and will be kept aside at the \
@@ -51,16 +62,14 @@ pub fn start(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, VmEr
         })?;
     match inspection {
         Inspection::Absent => {
-            let hold = path.with_extension("save.resuming");
-            if hold.exists() {
-                // A start was interrupted after libvirt consumed the image; keep its copy.
-                match image::keep_aside(&hold, "interrupted") {
-                    Ok(kept) => log::warn!(
-                        "kept the hold of an interrupted resume as {}",
-                        kept.display()
-                    ),
-                    Err(e) => log::warn!("cannot keep {} aside: {e}", hold.display()),
-                }
+            // A start was interrupted after libvirt consumed the image; keep its copy.
+            match image::drop_hold(&path, "interrupted") {
+                Ok(Some(kept)) => log::warn!(
+                    "kept the hold of an interrupted resume as {}",
+                    kept.display()
+                ),
+                Ok(None) => {}
+                Err(e) => log::warn!("cannot end the hold of {}: {e}", path.display()),
             }
             log::info!(
                 "no hibernation image {}: cold boot of {name}",
@@ -74,6 +83,33 @@ pub fn start(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, VmEr
         }
         Inspection::Usable { size } => resume(vm, &*hv, &path, &name, size),
     }
+}
+
+/// The domain's state once no start or restore is under way: an earlier start that the executor
+/// ended at its timeout leaves libvirt restoring the image, and this one must see the outcome,
+/// not the transition.
+fn settled_status(
+    hv: &dyn Hypervisor,
+    name: &str,
+    deadline: &Deadline,
+) -> Result<Option<DomainStatus>, VmError> {
+    let starting = |status: &Option<DomainStatus>| {
+        status.is_some_and(|s| s.state == State::Paused && s.reason == Reason::StartingUp)
+    };
+    let status = hv.status(name)?;
+    if !starting(&status) {
+        return Ok(status);
+    }
+    log::info!("domain {name} is still being started or restored by libvirt; waiting for it");
+    let settled = deadline.poll(
+        "libvirt to finish starting the domain",
+        Duration::from_millis(100),
+        || match hv.status(name) {
+            Ok(status) if starting(&status) => None,
+            other => Some(other),
+        },
+    )?;
+    settled.map_err(VmError::from)
 }
 
 /// Cold boot (no image file is left, so libvirt boots) and check the domain runs.
@@ -145,23 +181,40 @@ fn resume(
     };
     let started = std::time::Instant::now();
     let outcome = hv.start(name);
-    let status = outcome
-        .as_ref()
-        .ok()
-        .map(|()| hv.status(name))
-        .transpose()?
-        .flatten();
+    let status = match &outcome {
+        Ok(()) => match hv.status(name) {
+            Ok(status) => status,
+            Err(e) => {
+                // libvirt took the image but what it made of it is unknown: the hold is not
+                // left behind as a second image, nor deleted, but kept aside.
+                if held.is_some() {
+                    match image::drop_hold(path, "unverified") {
+                        Ok(Some(kept)) => log::error!(
+                            "resume of {name} not verified; its image is kept as {}",
+                            kept.display()
+                        ),
+                        Ok(None) => {}
+                        Err(e) => log::error!("cannot end the hold of {}: {e}", path.display()),
+                    }
+                }
+                return Err(e.into());
+            }
+        },
+        Err(_) => None,
+    };
     match (outcome, status) {
         (Ok(()), Some(status)) if resumed(&status) || paused_after_restore(&status) => {
-            if status.state == State::Paused {
-                log::info!("{name} was hibernated while paused; resuming its CPUs");
-                hv.resume(name)?;
-            }
             log::info!(
                 "domain {name} resumed from its hibernation image in {:.1?}",
                 started.elapsed()
             );
+            // The RAM state lives in the domain now: no image of it may stay behind, whatever
+            // happens next.
             release(path, held.as_deref());
+            if status.state == State::Paused {
+                log::info!("{name} was hibernated while paused; resuming its CPUs");
+                hv.resume(name)?;
+            }
             Ok(Status::Success)
         }
         (Ok(()), Some(status)) if status.is_active() => {

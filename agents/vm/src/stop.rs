@@ -125,6 +125,15 @@ fn hibernate(vm: &Vm, hv: &dyn Hypervisor, name: &str, deadline: &Deadline, host
         return;
     }
     let path = image::image_path(vm.settings.hibernate_dir.as_path(), name);
+    // The hold of an interrupted resume would otherwise sit beside the new image.
+    match image::drop_hold(&path, "stale") {
+        Ok(Some(kept)) => log::warn!(
+            "kept the hold of an earlier resume of {name} as {}",
+            kept.display()
+        ),
+        Ok(None) => {}
+        Err(e) => log::warn!("cannot end the hold of {}: {e}", path.display()),
+    }
     if path.exists() {
         // An image while the domain runs is stale; libvirt would overwrite it.
         match image::keep_aside(&path, "stale") {

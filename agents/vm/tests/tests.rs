@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
+mod hostile;
 mod lab;
 
 use std::fs;
@@ -315,10 +316,140 @@ fn hung_libvirtd_neither_hides_the_vm_nor_blocks_its_stop() {
     );
     assert_eq!(probe.code, Some(190), "{}", probe.stderr);
     assert!(probe.took < Duration::from_secs(8));
+    let recurring = node.agent(
+        "monitor",
+        &p,
+        &[RECURRING, ("OCF_RESKEY_CRM_meta_timeout", "8000")],
+    );
+    assert_eq!(recurring.code, Some(190), "{}", recurring.stderr);
+    assert!(recurring.took < Duration::from_secs(8));
+    // A domain this node does not run: the hung daemon cannot make it look alive, or dead
+    // with an error.
+    let absent = node.agent(
+        "monitor",
+        &[
+            ("config", config),
+            ("domain", "cvt-absent"),
+            ("hibernate_dir", "/dev/shm"),
+        ],
+        &[PROBE, ("OCF_RESKEY_CRM_meta_timeout", "8000")],
+    );
+    assert_eq!(absent.code, Some(7), "{}", absent.stderr);
+    assert!(absent.took < Duration::from_secs(8));
     let stop = node.agent("stop", &p, &[("OCF_RESKEY_CRM_meta_timeout", "40000")]);
     assert_eq!(stop.code, Some(0), "{}", stop.stderr);
     assert!(stop.took < Duration::from_secs(40), "{:?}", stop.took);
     assert!(node.qemu_pids(domain).is_empty());
+}
+
+/// The executor's SIGTERM at the timeout of a start, while libvirt resumes the image: the agent
+/// leaves no process behind, and the next start converges to a resumed VM with neither the
+/// image nor its hold left beside it, and nothing deleted. Whether the kill came before or
+/// after libvirt's restore is up to the scheduler; both paths must end the same way.
+#[test]
+fn sigterm_mid_resume_leaves_neither_image_nor_hold_behind() {
+    let _serial = lab::serial_guard();
+    let lab = Lab::new("sigterm");
+    let node = Node::start(&lab, "a", &NodeOptions::default());
+    let domain = "cvt-sigterm";
+    let config = lab.domain_xml(domain, 128);
+    let config = config.to_str().unwrap();
+    let p = params(config, &node);
+    assert_eq!(node.agent("start", &p, &[]).code, Some(0));
+    let before = lab.wait_count_above(domain, 1);
+    assert_eq!(node.agent("stop", &p, &[]).code, Some(0));
+    let frozen = lab.serial(domain).counts.last().copied().unwrap();
+    assert!(frozen >= before);
+
+    let hold = lab.shared.join(format!("{domain}.save.resuming"));
+    let mut start = Command::new("nsenter")
+        .arg("-t")
+        .arg(node.init_pid.to_string())
+        .args(["-m", "-p", "--", lab::AGENT, "start"])
+        .env("HA_LOGFACILITY", "none")
+        .env("OCF_RESOURCE_INSTANCE", "vm-a")
+        .env("OCF_RESKEY_config", config)
+        .env("OCF_RESKEY_hibernate_dir", &node.hibernate_dir)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The hold appears just before libvirt is asked to resume.
+    wait_until(Duration::from_secs(60), "the resume to begin", || {
+        hold.exists()
+    });
+    let agent = node
+        .processes()
+        .into_iter()
+        .find(|pid| fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "vm"))
+        .expect("the agent is running");
+    signal(agent, "TERM");
+    let status = start.wait().unwrap();
+    assert!(!status.success(), "the start survived SIGTERM: {status:?}");
+    wait_until(Duration::from_secs(10), "the agent to be gone", || {
+        !node.processes().contains(&agent)
+    });
+
+    let again = node.agent("start", &p, &[]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(node.domstate(domain), "running (restored)");
+    let left = lab.shared_files(domain);
+    assert!(
+        !left
+            .iter()
+            .any(|n| *n == format!("{domain}.save") || n.ends_with(".resuming")),
+        "{left:?}"
+    );
+    lab.wait_count_above(domain, frozen);
+    let serial = lab.serial(domain);
+    assert_eq!(
+        serial.boots, 1,
+        "the VM was rebooted, not resumed: {serial:?}"
+    );
+    assert!(serial.increasing(), "{serial:?}");
+    // A stop then hibernates cleanly: one image, no hold beside it.
+    assert_eq!(node.agent("stop", &p, &[]).code, Some(0));
+    let after = lab.shared_files(&format!("{domain}.save"));
+    assert!(after.contains(&format!("{domain}.save")), "{after:?}");
+    assert!(!after.iter().any(|n| n.ends_with(".resuming")), "{after:?}");
+    node.agent("stop", &with(p, &[("stop_method", "destroy")]), &[]);
+}
+
+/// Two stops of one resource at once (an admin beside Pacemaker): the second waits for the
+/// first's hibernation and finds the domain saved, instead of taking the image being written
+/// for a stale one and powering the VM off mid-save.
+#[test]
+fn two_stops_at_once_hibernate_once() {
+    let _serial = lab::serial_guard();
+    let lab = Lab::new("twostops");
+    let node = Node::start(&lab, "a", &NodeOptions::default());
+    let domain = "cvt-twostops";
+    let config = lab.domain_xml(domain, 256);
+    let config = config.to_str().unwrap();
+    let p = params(config, &node);
+    assert_eq!(node.agent("start", &p, &[]).code, Some(0));
+    lab.wait_count_above(domain, 1);
+    let runs: Vec<lab::Run> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| node.agent("stop", &p, &[])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for run in &runs {
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+    }
+    assert!(
+        runs.iter()
+            .any(|r| r.stderr.contains("is already shut off (saved)")),
+        "one stop must find the other's work done: {runs:?}"
+    );
+    assert_eq!(node.domstate(domain), "shut off (saved)");
+    assert_eq!(magic(&lab.image(domain)), MAGIC_SAVE);
+    let files = lab.shared_files(&format!("{domain}.save"));
+    assert_eq!(files, [format!("{domain}.save")], "nothing kept aside");
+    let start = node.agent("start", &p, &[]);
+    assert_eq!(start.code, Some(0), "{}", start.stderr);
+    assert_eq!(node.domstate(domain), "running (restored)");
+    node.agent("stop", &with(p, &[("stop_method", "destroy")]), &[]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -428,9 +559,21 @@ fn slow_hibernation_is_aborted_within_the_stop_timeout() {
         "{}",
         stop.stderr
     );
-    assert!(stop.stderr.contains("was aborted"), "{}", stop.stderr);
     assert!(node.qemu_pids(domain).is_empty());
-    assert!(!lab.image(domain).exists() || magic(&lab.image(domain)) != MAGIC_SAVE);
+    // When the deadline passes, the save is aborted; on a quiet machine qemu may already have
+    // handed over all of its RAM by then (libvirt answers the abort with "domain is not
+    // running") and the save completes within the abort's grace: the image is then whole.
+    if stop.stderr.contains("was aborted") {
+        assert!(!lab.image(domain).exists() || magic(&lab.image(domain)) != MAGIC_SAVE);
+    } else {
+        assert!(
+            stop.stderr.contains("cannot abort") && stop.stderr.contains("hibernated cvt-slow"),
+            "{}",
+            stop.stderr
+        );
+        assert_eq!(magic(&lab.image(domain)), MAGIC_SAVE);
+        assert_eq!(node.domstate(domain), "shut off (saved)");
+    }
     assert_eq!(node.agent("monitor", &p, &[PROBE]).code, Some(7));
 }
 

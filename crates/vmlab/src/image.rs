@@ -23,13 +23,14 @@ use crate::packages::{self, Package};
 pub const INIT: &str = include_str!("guest/init.sh");
 
 /// Bumped when what goes into the base image changes in a way the inputs below do not show.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// Kernel modules the guests load, each after its dependencies.
 const MODULES: &[&str] = &[
     "virtio_pci",
     "virtio_blk",
     "virtio_net",
+    "virtio_console",
     "crc32c_generic",
     "drbd",
     "ext4",
@@ -127,7 +128,9 @@ fn build_into(
         )?;
         elves.push(PathBuf::from(&host));
     }
-    // fsck runs fsck.<type>; mke2fs reads its defaults from here.
+    // fsck runs fsck.<type>; mke2fs reads its defaults from here. busybox sh prefers its own
+    // applets (its mke2fs makes only ext2) to PATH, but has no mkfs.ext4.
+    archive.symlink("/usr/local/sbin/mkfs.ext4", "mke2fs");
     add_from(
         &mut archive,
         Path::new("/"),

@@ -4,7 +4,7 @@
 //!
 //! Everything is built at test time from Debian packages ([`image`]): no prepared disk image,
 //! nothing downloaded but `.deb` files through apt. Each guest is a busybox initramfs with a
-//! control loop on its second serial port ([`Vm::run`] runs a script there with a timeout and
+//! control loop on a virtio serial port ([`Vm::run`] runs a script there with a timeout and
 //! returns its exit code and output); the two guests share a private link (`-netdev dgram` over
 //! unix sockets, no host networking) that [`VmLab::set_link`] cuts and restores through QMP.
 //! [`GuestCommands`] points our command seam into a guest, so host-side code (the DRBD reader,

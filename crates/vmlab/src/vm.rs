@@ -1,4 +1,4 @@
-//! One VM node: a qemu (TCG) process, its console log, the control channel on its second serial
+//! One VM node: a qemu (TCG) process, its console log, the control channel on a virtio serial
 //! port, and its QMP monitor.
 
 use std::fs;
@@ -61,6 +61,8 @@ pub struct Vm {
 struct Channel {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
+    /// A line read in part when a wait ended; the rest comes with the next read.
+    pending: String,
     next_id: u64,
 }
 
@@ -103,7 +105,7 @@ impl Vm {
             .map_err(io_error("sizing", &files.disk))?;
         drop(disk);
         let append = format!(
-            "console=ttyS0 quiet panic=-1 lab.name={} lab.ip={}",
+            "console=ttyS0 loglevel=6 panic=-1 lab.name={} lab.ip={}",
             spec.name, spec.address
         );
         let path = |p: &Path| p.to_string_lossy().into_owned();
@@ -128,7 +130,11 @@ impl Vm {
                     path(&files.control)
                 ),
             ])
-            .args(["-serial", "chardev:ctl"])
+            .args(["-device", "virtio-serial-pci,id=serial"])
+            .args([
+                "-device",
+                "virtserialport,bus=serial.0,chardev=ctl,name=lab.ctl",
+            ])
             .args([
                 "-qmp",
                 &format!("unix:{},server=on,wait=off", path(&files.qmp)),
@@ -204,6 +210,7 @@ impl Vm {
             channel: Mutex::new(Channel {
                 reader: BufReader::new(stream),
                 writer,
+                pending: String::new(),
                 next_id: 1,
             }),
         };
@@ -242,8 +249,11 @@ impl Vm {
 
     fn wait_for_line(&self, wanted: &str, deadline: &Deadline) -> Result<(), VmLabError> {
         let mut channel = self.lock_channel()?;
+        let Channel {
+            reader, pending, ..
+        } = &mut *channel;
         loop {
-            let line = self.read_line(&mut channel.reader, deadline)?;
+            let line = self.read_line(reader, pending, deadline)?;
             if line.trim() == wanted {
                 return Ok(());
             }
@@ -259,9 +269,9 @@ impl Vm {
     fn read_line(
         &self,
         reader: &mut BufReader<UnixStream>,
+        line: &mut String,
         deadline: &Deadline,
     ) -> Result<String, VmLabError> {
-        let mut line = String::new();
         loop {
             let remaining = deadline.remaining();
             if remaining.is_zero() {
@@ -271,9 +281,9 @@ impl Vm {
                 )));
             }
             let _ = reader.get_ref().set_read_timeout(Some(remaining));
-            match reader.read_line(&mut line) {
+            match reader.read_line(line) {
                 Ok(0) => return Err(self.guest_error("control channel closed: qemu exited")),
-                Ok(_) if line.ends_with('\n') => return Ok(line),
+                Ok(_) if line.ends_with('\n') => return Ok(std::mem::take(line)),
                 Ok(_) => {}
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -300,7 +310,10 @@ impl Vm {
         let (mut stdout, mut stderr) = (String::new(), String::new());
         let mut section = None;
         loop {
-            let line = self.read_line(&mut channel.reader, &deadline)?;
+            let Channel {
+                reader, pending, ..
+            } = &mut *channel;
+            let line = self.read_line(reader, pending, &deadline)?;
             let line = line.trim();
             if line == out_marker {
                 section = Some(&mut stdout);
@@ -363,13 +376,14 @@ impl Vm {
             .try_clone()
             .map_err(io_error("cloning the QMP socket", &path))?;
         let mut reader = BufReader::new(stream);
+        let mut pending = String::new();
         let name = command["execute"].as_str().unwrap_or_default().to_owned();
         let mut answer = |request: &serde_json::Value| -> Result<serde_json::Value, VmLabError> {
             writer
                 .write_all(format!("{request}\n").as_bytes())
                 .map_err(io_error("writing to QMP", &path))?;
             loop {
-                let line = self.read_line(&mut reader, &deadline)?;
+                let line = self.read_line(&mut reader, &mut pending, &deadline)?;
                 let value: serde_json::Value =
                     serde_json::from_str(&line).unwrap_or(serde_json::Value::Null);
                 if let Some(result) = value.get("return") {
@@ -402,5 +416,5 @@ impl Drop for Vm {
 fn tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(25)..].join("\n")
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }

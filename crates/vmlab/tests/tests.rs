@@ -77,14 +77,25 @@ fn provision(vm: &Vm, args: &str) -> String {
 
 /// One drbdfs action in the guest, with the environment Pacemaker gives it.
 fn drbdfs(vm: &Vm, action: &str) -> ScriptOutput {
+    drbdfs_with(vm, action, "")
+}
+
+/// One drbdfs action with more environment (`OCF_CHECK_LEVEL=20`, a shorter timeout).
+fn drbdfs_with(vm: &Vm, action: &str, environment: &str) -> ScriptOutput {
     let script = format!(
         "OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=fs_data HA_LOGFACILITY=none \
          OCF_RESKEY_CRM_meta_on_node={node} OCF_RESKEY_CRM_meta_timeout=20000 \
          OCF_RESKEY_device={DEVICE} OCF_RESKEY_directory={MOUNT} OCF_RESKEY_fstype=ext4 \
-         {AGENT} {action}",
+         {environment} {AGENT} {action}",
         node = vm.name()
     );
     vm.run(&script, Duration::from_secs(60)).unwrap()
+}
+
+/// Asserts an action's exit code, showing what the agent said otherwise.
+#[track_caller]
+fn expect(output: &ScriptOutput, code: i32, what: &str) {
+    assert_eq!(output.code, code, "{what}: {output:#?}");
 }
 
 /// The exit reason drbdfs printed (what `crm_mon` would show).
@@ -193,8 +204,230 @@ fn drbdfs_and_the_state_reader_against_real_drbd84() {
         ));
     }
     eprintln!("connected inconsistent checked at {:?}", started.elapsed());
-    let _ = (
-        replication_health,
-        ReplicationHealth::Healthy(String::new()),
+
+    // 3. Initial sync in progress. Paused first, so the state is there to be read however fast
+    //    the sync would run: alpha is SyncSource (PausedSyncS), beta SyncTarget (PausedSyncT).
+    sh(alpha, "drbdadm pause-sync r0 && drbdadm primary --force r0");
+    wait_proc(alpha, &["cs:PausedSyncS", "ro:Primary/Secondary"]);
+    wait_proc(beta, &["cs:PausedSyncT", "ds:Inconsistent/UpToDate"]);
+    let r = read(beta);
+    assert_eq!(
+        connection(&r).peer_devices[0].replication,
+        ReplicationState::PausedSyncT
     );
+    let verdict = mount_verdict(&r, Promotion::Explicit);
+    assert!(
+        matches!(&verdict, MountVerdict::Wait(reason) if reason.contains("resync") && reason.contains("paused")),
+        "{verdict:?}"
+    );
+    let start = drbdfs_with(beta, "start", "OCF_RESKEY_CRM_meta_timeout=4000");
+    expect(&start, 1, "start on a SyncTarget waits, then gives up");
+    assert!(
+        exit_reason(&start).contains("resync"),
+        "{}",
+        exit_reason(&start)
+    );
+    // No discard: DRBD 8.4 replicates a discard of the whole device, which ends the sync at once.
+    sh(alpha, &format!("mkfs.ext4 -q -E nodiscard {DEVICE}"));
+    wait_proc(beta, &["cs:PausedSyncT"]);
+    // The SyncSource is Primary with UpToDate data: it mounts, and replication is degraded.
+    expect(&drbdfs(alpha, "start"), 0, "start on the SyncSource");
+    let monitor = drbdfs(alpha, "monitor");
+    expect(&monitor, 190, "monitor during the resync");
+    assert!(
+        exit_reason(&monitor).contains("resync to peer"),
+        "{}",
+        exit_reason(&monitor)
+    );
+    sh(alpha, "drbdadm resume-sync r0");
+    eprintln!("sync in progress checked at {:?}", started.elapsed());
+
+    // 4. Primary/Secondary, UpToDate on both: mounted, monitor 0 at every depth.
+    wait_proc(
+        alpha,
+        &[
+            "cs:Connected",
+            "ro:Primary/Secondary",
+            "ds:UpToDate/UpToDate",
+        ],
+    );
+    wait_proc(
+        beta,
+        &[
+            "cs:Connected",
+            "ro:Secondary/Primary",
+            "ds:UpToDate/UpToDate",
+        ],
+    );
+    let r = read(alpha);
+    assert!(
+        matches!(replication_health(&r), ReplicationHealth::Healthy(_)),
+        "{:?}",
+        replication_health(&r)
+    );
+    for level in ["0", "10", "20"] {
+        let monitor = drbdfs_with(alpha, "monitor", &format!("OCF_CHECK_LEVEL={level}"));
+        expect(
+            &monitor,
+            0,
+            &format!("monitor depth {level}, UpToDate/UpToDate"),
+        );
+    }
+    sh(
+        alpha,
+        &format!("echo written-on-alpha > {MOUNT}/proof && sync"),
+    );
+    assert!(!sh(alpha, &format!("cat {MOUNT}/.clever-drbdfs/alpha.status")).is_empty());
+
+    // 5. Secondary while the peer is Primary: start refused with the reason, monitor says
+    //    not running.
+    let start = drbdfs(beta, "start");
+    expect(&start, 1, "start on the Secondary");
+    assert!(
+        exit_reason(&start).contains("peer is Primary"),
+        "{}",
+        exit_reason(&start)
+    );
+    expect(&drbdfs(beta, "monitor"), 7, "monitor on the Secondary");
+    eprintln!("primary/secondary checked at {:?}", started.elapsed());
+
+    // 6. Switchover: stop and demote on alpha, promote and start on beta; the data came along.
+    expect(&drbdfs(alpha, "stop"), 0, "stop on alpha");
+    expect(&drbdfs(alpha, "monitor"), 7, "monitor after stop");
+    sh(alpha, "drbdadm secondary r0");
+    sh(beta, "drbdadm primary r0");
+    expect(
+        &drbdfs(beta, "start"),
+        0,
+        "start on beta after the switchover",
+    );
+    assert_eq!(
+        sh(beta, &format!("cat {MOUNT}/proof")).trim(),
+        "written-on-alpha"
+    );
+    expect(&drbdfs(beta, "monitor"), 0, "monitor on beta");
+    expect(&drbdfs(alpha, "start"), 1, "start on the new Secondary");
+    eprintln!("switchover checked at {:?}", started.elapsed());
+
+    // 7. The replication link is cut while beta has it mounted: degraded (190), writes go on.
+    lab.set_link(false).unwrap();
+    wait_proc(beta, &["ro:Primary/Unknown", "ds:UpToDate/DUnknown"]);
+    let monitor = drbdfs(beta, "monitor");
+    expect(&monitor, 190, "monitor with the link cut");
+    assert!(
+        exit_reason(&monitor).contains("disconnected"),
+        "{}",
+        exit_reason(&monitor)
+    );
+    sh(
+        beta,
+        &format!("echo written-while-cut > {MOUNT}/cut && sync"),
+    );
+    let monitor = drbdfs_with(beta, "monitor", "OCF_CHECK_LEVEL=20");
+    expect(&monitor, 190, "depth 20 monitor with the link cut");
+    eprintln!("link cut checked at {:?}", started.elapsed());
+
+    // 8. The link comes back: DRBD reconnects and resyncs what changed, monitor is 0 again.
+    lab.set_link(true).unwrap();
+    wait_proc(
+        beta,
+        &[
+            "cs:Connected",
+            "ro:Primary/Secondary",
+            "ds:UpToDate/UpToDate",
+        ],
+    );
+    wait_proc(alpha, &["cs:Connected", "ds:UpToDate/UpToDate"]);
+    expect(&drbdfs(beta, "monitor"), 0, "monitor after the resync");
+    eprintln!("reconnect and resync checked at {:?}", started.elapsed());
+
+    // 9. StandAlone: alpha disconnects by hand; the Primary sees its peer gone.
+    sh(alpha, "drbdadm disconnect r0");
+    wait_proc(alpha, &["cs:StandAlone", "ro:Secondary/Unknown"]);
+    let r = read(alpha);
+    assert_eq!(connection(&r).state, ConnectionState::StandAlone, "{r:?}");
+    wait_proc(beta, &["cs:WFConnection"]);
+    expect(
+        &drbdfs(beta, "monitor"),
+        190,
+        "monitor on the Primary of a StandAlone peer",
+    );
+
+    // 10. Outdated: alpha's data is marked stale; DRBD and drbdfs both refuse it.
+    sh(alpha, "drbdadm outdate r0");
+    wait_proc(alpha, &["ds:Outdated/DUnknown"]);
+    let promote = alpha
+        .run("drbdadm primary r0", Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(
+        promote.code, 17,
+        "DRBD refuses to promote Outdated data: {promote:?}"
+    );
+    let start = drbdfs(alpha, "start");
+    expect(&start, 1, "start on Outdated data");
+    assert!(
+        exit_reason(&start).contains("Outdated: refusing to mount stale data"),
+        "{}",
+        exit_reason(&start)
+    );
+    sh(alpha, "drbdadm connect r0");
+    wait_proc(alpha, &["cs:Connected", "ds:UpToDate/UpToDate"]);
+    wait_proc(beta, &["cs:Connected", "ds:UpToDate/UpToDate"]);
+    eprintln!("standalone and outdated checked at {:?}", started.elapsed());
+
+    // 11. Split brain: while cut, alpha is promoted and mounted too, both write; when the link
+    //     comes back DRBD drops the connection on both sides and waits for a human.
+    lab.set_link(false).unwrap();
+    wait_proc(alpha, &["cs:WFConnection", "ro:Secondary/Unknown"]);
+    wait_proc(beta, &["cs:WFConnection", "ro:Primary/Unknown"]);
+    sh(alpha, "drbdadm primary r0");
+    expect(
+        &drbdfs(alpha, "start"),
+        0,
+        "start on the partitioned node, promoted by hand",
+    );
+    sh(alpha, &format!("echo alpha-side > {MOUNT}/split && sync"));
+    sh(beta, &format!("echo beta-side > {MOUNT}/split && sync"));
+    lab.set_link(true).unwrap();
+    wait_proc(alpha, &["cs:StandAlone", "ro:Primary/Unknown"]);
+    wait_proc(beta, &["cs:StandAlone", "ro:Primary/Unknown"]);
+    for vm in [alpha, beta] {
+        let monitor = drbdfs(vm, "monitor");
+        expect(&monitor, 190, "monitor in split brain");
+        let reason = exit_reason(&monitor);
+        assert!(reason.contains("split-brain"), "{reason}");
+        assert!(reason.contains("--discard-my-data"), "{reason}");
+    }
+    eprintln!("split brain checked at {:?}", started.elapsed());
+
+    // 12. Recovery as the exit reason says: alpha's changes are discarded, beta's kept.
+    expect(&drbdfs(alpha, "stop"), 0, "stop on the split-brain victim");
+    sh(
+        alpha,
+        "drbdadm secondary r0 && drbdadm connect --discard-my-data r0",
+    );
+    sh(beta, "drbdadm connect r0");
+    wait_proc(
+        alpha,
+        &[
+            "cs:Connected",
+            "ro:Secondary/Primary",
+            "ds:UpToDate/UpToDate",
+        ],
+    );
+    wait_proc(
+        beta,
+        &[
+            "cs:Connected",
+            "ro:Primary/Secondary",
+            "ds:UpToDate/UpToDate",
+        ],
+    );
+    expect(
+        &drbdfs(beta, "monitor"),
+        0,
+        "monitor after the split-brain recovery",
+    );
+    assert_eq!(sh(beta, &format!("cat {MOUNT}/split")).trim(), "beta-side");
+    eprintln!("split-brain recovery checked at {:?}", started.elapsed());
 }

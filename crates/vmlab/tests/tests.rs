@@ -13,12 +13,17 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use clever_command::{CommandError, CommandLine, HostCommands, Output, RunCommand};
 use clever_deadline::Deadline;
 use clever_drbd::{
     mount_verdict, replication_health, ConnectionState, DiskState, DrbdStatusSource, HostDrbd,
     MountVerdict, Promotion, ReplicationHealth, ReplicationState, Resource, Role,
 };
+use clever_pacemaker::Pacemaker;
 use clever_vmlab::{GuestCommands, LabConfig, ScriptOutput, Vm, VmLab, PROVISION_DRBD};
+use clevervm::collect::{collect, Sources};
+use clevervm::model::StorageView;
+use clevervm::problems::{problems, Problem};
 
 const RES: &str = "r0";
 const DEVICE: &str = "/dev/drbd0";
@@ -142,6 +147,44 @@ fn wait_proc(vm: &Vm, wanted: &[&str]) -> String {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// `clevervm status` on `vm` with no Pacemaker there: drbdsetup runs in the guest, the Pacemaker
+/// tools on the host against a CIB file that configures r0's promotable clone and drbdfs.
+#[derive(Debug, Clone, Copy)]
+struct DrbdInGuest<'a>(GuestCommands<'a>);
+
+impl RunCommand for DrbdInGuest<'_> {
+    fn run(&self, command: &CommandLine, deadline: &Deadline) -> Result<Output, CommandError> {
+        if command.program() == "drbdsetup" {
+            self.0.run(command, deadline)
+        } else {
+            HostCommands.run(command, deadline)
+        }
+    }
+}
+
+/// The DRBD section of `clevervm status` on `vm`, its problems, and the rendered text.
+fn clevervm_status(vm: &Vm) -> (StorageView, Vec<Problem>, String) {
+    let cib = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cib.xml");
+    let runner = DrbdInGuest(GuestCommands::new(vm));
+    let sources = Sources {
+        runner,
+        pacemaker: Pacemaker::on_file(runner, &cib),
+        cib_on_disk: cib.clone(),
+        // The mount is in the guest: the host has no mount view of it.
+        proc_root: PathBuf::from("/nonexistent"),
+    };
+    let snapshot = collect(&sources, &Deadline::after(Duration::from_secs(60)));
+    let found = problems(&snapshot);
+    let text = clevervm::render::render(&snapshot, &found);
+    assert_eq!(snapshot.storage.len(), 1, "{text}");
+    (snapshot.storage[0].clone(), found, text)
+}
+
+/// The problems `clevervm status` lists about DRBD.
+fn drbd_problems(found: &[Problem]) -> Vec<&Problem> {
+    found.iter().filter(|p| p.what.contains("DRBD")).collect()
 }
 
 fn connection(resource: &Resource) -> &clever_drbd::Connection {
@@ -273,6 +316,14 @@ fn drbdfs_and_the_state_reader_against_real_drbd84() {
             &format!("monitor depth {level}, UpToDate/UpToDate"),
         );
     }
+    let (storage, found, text) = clevervm_status(alpha);
+    assert_eq!(storage.local_role.as_deref(), Some("Primary"), "{text}");
+    assert_eq!(storage.local_disk.as_deref(), Some("UpToDate"), "{text}");
+    assert_eq!(storage.peers[0].connection, "Connected", "{text}");
+    assert_eq!(storage.peers[0].role, "Secondary", "{text}");
+    assert_eq!(storage.peers[0].disk, "UpToDate", "{text}");
+    assert!(!storage.degraded && !storage.split_brain, "{text}");
+    assert!(drbd_problems(&found).is_empty(), "{text}");
     sh(
         alpha,
         &format!("echo written-on-alpha > {MOUNT}/proof && sync"),
@@ -311,13 +362,29 @@ fn drbdfs_and_the_state_reader_against_real_drbd84() {
 
     // 7. The replication link is cut while beta has it mounted: degraded (190), writes go on.
     lab.set_link(false).unwrap();
-    wait_proc(beta, &["ro:Primary/Unknown", "ds:UpToDate/DUnknown"]);
+    wait_proc(
+        beta,
+        &[
+            "cs:WFConnection",
+            "ro:Primary/Unknown",
+            "ds:UpToDate/DUnknown",
+        ],
+    );
     let monitor = drbdfs(beta, "monitor");
     expect(&monitor, 190, "monitor with the link cut");
     assert!(
         exit_reason(&monitor).contains("disconnected"),
         "{}",
         exit_reason(&monitor)
+    );
+    let (storage, found, text) = clevervm_status(beta);
+    assert!(storage.degraded && !storage.split_brain, "{text}");
+    assert_eq!(storage.peers[0].connection, "Connecting", "{text}");
+    assert!(
+        drbd_problems(&found)
+            .iter()
+            .any(|p| p.what.contains("disconnected")),
+        "{text}"
     );
     sh(
         beta,
@@ -397,6 +464,19 @@ fn drbdfs_and_the_state_reader_against_real_drbd84() {
         let reason = exit_reason(&monitor);
         assert!(reason.contains("split-brain"), "{reason}");
         assert!(reason.contains("--discard-my-data"), "{reason}");
+    }
+    for vm in [alpha, beta] {
+        let (storage, found, text) = clevervm_status(vm);
+        assert!(storage.split_brain, "{text}");
+        assert_eq!(storage.peers[0].connection, "StandAlone", "{text}");
+        let problem = drbd_problems(&found);
+        assert!(
+            problem
+                .iter()
+                .any(|p| p.what.contains("split brain") && p.fix.contains("--discard-my-data")),
+            "{text}"
+        );
+        assert!(text.contains("split brain"), "{text}");
     }
     eprintln!("split brain checked at {:?}", started.elapsed());
 

@@ -14,7 +14,7 @@ AGENTS := $(patsubst agents/%/Cargo.toml,%,$(wildcard agents/*/Cargo.toml))
 OCF_AGENTS := $(filter-out clevervm,$(AGENTS))
 RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: all setup build build-only lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench clean
+.PHONY: all setup build build-only lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench clean vagrant-validate
 
 all: build
 
@@ -41,7 +41,14 @@ unit-test: setup
 install-test: build
 	bash scripts/check-install.sh $(OCF_AGENTS)
 
-test: lint unit-test install-test deb-test fuzz-smoke
+test: lint unit-test install-test deb-test fuzz-smoke vagrant-validate
+
+# The Vagrantfile parses and its configuration is valid, for both providers (no VM is started:
+# CI has no box to boot).
+vagrant-validate: setup
+	vagrant validate --ignore-provider
+	VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
+	sh -n provision/drbd.sh && sh -n provision/packages.sh && sh -n provision/cluster.sh
 
 # Every parser and every agent's parameters under libFuzzer, briefly (make fuzz for hours).
 fuzz-smoke: setup

@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -16,8 +17,9 @@ use std::time::{Duration, Instant};
 use clever_command::{CommandError, CommandLine, HostCommands, Output, RunCommand};
 use clever_deadline::Deadline;
 use clever_drbd::{
-    mount_verdict, replication_health, ConnectionState, DiskState, DrbdStatusSource, HostDrbd,
-    MountVerdict, Promotion, ReplicationHealth, ReplicationState, Resource, Role,
+    mount_verdict, parse_proc_drbd, replication_health, ConnectionState, DiskState,
+    DrbdStatusSource, HostDrbd, MinorOwner, MountVerdict, Promotion, ReplicationHealth,
+    ReplicationState, Resource, Role,
 };
 use clever_pacemaker::Pacemaker;
 use clever_vmlab::{GuestCommands, LabConfig, ScriptOutput, Vm, VmLab, PROVISION_DRBD};
@@ -113,11 +115,46 @@ fn exit_reason(output: &ScriptOutput) -> String {
         .join("\n")
 }
 
-/// Our reader's view of the resource, read from the host through the guest's drbdsetup.
+/// Our reader's view of the resource, read from the host through the guest's drbdsetup
+/// (`status --json` is refused by the 8.4 tools, so this is the events2 path), checked against
+/// our `/proc/drbd` reader on the same state: both sources must tell the same story.
 fn read(vm: &Vm) -> Resource {
-    HostDrbd::new(GuestCommands::new(vm))
-        .resource(RES, &Deadline::after(Duration::from_secs(30)))
-        .unwrap()
+    let mut attempts = 0;
+    loop {
+        let resource = HostDrbd::new(GuestCommands::new(vm))
+            .resource(RES, &Deadline::after(Duration::from_secs(30)))
+            .unwrap();
+        let proc = parse_proc_drbd(&sh(vm, "cat /proc/drbd")).unwrap();
+        let owners = BTreeMap::from([(
+            0,
+            MinorOwner {
+                resource: RES.to_owned(),
+                volume: 0,
+            },
+        )]);
+        let from_proc = proc.resources(&owners).remove(0);
+        let summary = |r: &Resource| {
+            let c = connection(r);
+            (
+                r.role,
+                r.devices[0].disk,
+                c.state,
+                c.peer_role,
+                c.peer_devices.first().map(|p| (p.replication, p.peer_disk)),
+            )
+        };
+        // DRBD may change state between the two reads (a resync ending): read again then.
+        attempts += 1;
+        if summary(&resource) == summary(&from_proc) || attempts == 3 {
+            assert_eq!(
+                summary(&resource),
+                summary(&from_proc),
+                "{}: events2 and /proc/drbd disagree",
+                vm.name()
+            );
+            return resource;
+        }
+    }
 }
 
 /// `/proc/drbd`'s minor line, DRBD's own word to compare ours with.

@@ -500,7 +500,11 @@ fn drbdfs_and_the_state_reader_against_real_drbd84() {
         expect(&monitor, 190, "monitor in split brain");
         let reason = exit_reason(&monitor);
         assert!(reason.contains("split-brain"), "{reason}");
-        assert!(reason.contains("--discard-my-data"), "{reason}");
+        assert!(reason.contains("drbdadm secondary r0"), "{reason}");
+        assert!(
+            reason.contains("drbdadm connect --discard-my-data r0"),
+            "{reason}"
+        );
     }
     for vm in [alpha, beta] {
         let (storage, found, text) = clevervm_status(vm);
@@ -517,7 +521,18 @@ fn drbdfs_and_the_state_reader_against_real_drbd84() {
     }
     eprintln!("split brain checked at {:?}", started.elapsed());
 
-    // 12. Recovery as the exit reason says: alpha's changes are discarded, beta's kept.
+    // 12. Recovery as the exit reason says: alpha's changes are discarded, beta's kept. The
+    //     demotion it names first is needed: DRBD refuses to discard a Primary's data.
+    let refused = alpha
+        .run(
+            "drbdadm connect --discard-my-data r0",
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    assert!(
+        refused.code != 0 && refused.stderr.contains("not allowed when primary"),
+        "{refused:?}"
+    );
     expect(&drbdfs(alpha, "stop"), 0, "stop on the split-brain victim");
     sh(
         alpha,

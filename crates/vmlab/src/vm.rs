@@ -226,6 +226,11 @@ impl Vm {
         &self.name
     }
 
+    /// The qemu process (through setpriv, which execs it).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.lock().ok().map(|child| child.id())
+    }
+
     fn console_path(&self) -> PathBuf {
         self.dir.join(format!("{}.console.log", self.name))
     }

@@ -22,7 +22,7 @@ use clever_drbd::{
     ReplicationState, Resource, Role,
 };
 use clever_pacemaker::Pacemaker;
-use clever_vmlab::{GuestCommands, LabConfig, ScriptOutput, Vm, VmLab, PROVISION_DRBD};
+use clever_vmlab::{GuestCommands, LabConfig, ScriptOutput, Vm, VmLab, VmLabError, PROVISION_DRBD};
 use clevervm::collect::{collect, Sources};
 use clevervm::model::StorageView;
 use clevervm::problems::{problems, Problem};
@@ -241,6 +241,21 @@ fn drbdfs_and_the_state_reader_against_real_drbd84() {
     let alpha = lab.node("alpha").unwrap();
     let beta = lab.node("beta").unwrap();
     eprintln!("booted in {:?}", started.elapsed());
+    // A script past its timeout is killed in the guest and reported; the channel goes on.
+    let late = alpha.run("sleep 30", Duration::from_secs(1));
+    assert!(
+        matches!(late, Err(VmLabError::ScriptTimedOut { .. })),
+        "{late:?}"
+    );
+    let exit = alpha.run("echo out; echo err >&2; exit 3", Duration::from_secs(30));
+    assert_eq!(
+        exit.unwrap(),
+        ScriptOutput {
+            code: 3,
+            stdout: "out\n".into(),
+            stderr: "err\n".into()
+        }
+    );
     let peers = "r0 0 /dev/vda alpha 10.99.0.1 beta 10.99.0.2";
     for vm in [alpha, beta] {
         provision(vm, &format!("config {peers}"));
@@ -562,4 +577,17 @@ fn drbdfs_and_the_state_reader_against_real_drbd84() {
     );
     assert_eq!(sh(beta, &format!("cat {MOUNT}/split")).trim(), "beta-side");
     eprintln!("split-brain recovery checked at {:?}", started.elapsed());
+
+    // Teardown leaves nothing behind: no qemu, no run directory.
+    let dir = lab.dir().to_owned();
+    let pids: Vec<u32> = lab.nodes().iter().filter_map(Vm::pid).collect();
+    assert_eq!(pids.len(), 2);
+    drop(lab);
+    assert!(!dir.exists(), "{} is left behind", dir.display());
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "qemu {pid} is left behind"
+        );
+    }
 }

@@ -368,6 +368,9 @@ fn drbdfs_and_the_state_reader_against_real_drbd84() {
             &format!("monitor depth {level}, UpToDate/UpToDate"),
         );
     }
+    // The same mount named by udev's link (made by the provisioning here), as admins write it.
+    let by_res = drbdfs_with(alpha, "monitor", "OCF_RESKEY_device=/dev/drbd/by-res/r0/0");
+    expect(&by_res, 0, "monitor with device=/dev/drbd/by-res/r0/0");
     let (storage, found, text) = clevervm_status(alpha);
     assert_eq!(storage.local_role.as_deref(), Some("Primary"), "{text}");
     assert_eq!(storage.local_disk.as_deref(), Some("UpToDate"), "{text}");

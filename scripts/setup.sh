@@ -20,6 +20,11 @@ packages=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini binutils
   # the CIB generator's tests apply its crm and pcs renderings with the real tools
   crmsh pcs
+  # crates/vmlab: VM nodes built from Debian packages (apt-get download, dpkg-deb -x, depmod and
+  # modprobe --show-depends on the unpacked kernel, ldd, setpriv) booted by qemu-system-x86
+  apt dpkg kmod libc-bin util-linux
+  # `vagrant validate` of the Vagrantfile, for both of its providers (works offline)
+  vagrant vagrant-libvirt
 )
 
 missing=()
@@ -33,6 +38,13 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# crates/vmlab downloads Debian's kernel, busybox-static and drbd-utils with apt-get download at
+# test time: the package lists must name them.
+if ! apt-cache show linux-image-amd64 busybox-static drbd-utils >/dev/null 2>&1; then
+  echo "setup: apt-get update (the VM tier downloads Debian packages)"
+  apt-get update -qq
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use clever_command::RunCommand;
+use clever_command::{CommandError, RunCommand};
 use clever_deadline::Deadline;
 use clever_drbd::{
-    mount_verdict, replication_health, DrbdStatusSource, MountVerdict, ReplicationHealth,
+    mount_verdict, replication_health, DrbdStatusError, DrbdStatusSource, MountVerdict,
+    ReplicationHealth,
 };
 
 use crate::error::DrbdfsError;
@@ -36,8 +37,22 @@ pub fn wait_until_mountable<R: RunCommand, D: DrbdStatusSource>(
     deadline: &Deadline,
 ) -> Result<String, DrbdfsError> {
     let mut pause = Duration::from_millis(50);
+    let mut waiting_for: Option<String> = None;
     loop {
-        let resource = host.drbd.resource(name, deadline)?;
+        let resource = match host.drbd.resource(name, deadline) {
+            Ok(resource) => resource,
+            // The deadline can fall while drbdsetup runs (it takes a while on a loaded node):
+            // the state that kept us waiting says more than the killed drbdsetup.
+            Err(DrbdStatusError::Command(CommandError::TimedOut { .. }))
+                if waiting_for.is_some() =>
+            {
+                return Err(DrbdfsError::DrbdNotReady {
+                    reason: waiting_for.unwrap_or_default(),
+                    waited: deadline.elapsed(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         match mount_verdict(&resource, config.promotion) {
             verdict @ (MountVerdict::Allowed(_) | MountVerdict::AllowedByAutoPromote(_)) => {
                 return Ok(verdict.reason().to_owned());
@@ -51,6 +66,7 @@ pub fn wait_until_mountable<R: RunCommand, D: DrbdStatusSource>(
                     });
                 }
                 log::info!("waiting: {reason}");
+                waiting_for = Some(reason);
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_secs(1));
             }

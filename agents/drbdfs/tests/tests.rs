@@ -458,6 +458,47 @@ fn drbd_outdated_is_refused_with_the_state_named() {
     assert!(!fs.mounted());
 }
 
+/// A state that makes start wait, then a drbdsetup the deadline killed (a slow node).
+struct WaitThenTimeout {
+    calls: std::cell::Cell<u32>,
+    waiting: Resource,
+}
+
+impl DrbdStatusSource for WaitThenTimeout {
+    fn resource(&self, _name: &str, deadline: &Deadline) -> Result<Resource, DrbdStatusError> {
+        self.calls.set(self.calls.get() + 1);
+        if self.calls.get() == 1 {
+            return Ok(self.waiting.clone());
+        }
+        Err(DrbdStatusError::Command(
+            clever_command::CommandError::TimedOut {
+                command: "drbdsetup events2 --now r0".into(),
+                budget: deadline.remaining(),
+            },
+        ))
+    }
+
+    fn proc_drbd(&self) -> Result<ProcDrbd, DrbdStatusError> {
+        Recorded(self.waiting.clone()).proc_drbd()
+    }
+}
+
+/// Seen on real DRBD in a loaded VM: the last poll's drbdsetup outlived the start deadline,
+/// and the exit reason named the killed tool instead of the state start was waiting for.
+#[test]
+fn drbd_a_wait_cut_short_by_a_slow_drbdsetup_names_the_state_waited_for() {
+    let fs = LoopFs::new("drbd-slow-wait", "ext4");
+    let config = fs.config(&[("drbd_resource", "shanghai")]);
+    let slow = host(WaitThenTimeout {
+        calls: std::cell::Cell::new(0),
+        waiting: fixture("drbd9-status-json-secondary-connected-2node.json"),
+    });
+    let err = start(&config, &slow, &deadline(5)).unwrap_err();
+    assert!(matches!(err, DrbdfsError::DrbdNotReady { .. }), "{err}");
+    assert!(err.to_string().contains("Secondary"), "{err}");
+    assert!(!fs.mounted());
+}
+
 #[test]
 fn drbd_secondary_waits_for_promotion_then_gives_up_before_the_deadline() {
     let fs = LoopFs::new("drbd-secondary", "ext4");

@@ -191,6 +191,12 @@ impl CommandLine {
     pub fn arguments(&self) -> &[OsString] {
         &self.args
     }
+
+    /// The variables added with [`CommandLine::env`], for runners that start the program
+    /// elsewhere (in a VM node of the lab).
+    pub fn environment(&self) -> &[(OsString, OsString)] {
+        &self.env
+    }
 }
 
 impl fmt::Display for CommandLine {

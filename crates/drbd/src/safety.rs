@@ -255,8 +255,9 @@ pub fn replication_health(resource: &Resource) -> ReplicationHealth {
                 peer_problem = true;
                 problems.push(format!(
                     "{peer} StandAlone: replication stopped, possible split-brain \
-                     (recover with `drbdadm connect --discard-my-data {name}` on the victim, \
-                     then `drbdadm connect {name}` on the survivor)"
+                     (recover: on the victim stop what uses {name}, then `drbdadm secondary \
+                     {name}` and `drbdadm connect --discard-my-data {name}`, which DRBD refuses \
+                     on a Primary; then `drbdadm connect {name}` on the survivor)"
                 ));
                 continue;
             }

@@ -313,7 +313,7 @@ const VERDICTS: &[(&str, &str, &str, &str, &str)] = &[
         "r1",
         "Allowed: DRBD r1 is Primary with UpToDate data",
         "Allowed: DRBD r1 is Primary with UpToDate data",
-        "Degraded: DRBD r1 peer StandAlone: replication stopped, possible split-brain (recover with `drbdadm connect --discard-my-data r1` on the victim, then `drbdadm connect r1` on the survivor)",
+        "Degraded: DRBD r1 peer StandAlone: replication stopped, possible split-brain (recover: on the victim stop what uses r1, then `drbdadm secondary r1` and `drbdadm connect --discard-my-data r1`, which DRBD refuses on a Primary; then `drbdadm connect r1` on the survivor)",
     ),
     (
         "proc-drbd-84-syncsource-primary-progress.txt",
@@ -327,7 +327,7 @@ const VERDICTS: &[(&str, &str, &str, &str, &str)] = &[
         "r0",
         "Allowed: DRBD r0 is Primary with UpToDate data",
         "Allowed: DRBD r0 is Primary with UpToDate data",
-        "Degraded: DRBD r0 peer StandAlone: replication stopped, possible split-brain (recover with `drbdadm connect --discard-my-data r0` on the victim, then `drbdadm connect r0` on the survivor)",
+        "Degraded: DRBD r0 peer StandAlone: replication stopped, possible split-brain (recover: on the victim stop what uses r0, then `drbdadm secondary r0` and `drbdadm connect --discard-my-data r0`, which DRBD refuses on a Primary; then `drbdadm connect r0` on the survivor)",
     ),
     (
         "proc-drbd-84-syncsource-standalone-unconfigured.txt",

@@ -572,3 +572,47 @@ fn status_screen_matches_its_snapshot() {
         "{text}"
     );
 }
+
+#[test]
+fn direct_start_and_stop_wait_for_an_operation_pacemaker_has_in_flight() {
+    let dir = scratch("direct-busy");
+    let cib = cluster(&dir.0);
+    let on = placement(&cib, "vm")[0].clone();
+    // What the controller records while the VM's start runs (record-pending): status -1, rc 193.
+    let node_state = format!(
+        r#"<node_state id="{id}" uname="{on}"><lrm id="{id}"><lrm_resources><lrm_resource id="vm" type="vm" class="ocf" provider="clever"><lrm_rsc_op id="vm_last_0" operation_key="vm_start_0" operation="start" crm-debug-origin="test" crm_feature_set="3.16.2" transition-key="1:1:0:00000000-0000-0000-0000-000000000000" transition-magic="-1:193;1:1:0:00000000-0000-0000-0000-000000000000" call-id="-1" rc-code="193" op-status="-1" interval="0" on_node="{on}"/></lrm_resource></lrm_resources></lrm></node_state>"#,
+        id = &on[4..],
+    );
+    tool(
+        "cibadmin",
+        &["--modify", "--scope", "status", "--xml-text", &node_state],
+        Some(&cib),
+    );
+    for verb in ["start", "stop"] {
+        let (code, out, calls) =
+            clevervm_with_virsh(&cib, Some("running"), &["--node", &on, verb, "--yes"]);
+        assert_eq!(code, 1, "{verb}: {out}");
+        // The reason goes to stderr: ask the binary itself.
+        let output = Command::new(env!("CARGO_BIN_EXE_clevervm"))
+            .args([
+                "--cib-file",
+                cib.to_str().unwrap(),
+                "--node",
+                &on,
+                verb,
+                "--yes",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{verb}: {stderr}");
+        assert!(
+            stderr.contains(&format!("Pacemaker is starting vm on {on}")),
+            "{verb}: {stderr}"
+        );
+        assert!(
+            !calls.iter().any(|c| c.contains("virsh")),
+            "{verb} called libvirt: {calls:?}"
+        );
+    }
+}

@@ -105,6 +105,13 @@ fn bad_descriptions_get_one_clear_line() {
         ),
         (replaced("/srv/web\" }", "/\" }"), "root directory"),
         (
+            replaced(
+                "config = \"/srv/web/web.xml\"",
+                "config = \"/srv/web/web.xml\"\nhypervisor = \"qemu+ssh://root@peer/system\"",
+            ),
+            "must be the local QEMU system driver",
+        ),
+        (
             replaced("name = \"web\"", "name = \"9web\""),
             "must start with a letter",
         ),

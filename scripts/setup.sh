@@ -21,8 +21,9 @@ packages=(
   # the CIB generator's tests apply its crm and pcs renderings with the real tools
   crmsh pcs
   # crates/vmlab: VM nodes built from Debian packages (apt-get download, dpkg-deb -x, depmod and
-  # modprobe --show-depends on the unpacked kernel, ldd, setpriv) booted by qemu-system-x86
-  apt dpkg kmod libc-bin util-linux
+  # modprobe --show-depends on the unpacked kernel, ldd, setpriv) booted by qemu-system-x86;
+  # dmsetup is copied into the guests to put failing devices under drbdfs
+  apt dpkg kmod libc-bin util-linux dmsetup
   # `vagrant validate` of the Vagrantfile, for both of its providers (works offline)
   vagrant vagrant-libvirt
 )

@@ -5,11 +5,13 @@
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use clever_deadline::Deadline;
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
 use crate::error::DrbdfsError;
 
@@ -147,20 +149,71 @@ fn write_and_read_back(status_dir: &Path, file: &Path, node: &str) -> Result<(),
     handle
         .sync_all()
         .map_err(|e| WriteFailure::of("fsync", &e))?;
-    handle
-        .seek(SeekFrom::Start(0))
-        .map_err(|e| WriteFailure::of("seek", &e))?;
-    let mut back = String::new();
-    handle
-        .read_to_string(&mut back)
-        .map_err(|e| WriteFailure::of("read back", &e))?;
-    if back == content {
+    let back = read_back(&mut handle, content.len())?;
+    if back == content.as_bytes() {
         Ok(())
     } else {
-        Err(WriteFailure::Failed(
-            "read back different content".to_owned(),
-        ))
+        Err(WriteFailure::Failed(format!(
+            "read back {} bytes that differ from the {} written and synced: the device \
+             acknowledges writes it does not keep",
+            back.len(),
+            content.len()
+        )))
     }
+}
+
+/// Reads the file back from the device rather than the page cache (`O_DIRECT`, set on the
+/// same handle): a device that acknowledges writes it then drops (a lying write cache,
+/// dm-flakey's `drop_writes`) shows only there, since the cache still holds what was written.
+/// A filesystem without direct I/O refuses the flag (EINVAL); the read then goes through the
+/// cache, which proves the write and fsync succeeded but not that the data reached the disk.
+fn read_back(handle: &mut File, length: usize) -> Result<Vec<u8>, WriteFailure> {
+    let fd = handle.as_raw_fd();
+    let flags = fcntl(fd, FcntlArg::F_GETFL)
+        .map_err(|e| WriteFailure::of("fcntl F_GETFL", &std::io::Error::from(e)))?;
+    let direct = OFlag::from_bits_truncate(flags) | OFlag::O_DIRECT;
+    match fcntl(fd, FcntlArg::F_SETFL(direct)) {
+        Ok(_) => {}
+        Err(Errno::EINVAL) => {
+            log::warn!("no direct I/O on this filesystem: the depth 20 read-back is cached");
+            handle
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| WriteFailure::of("seek", &e))?;
+            let mut back = Vec::new();
+            handle
+                .read_to_end(&mut back)
+                .map_err(|e| WriteFailure::of("read back", &e))?;
+            return Ok(back);
+        }
+        Err(e) => {
+            return Err(WriteFailure::of(
+                "fcntl F_SETFL O_DIRECT",
+                &std::io::Error::from(e),
+            ))
+        }
+    }
+    // O_DIRECT wants the buffer, offset and length aligned to the logical block size; the read
+    // stops at the end of the file.
+    let blocks = length.div_ceil(BLOCK).max(1);
+    let mut storage = vec![0_u8; BLOCK * (blocks + 1)];
+    let offset = storage.as_ptr().align_offset(BLOCK);
+    let buffer = storage
+        .get_mut(offset..offset + BLOCK * blocks)
+        .ok_or_else(|| WriteFailure::Failed("cannot align the read-back buffer".to_owned()))?;
+    let mut filled = 0;
+    while filled < length {
+        let Some(rest) = buffer.get_mut(filled..) else {
+            break;
+        };
+        let offset = u64::try_from(filled).unwrap_or(u64::MAX);
+        match handle.read_at(rest, offset) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(WriteFailure::of("read back with O_DIRECT", &e)),
+        }
+    }
+    Ok(buffer.get(..filled).unwrap_or_default().to_vec())
 }
 
 /// Opens (creating it 0700 if missing) the status directory, refusing a symlink and anything

@@ -136,8 +136,9 @@ pub static DECLARATION: Declaration<Drbdfs> = Declaration {
         UpToDate. While a promotion settles, start waits within its timeout; otherwise it \
         refuses with the DRBD state in the exit reason. monitor reads /proc/self/mountinfo \
         (no process spawned for a plain device, one drbdsetup call for DRBD); \
-        OCF_CHECK_LEVEL=10 reads a block of the device with O_DIRECT, 20 also writes, syncs \
-        and reads back a per-node status file in .clever-drbdfs/ (a full filesystem makes that \
+        OCF_CHECK_LEVEL=10 reads the first block of the device with O_DIRECT, 20 also writes, \
+        syncs and reads back with O_DIRECT a per-node status file in .clever-drbdfs/, so a \
+        device that drops writes it acknowledged fails it too (a full filesystem makes that \
         OCF_DEGRADED with the reason, not a failure). A mounted DRBD filesystem \
         whose replication is down returns OCF_DEGRADED (190) with the reason; one whose node \
         lost the Primary role fails. stop ends the processes that keep the filesystem busy \

@@ -1,6 +1,7 @@
 //! The boot image of a VM node: Debian's kernel and one initramfs holding busybox, drbd-utils,
-//! the modules DRBD, virtio and ext4 need, and the host's e2fsprogs and util-linux `mount` (what
-//! drbdfs runs on a real node), each with the shared libraries `ldd` names.
+//! the modules DRBD, virtio, ext4 and device-mapper need, the host's e2fsprogs and util-linux
+//! `mount` (what drbdfs runs on a real node) and `dmsetup` (to put failing devices under it),
+//! each with the shared libraries `ldd` names.
 //!
 //! The base image is built once per set of package versions and cached; a run appends its own
 //! small archive (our agents, built minutes ago) to it, which the kernel unpacks over the base.
@@ -34,6 +35,9 @@ const MODULES: &[&str] = &[
     "crc32c_generic",
     "drbd",
     "ext4",
+    // dm-mod brings the `linear` and `error` targets; dm-flakey drops or fails writes on demand.
+    "dm_mod",
+    "dm_flakey",
 ];
 
 /// drbd-utils files, from the package (drbd-utils 9 dispatches to the 8.4 tools by itself).
@@ -48,7 +52,9 @@ const DRBD_FILES: &[&str] = &[
 ];
 
 /// Host programs copied in, with their libraries: the filesystem tools of a real node.
-const HOST_TOOLS: &[&str] = &["mke2fs", "e2fsck", "fsck", "mount", "umount", "blkid"];
+const HOST_TOOLS: &[&str] = &[
+    "mke2fs", "e2fsck", "fsck", "mount", "umount", "blkid", "dmsetup",
+];
 
 /// A built base image.
 #[derive(Debug, Clone)]
@@ -232,7 +238,7 @@ fn which(program: &str) -> Result<String, VmLabError> {
         .find(|path| Path::new(path).is_file())
         .ok_or_else(|| {
             VmLabError::Packages(format!(
-                "{program} is not installed on this host (e2fsprogs, mount, util-linux)"
+                "{program} is not installed on this host (e2fsprogs, mount, util-linux, dmsetup)"
             ))
         })
 }

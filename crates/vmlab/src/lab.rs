@@ -27,6 +27,8 @@ pub struct LabConfig {
     /// Host files to copy in, by guest path (our agents); their libraries come along.
     pub files: Vec<(String, PathBuf)>,
     pub disk_mib: u64,
+    /// The second, non-DRBD disk of each node (`/dev/vdb`).
+    pub scratch_mib: u64,
     pub memory_mib: u32,
     /// Building (first run: a download) and booting both nodes.
     pub boot_timeout: Duration,
@@ -38,6 +40,7 @@ impl Default for LabConfig {
             cache: PathBuf::from(DEFAULT_CACHE),
             files: Vec::new(),
             disk_mib: 64,
+            scratch_mib: 32,
             memory_mib: 256,
             boot_timeout: Duration::from_secs(600),
         }
@@ -76,6 +79,7 @@ impl VmLab {
                 address: format!("{address}/24"),
                 mac: format!("52:54:00:99:00:{:02x}", index + 1),
                 disk_mib: config.disk_mib,
+                scratch_mib: config.scratch_mib,
                 memory_mib: config.memory_mib,
             };
             let files = VmFiles::new(&lab.dir, name, peer);

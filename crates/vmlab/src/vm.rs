@@ -31,6 +31,9 @@ pub struct VmSpec {
     pub mac: String,
     /// Size of the raw disk (`/dev/vda` in the guest).
     pub disk_mib: u64,
+    /// Size of a second raw disk (`/dev/vdb`), kept out of DRBD: a plain device to put
+    /// device-mapper targets on.
+    pub scratch_mib: u64,
     pub memory_mib: u32,
 }
 
@@ -73,6 +76,7 @@ pub(crate) struct VmFiles {
     pub control: PathBuf,
     pub qmp: PathBuf,
     pub disk: PathBuf,
+    pub scratch: PathBuf,
     /// This VM's end of the private link, and the peer's.
     pub link_local: PathBuf,
     pub link_remote: PathBuf,
@@ -85,6 +89,7 @@ impl VmFiles {
             control: dir.join(format!("{name}.ctl")),
             qmp: dir.join(format!("{name}.qmp")),
             disk: dir.join(format!("{name}.img")),
+            scratch: dir.join(format!("{name}.scratch.img")),
             link_local: dir.join(format!("{name}.net")),
             link_remote: dir.join(format!("{peer}.net")),
         }
@@ -100,10 +105,14 @@ impl Vm {
         initrd: &Path,
         deadline: &Deadline,
     ) -> Result<Self, VmLabError> {
-        let disk = fs::File::create(&files.disk).map_err(io_error("creating", &files.disk))?;
-        disk.set_len(spec.disk_mib.saturating_mul(1024 * 1024))
-            .map_err(io_error("sizing", &files.disk))?;
-        drop(disk);
+        for (path, mib) in [
+            (&files.disk, spec.disk_mib),
+            (&files.scratch, spec.scratch_mib),
+        ] {
+            let disk = fs::File::create(path).map_err(io_error("creating", path))?;
+            disk.set_len(mib.saturating_mul(1024 * 1024))
+                .map_err(io_error("sizing", path))?;
+        }
         let append = format!(
             "console=ttyS0 loglevel=6 panic=-1 lab.name={} lab.ip={}",
             spec.name, spec.address
@@ -144,6 +153,13 @@ impl Vm {
                 &format!(
                     "file={},format=raw,if=virtio,cache=unsafe",
                     path(&files.disk)
+                ),
+            ])
+            .args([
+                "-drive",
+                &format!(
+                    "file={},format=raw,if=virtio,cache=unsafe",
+                    path(&files.scratch)
                 ),
             ])
             .args([

@@ -32,6 +32,12 @@ const DEVICE: &str = "/dev/drbd0";
 const MOUNT: &str = "/mnt/data";
 /// Where the agent runs from in the guests, as in the installed layout.
 const AGENT: &str = "/usr/lib/ocf/resource.d/clever/drbdfs";
+/// The device-mapper device put on the scratch disk (`/dev/vdb`, 32 MiB, not DRBD), whose table
+/// is switched to failing targets under a mounted filesystem, and its mount point.
+const FAULTY: &str = "/dev/mapper/faulty";
+const FAULTY_MOUNT: &str = "/mnt/faulty";
+/// The scratch disk's size in 512-byte sectors (`LabConfig::default().scratch_mib`).
+const SCRATCH_SECTORS: u64 = 32 * 2048;
 
 /// Our agent, built now (release, as installed), so the guests run the current code.
 fn release_dir() -> PathBuf {
@@ -581,6 +587,10 @@ fn drbdfs_and_the_state_reader_against_real_drbd84() {
     assert_eq!(sh(beta, &format!("cat {MOUNT}/split")).trim(), "beta-side");
     eprintln!("split-brain recovery checked at {:?}", started.elapsed());
 
+    // 13. Real I/O errors under drbdfs on a plain disk (no DRBD), through device-mapper.
+    device_mapper_faults(alpha);
+    eprintln!("device-mapper faults checked at {:?}", started.elapsed());
+
     // Teardown leaves nothing behind: no qemu, no run directory.
     let dir = lab.dir().to_owned();
     let pids: Vec<u32> = lab.nodes().iter().filter_map(Vm::pid).collect();
@@ -593,4 +603,146 @@ fn drbdfs_and_the_state_reader_against_real_drbd84() {
             "qemu {pid} is left behind"
         );
     }
+}
+
+/// One drbdfs action on the device-mapper device, at a monitor depth.
+fn drbdfs_faulty(vm: &Vm, action: &str, level: u32) -> ScriptOutput {
+    drbdfs_with(
+        vm,
+        action,
+        &format!(
+            "OCF_RESKEY_device={FAULTY} OCF_RESKEY_directory={FAULTY_MOUNT} \
+             OCF_CHECK_LEVEL={level}"
+        ),
+    )
+}
+
+/// Replaces the device's table (one target a line) under whoever uses it, as a disk starting to
+/// fail would. The guests have no udev: libdevmapper makes the `/dev/mapper` nodes itself.
+/// `--nolockfs`: a filesystem whose journal aborted on an earlier error cannot be frozen.
+fn dm_table(vm: &Vm, table: &str) {
+    sh(
+        vm,
+        &format!(
+            "export DM_DISABLE_UDEV=1\ndmsetup suspend --nolockfs faulty || exit 1\n\
+             dmsetup load faulty <<'TABLE_EOF' || exit 1\n{table}\nTABLE_EOF\n\
+             dmsetup resume faulty && dmsetup table faulty"
+        ),
+    );
+}
+
+/// A monitor that must fail (1) on the I/O fault, with one exit-reason line from the check at
+/// `depth` naming what failed (not the watchdog: the error comes back, nothing hangs).
+#[track_caller]
+fn expect_io_failure(output: &ScriptOutput, depth: u32, wanted: &[&str], what: &str) -> String {
+    expect(output, 1, what);
+    let reason = exit_reason(output);
+    assert_eq!(reason.lines().count(), 1, "{what}: {reason}");
+    assert!(
+        reason.contains(&format!("depth {depth} check of")),
+        "{what}: {reason}"
+    );
+    assert!(
+        wanted.iter().any(|w| reason.contains(w)),
+        "{what}: wanted one of {wanted:?} in {reason}"
+    );
+    assert!(!reason.contains("no answer within"), "{what}: {reason}");
+    reason
+}
+
+/// drbdfs's depth 10 and 20 checks against a device that really fails: a dm-linear device on
+/// the scratch disk carries ext4 and is mounted by drbdfs; its table is then switched to
+/// dm-flakey dropping writes (acknowledged, never stored), the `error` target past the first
+/// block, and the `error` target everywhere. stop must still unmount.
+fn device_mapper_faults(vm: &Vm) {
+    assert_eq!(
+        sh(vm, "blockdev --getsz /dev/vdb").trim(),
+        SCRATCH_SECTORS.to_string(),
+        "/dev/vdb is the scratch disk"
+    );
+    let sectors = SCRATCH_SECTORS;
+    sh(
+        vm,
+        &format!(
+            "export DM_DISABLE_UDEV=1; dmsetup create faulty --table '0 {sectors} linear /dev/vdb 0' \
+             && test -b {FAULTY} && mkfs.ext4 -q -E nodiscard {FAULTY}"
+        ),
+    );
+    expect(&drbdfs_faulty(vm, "start", 0), 0, "start on dm-linear");
+    for level in [0, 10, 20] {
+        expect(
+            &drbdfs_faulty(vm, "monitor", level),
+            0,
+            &format!("monitor depth {level} on dm-linear"),
+        );
+    }
+
+    // Writes acknowledged and dropped: the page cache holds them, the disk does not. Depth 10
+    // only reads; depth 20 reads its status file back with O_DIRECT and sees the loss.
+    dm_table(
+        vm,
+        &format!("0 {sectors} flakey /dev/vdb 0 0 1 1 drop_writes"),
+    );
+    expect(
+        &drbdfs_faulty(vm, "monitor", 10),
+        0,
+        "depth 10 with dropped writes",
+    );
+    let reason = expect_io_failure(
+        &drbdfs_faulty(vm, "monitor", 20),
+        20,
+        &["does not keep"],
+        "depth 20 with dropped writes",
+    );
+    eprintln!("dropped writes: {reason}");
+
+    // Everything past the first 4 KiB fails (dm-flakey's error_writes cannot show this: on
+    // Debian 12's kernel it fails reads too). Depth 10 reads only the first block, so it passes;
+    // depth 20's write and fsync reach the failing part and get the error (or ext4 has aborted
+    // its journal on it already and made the filesystem read-only).
+    dm_table(
+        vm,
+        &format!("0 8 linear /dev/vdb 0\n8 {} error", sectors - 8),
+    );
+    expect(
+        &drbdfs_faulty(vm, "monitor", 10),
+        0,
+        "depth 10 with the first block readable, the rest failing",
+    );
+    let reason = expect_io_failure(
+        &drbdfs_faulty(vm, "monitor", 20),
+        20,
+        &["Input/output error", "Read-only file system"],
+        "depth 20 with the first block readable, the rest failing",
+    );
+    eprintln!("failing past the first block: {reason}");
+
+    // Everything fails: depth 0 looks at the mount table only and still says running; depth 10
+    // (and so 20, which runs it first) reads the device with O_DIRECT and gets EIO.
+    dm_table(vm, &format!("0 {sectors} error"));
+    expect(
+        &drbdfs_faulty(vm, "monitor", 0),
+        0,
+        "depth 0 on the error target",
+    );
+    for level in [10, 20] {
+        let reason = expect_io_failure(
+            &drbdfs_faulty(vm, "monitor", level),
+            10,
+            &["Input/output error"],
+            &format!("depth {level} on the error target"),
+        );
+        eprintln!("error target, depth {level}: {reason}");
+    }
+
+    // stop unmounts a filesystem whose device fails every I/O.
+    let stop = drbdfs_faulty(vm, "stop", 0);
+    expect(&stop, 0, "stop on the error target");
+    expect(
+        &drbdfs_faulty(vm, "monitor", 0),
+        7,
+        "monitor after stop on the error target",
+    );
+    assert!(!sh(vm, "cat /proc/mounts").contains(FAULTY_MOUNT));
+    sh(vm, "export DM_DISABLE_UDEV=1; dmsetup remove faulty");
 }

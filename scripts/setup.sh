@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # build
-  build-essential pkg-config libvirt-dev
+  build-essential
   # the cluster stack the agents are tested against
   pacemaker pacemaker-cli-utils corosync resource-agents
   # metadata validation (xmllint), the stock agents' needs (modprobe for Filesystem), man pages

@@ -23,6 +23,9 @@ packages=(
   # crates/vmlab: VM nodes built from Debian packages (apt-get download, dpkg-deb -x, depmod and
   # modprobe --show-depends on the unpacked kernel, ldd, setpriv) booted by qemu-system-x86
   apt dpkg kmod libc-bin util-linux
+  # crates/vmlab's cluster nodes (make test-vmcluster): a Debian root filesystem made with
+  # debootstrap, turned into an ext4 image by mke2fs -d
+  debootstrap e2fsprogs
   # `vagrant validate` of the Vagrantfile, for both of its providers (works offline)
   vagrant vagrant-libvirt
 )

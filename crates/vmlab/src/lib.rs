@@ -13,12 +13,14 @@
 //! Limits: no systemd, udev or Pacemaker in the guests (a busybox userland); see the README's
 //! "Two lab kinds".
 
+pub mod cluster;
 pub mod cpio;
 mod error;
 mod guest_commands;
 pub mod image;
 mod lab;
 pub mod packages;
+pub mod rootfs;
 mod vm;
 
 pub use error::VmLabError;

@@ -100,6 +100,19 @@ impl Vm {
         initrd: &Path,
         deadline: &Deadline,
     ) -> Result<Self, VmLabError> {
+        Self::boot_with_drives(spec, files, kernel, initrd, &[], deadline)
+    }
+
+    /// [`Vm::boot`] with more raw virtio disks after the first (`/dev/vdb`, …): the cluster
+    /// nodes' root filesystems.
+    pub(crate) fn boot_with_drives(
+        spec: &VmSpec,
+        files: &VmFiles,
+        kernel: &Path,
+        initrd: &Path,
+        extra_drives: &[PathBuf],
+        deadline: &Deadline,
+    ) -> Result<Self, VmLabError> {
         let disk = fs::File::create(&files.disk).map_err(io_error("creating", &files.disk))?;
         disk.set_len(spec.disk_mib.saturating_mul(1024 * 1024))
             .map_err(io_error("sizing", &files.disk))?;
@@ -111,7 +124,8 @@ impl Vm {
         let path = |p: &Path| p.to_string_lossy().into_owned();
         // setpriv gives qemu a parent-death signal: a test process that dies without unwinding
         // (SIGKILL, abort) takes its VMs with it rather than leaving them running.
-        let child = Command::new("setpriv")
+        let mut command = Command::new("setpriv");
+        command
             .args(["--pdeathsig", "KILL", "--", "qemu-system-x86_64"])
             .args(["-accel", "tcg,tb-size=256", "-cpu", "max", "-smp", "1"])
             .args(["-m", &spec.memory_mib.to_string()])
@@ -157,7 +171,14 @@ impl Vm {
             .args([
                 "-device",
                 &format!("virtio-net-pci,netdev=link,mac={}", spec.mac),
-            ])
+            ]);
+        for drive in extra_drives {
+            command.args([
+                "-drive",
+                &format!("file={},format=raw,if=virtio,cache=unsafe", path(drive)),
+            ]);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(

@@ -23,7 +23,7 @@ use crate::packages;
 /// The initramfs's PID 1: modules, mount `/dev/vdb`, switch_root.
 pub const STAGE1: &str = include_str!("guest/stage1.sh");
 
-/// The root filesystem's PID 1 (`/sbin/clever-vm-init`).
+/// The root filesystem's PID 1 (`/usr/sbin/clever-vm-init`).
 pub const NODE_INIT: &str = include_str!("guest/node-init.sh");
 
 /// Bumped when the recipe changes in a way the inputs below do not show.
@@ -213,12 +213,13 @@ fn build_root(build: &Path, deadline: &Deadline) -> Result<(), VmLabError> {
     Ok(())
 }
 
-/// An archive of host files for one run (and our init), placed under `/overlay` (the first stage copies it onto
-/// the root): our agents, by their guest paths. The root has the same C library as the host.
+/// An archive of host files for one run (our init, and our agents by their guest paths), placed
+/// under `/overlay`: the first stage copies it onto the root. The root has the same C library as the host.
 pub fn overlay(files: &[(String, PathBuf)]) -> Result<Vec<u8>, VmLabError> {
     let mut archive = Archive::new();
+    // /sbin is a link to usr/sbin (merged /usr): copying a directory over it would fail.
     archive.file(
-        "/overlay/sbin/clever-vm-init",
+        "/overlay/usr/sbin/clever-vm-init",
         0o755,
         NODE_INIT.as_bytes().to_vec(),
     );

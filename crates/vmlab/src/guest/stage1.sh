@@ -21,4 +21,4 @@ if ! mount -t ext4 /dev/vdb /newroot; then
 fi
 [ -d /overlay ] && cp -a /overlay/. /newroot/
 umount /proc /sys /dev
-exec /bin/busybox switch_root /newroot /sbin/clever-vm-init
+exec /bin/busybox switch_root /newroot /usr/sbin/clever-vm-init

@@ -162,10 +162,18 @@ mount = { directory = "/mnt/data", fstype = "ext4" }
 address = { ip = "10.99.0.10", cidr_netmask = 24, nic = "eth0" }
 "#;
 
-/// The generated CIB with the VM and libvirtd replaced by `ocf:pacemaker:Dummy`: the guests
-/// cannot run libvirt + a nested TCG guest in reasonable time.
+/// The generated CIB with the VM and libvirtd replaced by `ocf:pacemaker:Dummy` (the guests
+/// cannot run libvirt + a nested TCG guest in reasonable time), and operation timeouts under
+/// 2 min raised to 2 min: under TCG on a busy host, ocf:linbit:drbd's monitor (a shell script
+/// spawning dozens of programs) took over 20 s, and each timeout counts as a failure.
 fn dummy_vm(cib: &str) -> String {
     let out = cib
+        .replace(r#"timeout="20s""#, r#"timeout="120s""#)
+        .replace(r#"timeout="30s""#, r#"timeout="120s""#)
+        .replace(r#"timeout="40s""#, r#"timeout="120s""#)
+        .replace(r#"timeout="60s""#, r#"timeout="120s""#)
+        .replace(r#"timeout="90s""#, r#"timeout="120s""#)
+        .replace(r#"timeout="100s""#, r#"timeout="120s""#)
         .replace(
             r#"class="ocf" provider="clever" type="vm""#,
             r#"class="ocf" provider="pacemaker" type="Dummy""#,

@@ -24,7 +24,7 @@ STATIC_DIR := $(or $(CARGO_TARGET_DIR),target)/$(HOST_TRIPLE)/release
 export CLEVER_STATIC_DIR := $(STATIC_DIR)
 export CLEVER_STATIC_AGENTS := $(STATIC_AGENTS)
 
-.PHONY: all setup build build-only lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench bench-lab clean vagrant-validate
+.PHONY: all setup build build-only lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench bench-lab clean vagrant-validate test-vmcluster
 
 all: build
 
@@ -61,6 +61,12 @@ install-test: build
 	bash scripts/check-install.sh $(OCF_AGENTS)
 
 test: lint unit-test install-test deb-test fuzz-smoke vagrant-validate
+
+# The cluster stack on VM nodes (crates/vmlab/tests/cluster.rs): Corosync + Pacemaker in two qemu
+# (TCG) guests booting a debootstrapped Debian 12 root image (built once, ~3 min, cached in
+# /var/cache/clever-vmlab). Not part of `make test` yet: see README "Two lab kinds" for its cost.
+test-vmcluster: setup
+	$(CARGO) test -p clever-vmlab --features cluster --test cluster -- --nocapture
 
 # The Vagrantfile parses and its configuration is valid, for both providers (no VM is started:
 # CI has no box to boot).

@@ -24,6 +24,9 @@ packages=(
   # modprobe --show-depends on the unpacked kernel, ldd, setpriv) booted by qemu-system-x86;
   # dmsetup is copied into the guests to put failing devices under drbdfs
   apt dpkg kmod libc-bin util-linux dmsetup
+  # crates/vmlab's cluster nodes (make test-vmcluster): a Debian root filesystem made with
+  # debootstrap, turned into an ext4 image by mke2fs -d
+  debootstrap e2fsprogs
   # `vagrant validate` of the Vagrantfile, for both of its providers (works offline)
   vagrant vagrant-libvirt
 )

@@ -184,7 +184,7 @@ fn build_into(
 
 /// The modules to insert, in order, as paths under `lib/modules/RELEASE/`: what `modprobe
 /// --show-depends` prints after `depmod` indexed the unpacked tree (the package ships no index).
-fn module_order(
+pub(crate) fn module_order(
     root: &Path,
     release: &str,
     deadline: &Deadline,

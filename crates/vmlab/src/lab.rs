@@ -131,7 +131,7 @@ impl Drop for VmLab {
 }
 
 /// A fresh directory for this lab: `RUN_ROOT/PID-N`.
-fn run_dir() -> Result<PathBuf, VmLabError> {
+pub(crate) fn run_dir() -> Result<PathBuf, VmLabError> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let dir = Path::new(RUN_ROOT).join(format!("{}-{n}", std::process::id()));
@@ -142,7 +142,7 @@ fn run_dir() -> Result<PathBuf, VmLabError> {
 
 /// Removes run directories of processes that died without cleaning up; their qemu processes
 /// died with them (parent-death signal).
-fn sweep_stale_runs() {
+pub(crate) fn sweep_stale_runs() {
     let Ok(entries) = fs::read_dir(RUN_ROOT) else {
         return;
     };

@@ -10,15 +10,18 @@
 //! [`GuestCommands`] points our command seam into a guest, so host-side code (the DRBD reader,
 //! `clevervm status`) reads a guest's live state.
 //!
-//! Limits: no systemd, udev or Pacemaker in the guests (a busybox userland); see the README's
-//! "Two lab kinds".
+//! Limits: no systemd, udev or Pacemaker in these guests (a busybox userland); the cluster
+//! nodes of [`cluster`] boot a Debian root filesystem ([`rootfs`]) to run Corosync and
+//! Pacemaker. See the README's "Two lab kinds".
 
+pub mod cluster;
 pub mod cpio;
 mod error;
 mod guest_commands;
 pub mod image;
 mod lab;
 pub mod packages;
+pub mod rootfs;
 mod vm;
 
 pub use error::VmLabError;

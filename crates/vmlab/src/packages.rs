@@ -59,7 +59,7 @@ pub fn resolve(deadline: &Deadline) -> Result<Vec<Package>, VmLabError> {
 }
 
 /// `apt-get download --print-uris` names the file without fetching it.
-fn package(name: &str, deadline: &Deadline) -> Result<Package, VmLabError> {
+pub(crate) fn package(name: &str, deadline: &Deadline) -> Result<Package, VmLabError> {
     let output = HostCommands.run_ok(
         &CommandLine::new("apt-get").args(["download", "--print-uris", name]),
         deadline,

@@ -105,10 +105,26 @@ impl Vm {
         initrd: &Path,
         deadline: &Deadline,
     ) -> Result<Self, VmLabError> {
+        Self::boot_with_drives(spec, files, kernel, initrd, &[], deadline)
+    }
+
+    /// [`Vm::boot`] with more raw virtio disks after the first ones (DRBD's `/dev/vda`, then the
+    /// scratch disk when the spec has one): the cluster nodes' root filesystems.
+    pub(crate) fn boot_with_drives(
+        spec: &VmSpec,
+        files: &VmFiles,
+        kernel: &Path,
+        initrd: &Path,
+        extra_drives: &[PathBuf],
+        deadline: &Deadline,
+    ) -> Result<Self, VmLabError> {
         for (path, mib) in [
             (&files.disk, spec.disk_mib),
             (&files.scratch, spec.scratch_mib),
         ] {
+            if mib == 0 {
+                continue;
+            }
             let disk = fs::File::create(path).map_err(io_error("creating", path))?;
             disk.set_len(mib.saturating_mul(1024 * 1024))
                 .map_err(io_error("sizing", path))?;
@@ -120,7 +136,8 @@ impl Vm {
         let path = |p: &Path| p.to_string_lossy().into_owned();
         // setpriv gives qemu a parent-death signal: a test process that dies without unwinding
         // (SIGKILL, abort) takes its VMs with it rather than leaving them running.
-        let child = Command::new("setpriv")
+        let mut command = Command::new("setpriv");
+        command
             .args(["--pdeathsig", "KILL", "--", "qemu-system-x86_64"])
             .args(["-accel", "tcg,tb-size=256", "-cpu", "max", "-smp", "1"])
             .args(["-m", &spec.memory_mib.to_string()])
@@ -156,13 +173,6 @@ impl Vm {
                 ),
             ])
             .args([
-                "-drive",
-                &format!(
-                    "file={},format=raw,if=virtio,cache=unsafe",
-                    path(&files.scratch)
-                ),
-            ])
-            .args([
                 "-netdev",
                 &format!(
                     "dgram,id=link,local.type=unix,local.path={},remote.type=unix,remote.path={}",
@@ -173,7 +183,15 @@ impl Vm {
             .args([
                 "-device",
                 &format!("virtio-net-pci,netdev=link,mac={}", spec.mac),
-            ])
+            ]);
+        let scratch = (spec.scratch_mib > 0).then_some(&files.scratch);
+        for drive in scratch.into_iter().chain(extra_drives) {
+            command.args([
+                "-drive",
+                &format!("file={},format=raw,if=virtio,cache=unsafe", path(drive)),
+            ]);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(

@@ -5,15 +5,15 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clever_deadline::Deadline;
 
 use crate::error::{io_error, VmLabError};
-use crate::lab::{run_dir, sweep_stale_runs, DEFAULT_CACHE, NODES};
+use crate::lab::{NodeSet, DEFAULT_CACHE, NODES};
 use crate::rootfs::{self, RootImage};
-use crate::vm::{Vm, VmFiles, VmSpec};
+use crate::vm::VmSpec;
 
 /// What to put in the cluster nodes besides the root image.
 #[derive(Debug, Clone)]
@@ -44,9 +44,8 @@ impl Default for ClusterConfig {
 /// the nodes' root disks).
 #[derive(Debug)]
 pub struct ClusterLab {
-    dir: PathBuf,
+    nodes: NodeSet,
     image: RootImage,
-    nodes: Vec<Vm>,
 }
 
 impl ClusterLab {
@@ -54,78 +53,42 @@ impl ClusterLab {
         let deadline = Deadline::after(config.boot_timeout);
         fs::create_dir_all(&config.cache).map_err(io_error("creating", &config.cache))?;
         let image = rootfs::root_image(&config.cache, &deadline)?;
-        sweep_stale_runs();
-        let dir = run_dir()?;
-        let mut lab = Self {
-            dir,
-            image,
-            nodes: Vec::new(),
-        };
-        let mut initrd =
-            fs::read(&lab.image.initrd).map_err(io_error("reading", &lab.image.initrd))?;
+        let mut initrd = fs::read(&image.initrd).map_err(io_error("reading", &image.initrd))?;
         initrd.extend(rootfs::overlay(&config.files)?);
-        let initrd_path = lab.dir.join("initrd.cpio");
-        fs::write(&initrd_path, initrd).map_err(io_error("writing", &initrd_path))?;
-        for (index, (name, address)) in NODES.iter().enumerate() {
-            let peer = NODES[1 - index].0;
-            let spec = VmSpec {
-                name: (*name).to_owned(),
-                address: format!("{address}/24"),
-                mac: format!("52:54:00:99:00:{:02x}", index + 1),
-                disk_mib: config.disk_mib,
-                // No scratch disk: the root image must be /dev/vdb.
-                scratch_mib: 0,
-                memory_mib: config.memory_mib,
-            };
-            let files = VmFiles::new(&lab.dir, name, peer);
-            let root = lab.dir.join(format!("{name}.root.ext4"));
-            fs::copy(&lab.image.root, &root)
-                .map_err(io_error("copying the root image to", &root))?;
-            lab.nodes.push(Vm::boot_with_drives(
-                &spec,
-                &files,
-                &lab.image.kernel,
-                &initrd_path,
-                &[root],
-                &deadline,
-            )?);
-        }
-        for vm in &lab.nodes {
-            vm.wait_ready(&deadline)?;
-        }
-        Ok(lab)
-    }
-
-    pub fn nodes(&self) -> &[Vm] {
-        &self.nodes
-    }
-
-    /// The node called `name` (`alpha`, `beta`).
-    pub fn node(&self, name: &str) -> Option<&Vm> {
-        self.nodes.iter().find(|vm| vm.name() == name)
-    }
-
-    /// Cuts (false) or restores (true) the private link, on both ends.
-    pub fn set_link(&self, up: bool) -> Result<(), VmLabError> {
-        for vm in &self.nodes {
-            vm.set_link(up)?;
-        }
-        Ok(())
+        let nodes = NodeSet::boot(
+            &image.kernel,
+            &initrd,
+            &deadline,
+            |dir, index, name, address| {
+                let spec = VmSpec {
+                    name: name.to_owned(),
+                    address: format!("{address}/24"),
+                    mac: format!("52:54:00:99:00:{:02x}", index + 1),
+                    disk_mib: config.disk_mib,
+                    // No scratch disk: the root image must be /dev/vdb.
+                    scratch_mib: 0,
+                    memory_mib: config.memory_mib,
+                };
+                let root = dir.join(format!("{name}.root.ext4"));
+                fs::copy(&image.root, &root)
+                    .map_err(io_error("copying the root image to", &root))?;
+                Ok((spec, vec![root]))
+            },
+        )?;
+        Ok(Self { nodes, image })
     }
 
     pub fn image(&self) -> &RootImage {
         &self.image
     }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
-impl Drop for ClusterLab {
-    fn drop(&mut self) {
-        self.nodes.clear();
-        let _ = fs::remove_dir_all(&self.dir);
+/// A lab is its nodes plus what they booted from: `lab.node("alpha")`, `lab.set_link(false)`.
+impl std::ops::Deref for ClusterLab {
+    type Target = NodeSet;
+
+    fn deref(&self) -> &NodeSet {
+        &self.nodes
     }
 }
 

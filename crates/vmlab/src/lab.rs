@@ -50,9 +50,8 @@ impl Default for LabConfig {
 /// Two booted VM nodes; dropping the lab kills them and removes its run directory.
 #[derive(Debug)]
 pub struct VmLab {
-    dir: PathBuf,
+    nodes: NodeSet,
     image: Image,
-    nodes: Vec<Vm>,
 }
 
 impl VmLab {
@@ -60,62 +59,100 @@ impl VmLab {
         let deadline = Deadline::after(config.boot_timeout);
         fs::create_dir_all(&config.cache).map_err(io_error("creating", &config.cache))?;
         let image = image::base_image(&config.cache, &deadline)?;
-        sweep_stale_runs();
-        let dir = run_dir()?;
-        let mut lab = Self {
-            dir,
-            image,
-            nodes: Vec::new(),
-        };
-        let mut initrd =
-            fs::read(&lab.image.initrd).map_err(io_error("reading", &lab.image.initrd))?;
+        let mut initrd = fs::read(&image.initrd).map_err(io_error("reading", &image.initrd))?;
         initrd.extend(image::overlay(&config.files, &deadline)?);
-        let initrd_path = lab.dir.join("initrd.cpio");
-        fs::write(&initrd_path, initrd).map_err(io_error("writing", &initrd_path))?;
-        for (index, (name, address)) in NODES.iter().enumerate() {
-            let peer = NODES[1 - index].0;
-            let spec = VmSpec {
-                name: (*name).to_owned(),
-                address: format!("{address}/24"),
-                mac: format!("52:54:00:99:00:{:02x}", index + 1),
-                disk_mib: config.disk_mib,
-                scratch_mib: config.scratch_mib,
-                memory_mib: config.memory_mib,
-            };
-            let files = VmFiles::new(&lab.dir, name, peer);
-            lab.nodes.push(Vm::boot(
-                &spec,
-                &files,
-                &lab.image.kernel,
-                &initrd_path,
-                &deadline,
-            )?);
-        }
-        for vm in &lab.nodes {
-            vm.wait_ready(&deadline)?;
-        }
-        Ok(lab)
-    }
-
-    pub fn nodes(&self) -> &[Vm] {
-        &self.nodes
-    }
-
-    /// The node called `name` (`alpha`, `beta`).
-    pub fn node(&self, name: &str) -> Option<&Vm> {
-        self.nodes.iter().find(|vm| vm.name() == name)
-    }
-
-    /// Cuts (false) or restores (true) the private link, on both ends.
-    pub fn set_link(&self, up: bool) -> Result<(), VmLabError> {
-        for vm in &self.nodes {
-            vm.set_link(up)?;
-        }
-        Ok(())
+        let nodes = NodeSet::boot(
+            &image.kernel,
+            &initrd,
+            &deadline,
+            |_, index, name, address| {
+                let spec = VmSpec {
+                    name: name.to_owned(),
+                    address: format!("{address}/24"),
+                    mac: format!("52:54:00:99:00:{:02x}", index + 1),
+                    disk_mib: config.disk_mib,
+                    scratch_mib: config.scratch_mib,
+                    memory_mib: config.memory_mib,
+                };
+                Ok((spec, Vec::new()))
+            },
+        )?;
+        Ok(Self { nodes, image })
     }
 
     pub fn image(&self) -> &Image {
         &self.image
+    }
+}
+
+/// A lab is its nodes plus what they booted from: `lab.node("alpha")`, `lab.set_link(false)`.
+impl std::ops::Deref for VmLab {
+    type Target = NodeSet;
+
+    fn deref(&self) -> &NodeSet {
+        &self.nodes
+    }
+}
+
+/// The two booted nodes on their private link and the run directory they live in: what both
+/// kinds of VM lab share. Dropping it kills the nodes and removes the directory.
+#[derive(Debug)]
+pub struct NodeSet {
+    dir: PathBuf,
+    vms: Vec<Vm>,
+}
+
+impl NodeSet {
+    /// Boots [`NODES`] from one `initrd` (written once into a fresh run directory) and waits
+    /// until each answers on its control channel. `node(dir, index, name, address)` gives a
+    /// node's spec and the disks it gets beyond DRBD's and the scratch one.
+    pub(crate) fn boot(
+        kernel: &Path,
+        initrd: &[u8],
+        deadline: &Deadline,
+        mut node: impl FnMut(&Path, usize, &str, &str) -> Result<(VmSpec, Vec<PathBuf>), VmLabError>,
+    ) -> Result<Self, VmLabError> {
+        sweep_stale_runs();
+        let mut set = Self {
+            dir: run_dir()?,
+            vms: Vec::new(),
+        };
+        let initrd_path = set.dir.join("initrd.cpio");
+        fs::write(&initrd_path, initrd).map_err(io_error("writing", &initrd_path))?;
+        for (index, (name, address)) in NODES.iter().enumerate() {
+            let peer = NODES[1 - index].0;
+            let (spec, drives) = node(&set.dir, index, name, address)?;
+            let files = VmFiles::new(&set.dir, name, peer);
+            set.vms.push(Vm::boot(
+                &spec,
+                &files,
+                kernel,
+                &initrd_path,
+                &drives,
+                deadline,
+            )?);
+        }
+        for vm in &set.vms {
+            vm.wait_ready(deadline)?;
+        }
+        Ok(set)
+    }
+
+    pub fn nodes(&self) -> &[Vm] {
+        &self.vms
+    }
+
+    /// The node called `name` (`alpha`, `beta`).
+    pub fn node(&self, name: &str) -> Option<&Vm> {
+        self.vms.iter().find(|vm| vm.name() == name)
+    }
+
+    /// Cuts (false) or restores (true) the private link, on both ends.
+    pub fn set_link(&self, up: bool) -> Result<(), VmLabError> {
+        for vm in &self.vms {
+            vm.set_link(up)?;
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -123,9 +160,9 @@ impl VmLab {
     }
 }
 
-impl Drop for VmLab {
+impl Drop for NodeSet {
     fn drop(&mut self) {
-        self.nodes.clear();
+        self.vms.clear();
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

@@ -26,7 +26,7 @@ mod vm;
 
 pub use error::VmLabError;
 pub use guest_commands::{shell_quote, GuestCommands};
-pub use lab::{LabConfig, VmLab, DEFAULT_CACHE, NODES, RUN_ROOT};
+pub use lab::{LabConfig, NodeSet, VmLab, DEFAULT_CACHE, NODES, RUN_ROOT};
 pub use vm::{ScriptOutput, Vm, VmSpec};
 
 /// The provisioning script the VM tier and the Vagrantfile share (`provision/drbd.sh`).

@@ -97,20 +97,9 @@ impl VmFiles {
 }
 
 impl Vm {
-    /// Starts qemu; [`Vm::wait_ready`] then waits for the guest.
+    /// Starts qemu; [`Vm::wait_ready`] then waits for the guest. `extra_drives` come after
+    /// DRBD's `/dev/vda` and the scratch disk (when the spec has one): the cluster nodes' roots.
     pub(crate) fn boot(
-        spec: &VmSpec,
-        files: &VmFiles,
-        kernel: &Path,
-        initrd: &Path,
-        deadline: &Deadline,
-    ) -> Result<Self, VmLabError> {
-        Self::boot_with_drives(spec, files, kernel, initrd, &[], deadline)
-    }
-
-    /// [`Vm::boot`] with more raw virtio disks after the first ones (DRBD's `/dev/vda`, then the
-    /// scratch disk when the spec has one): the cluster nodes' root filesystems.
-    pub(crate) fn boot_with_drives(
         spec: &VmSpec,
         files: &VmFiles,
         kernel: &Path,

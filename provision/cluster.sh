@@ -1,33 +1,48 @@
 #!/bin/sh
-# Corosync + Pacemaker on a Vagrant node, and on the last node the cluster configuration: the
-# DRBD promotable clone (ocf:linbit:drbd) and ocf:clever:drbdfs on its Primary.
+# Corosync + Pacemaker on a lab node. The same script sets up the VM nodes of the test tier
+# (crates/vmlab, no systemd) and the Vagrant nodes (Debian 12), so what CI tests is what an admin
+# gets from `vagrant up`.
 #
-#   cluster.sh THIS-NODE NAME=IP,NAME=IP
+#   cluster.sh corosync NAME=IP,NAME=IP [TOKEN_MS]
+#       writes /etc/corosync/corosync.conf (knet on the given addresses, two-node quorum, token
+#       TOKEN_MS, default Corosync's 1000 in 3.x) and adds the nodes to /etc/hosts
+#   cluster.sh start
+#       starts Corosync, then Pacemaker: through systemd where it runs, else in the background
+#   cluster.sh vagrant-cib
+#       once, on one node: the Vagrant lab's configuration, the ocf:linbit:drbd promotable clone
+#       and ocf:clever:drbdfs on its Primary (the VM tier loads the generator's CIB instead)
 #
-# A lab on a private network: Corosync runs without encryption and fencing is disabled (no fence
-# device exists here); a production cluster needs both.
+# A lab on a private network: Corosync runs without encryption; a production cluster needs it.
 set -eu
-this=$1
-nodes=$2
 
-ring=""
-id=0
-last=""
-for entry in $(echo "$nodes" | tr ',' ' '); do
-    name=${entry%%=*}
-    ip=${entry#*=}
-    id=$((id + 1))
-    last=$name
-    grep -q " $name\$" /etc/hosts || echo "$ip $name" >>/etc/hosts
-    ring="$ring
-    node { ring0_addr: $ip; name: $name; nodeid: $id; }"
-done
+command=${1:-}
+[ $# -gt 0 ] && shift
 
-cat >/etc/corosync/corosync.conf <<CONF
+case "$command" in
+corosync)
+    [ $# -ge 1 ] && [ $# -le 2 ] || { echo "usage: cluster.sh corosync NAME=IP,NAME=IP [TOKEN_MS]" >&2; exit 2; }
+    token=${2:-1000}
+    ring=""
+    id=0
+    for entry in $(echo "$1" | tr ',' ' '); do
+        name=${entry%%=*}
+        ip=${entry#*=}
+        id=$((id + 1))
+        grep -q "[[:space:]]$name\$" /etc/hosts 2>/dev/null || printf '%s\t%s\n' "$ip" "$name" >>/etc/hosts
+        ring="$ring
+    node {
+        ring0_addr: $ip
+        name: $name
+        nodeid: $id
+    }"
+    done
+    mkdir -p /etc/corosync /var/log/corosync
+    cat >/etc/corosync/corosync.conf <<CONF
 totem {
     version: 2
     cluster_name: clever-lab
     transport: knet
+    token: $token
     crypto_cipher: none
     crypto_hash: none
 }
@@ -38,23 +53,47 @@ quorum {
     two_node: 1
 }
 logging {
+    to_logfile: yes
+    logfile: /var/log/corosync/corosync.log
     to_syslog: yes
+    to_stderr: no
+    timestamp: on
 }
 CONF
-systemctl enable corosync pacemaker >/dev/null 2>&1
-systemctl restart corosync
-systemctl restart pacemaker
-
-[ "$this" = "$last" ] || exit 0
-
-# Wait for both nodes, then describe the resources once.
-for _ in $(seq 120); do
-    online=$(crm_mon -1 --output-as=xml 2>/dev/null | grep -c 'online="true"' || true)
-    [ "$online" -ge 2 ] && break
-    sleep 2
-done
-if ! crm_resource --list-raw 2>/dev/null | grep -q '^fs_data$'; then
-    crm configure <<CRM
+    ;;
+start)
+    if [ -d /run/systemd/system ]; then
+        systemctl enable corosync pacemaker >/dev/null 2>&1
+        systemctl restart corosync
+        systemctl restart pacemaker
+        exit 0
+    fi
+    # No systemd: both in their own sessions, so that whoever ran this script can go.
+    mkdir -p /var/log/corosync /var/log/pacemaker
+    chown -R hacluster:haclient /var/lib/pacemaker /var/log/pacemaker
+    setsid -f corosync -f >/var/log/corosync/stdout 2>&1 </dev/null
+    # pacemakerd needs Corosync's IPC up.
+    for _ in $(seq 120); do
+        corosync-cmapctl -g totem.cluster_name >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    if ! corosync-cmapctl -g totem.cluster_name >/dev/null 2>&1; then
+        echo "cluster.sh: Corosync did not start:" >&2
+        tail -n 20 /var/log/corosync/corosync.log /var/log/corosync/stdout >&2
+        exit 1
+    fi
+    setsid -f pacemakerd >/var/log/pacemaker/stdout 2>&1 </dev/null
+    ;;
+vagrant-cib)
+    [ $# -eq 0 ] || { echo "usage: cluster.sh vagrant-cib" >&2; exit 2; }
+    for _ in $(seq 120); do
+        online=$(crm_mon -1 --output-as=xml 2>/dev/null | grep -c 'online="true"' || true)
+        [ "$online" -ge 2 ] && break
+        sleep 2
+    done
+    if ! crm_resource --list-raw 2>/dev/null | grep -q '^fs_data$'; then
+        # No fence device in this lab: fencing is off, and DRBD's fencing is resource-only.
+        crm configure <<CRM
 property stonith-enabled=false
 rsc_defaults resource-stickiness=100
 primitive drbd_r0 ocf:linbit:drbd params drbd_resource=r0 \\
@@ -66,5 +105,11 @@ colocation fs_on_drbd inf: fs_data ms_drbd_r0:Promoted
 order drbd_before_fs Mandatory: ms_drbd_r0:promote fs_data:start
 commit
 CRM
-fi
-crm_mon -1
+    fi
+    crm_mon -1
+    ;;
+*)
+    echo "usage: cluster.sh corosync|start|vagrant-cib ..." >&2
+    exit 2
+    ;;
+esac

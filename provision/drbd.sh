@@ -10,6 +10,13 @@
 #   drbd.sh first-primary RES FSTYPE
 #       on one node only, once: declares its data UpToDate (starting the initial sync) and
 #       makes a filesystem on the device, leaving the node Secondary
+#   drbd.sh fencing POLICY
+#       writes /etc/drbd.d/global_common.conf with Pacemaker's fencing handlers, as LINBIT
+#       recommends: on losing its peer a Primary runs crm-fence-peer.9.sh, which forbids
+#       promoting the peer (a CIB constraint) while its data is outdated; the peer's resync
+#       runs crm-unfence-peer.9.sh, which lifts it. POLICY is resource-and-stonith where the
+#       cluster has working fencing (I/O freezes until the handler has answered), else
+#       resource-only
 #
 # DRBD_FAST_TIMERS=1 shortens DRBD's ping and connect intervals so link loss shows in seconds
 # (the tests); the defaults are DRBD's own.
@@ -77,8 +84,26 @@ first-primary)
     fi
     drbdadm secondary "$1"
     ;;
+fencing)
+    [ $# -eq 1 ] || { echo "usage: drbd.sh fencing resource-only|resource-and-stonith" >&2; exit 2; }
+    case "$1" in
+        resource-only | resource-and-stonith) ;;
+        *) echo "drbd.sh fencing: unknown policy $1" >&2; exit 2 ;;
+    esac
+    mkdir -p /etc/drbd.d
+    cat >/etc/drbd.d/global_common.conf <<EOF
+global { usage-count no; }
+common {
+  disk { fencing $1; }
+  handlers {
+    fence-peer "/usr/lib/drbd/crm-fence-peer.9.sh";
+    after-resync-target "/usr/lib/drbd/crm-unfence-peer.9.sh";
+  }
+}
+EOF
+    ;;
 *)
-    echo "usage: drbd.sh config|create|first-primary ..." >&2
+    echo "usage: drbd.sh config|create|first-primary|fencing ..." >&2
     exit 2
     ;;
 esac

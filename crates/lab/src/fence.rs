@@ -23,7 +23,7 @@ use crate::layout::Layout;
 /// The agent's metadata, as the fencer and `stonith_admin --metadata` read it.
 pub const METADATA: &str = r#"<?xml version="1.0" ?>
 <resource-agent name="fence_lab" shortdesc="Fence agent for clever-lab nodes">
-<longdesc>Powers a clever-lab node off by killing every process of its cgroup (cgroup.kill): its namespaces, mounts, addresses and link go with them. reboot powers off and leaves the node off. For the lab only.</longdesc>
+<longdesc>Powers a clever-lab node off by killing every process of its cgroup (cgroup.kill): its namespaces, mounts, addresses and link go with them; or, with serial_port, a VM lab node by asking the host to kill its qemu. reboot powers off and leaves the node off. For the labs only.</longdesc>
 <vendor-url>https://clusterlabs.org</vendor-url>
 <parameters>
 	<parameter name="action" unique="0" required="1">
@@ -41,10 +41,15 @@ pub const METADATA: &str = r#"<?xml version="1.0" ?>
 		<content type="string" />
 		<shortdesc lang="en">The lab node to fence</shortdesc>
 	</parameter>
-	<parameter name="lab_dir" unique="0" required="1">
+	<parameter name="lab_dir" unique="0" required="0">
 		<getopt mixed="--lab-dir=[directory]" />
 		<content type="string" default="/run/clever-lab" />
 		<shortdesc lang="en">The lab directory (clever-lab --dir)</shortdesc>
+	</parameter>
+	<parameter name="serial_port" unique="0" required="0">
+		<getopt mixed="--serial-port=[name]" />
+		<content type="string" />
+		<shortdesc lang="en">VM lab: the virtio serial port to the host that holds the power switch (instead of lab_dir)</shortdesc>
 	</parameter>
 </parameters>
 <actions>
@@ -88,6 +93,7 @@ pub fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, String> {
             "-o" | "--action" => "action",
             "-n" | "--plug" | "--port" => "plug",
             "--lab-dir" | "--lab_dir" => "lab_dir",
+            "--serial-port" | "--serial_port" => "serial_port",
             other => return Err(format!("unknown option {other}")),
         };
         let value = match inline {
@@ -112,6 +118,13 @@ pub fn run(options: &BTreeMap<String, String>, out: &mut dyn Write, err: &mut dy
             Err(_) => EXIT_FAILED,
         };
     }
+    let target = ["plug", "port", "nodename"]
+        .iter()
+        .find_map(|name| options.get(*name))
+        .map(String::as_str);
+    if let Some(port) = options.get("serial_port") {
+        return crate::fence_port::run(port, action, target, out, err);
+    }
     let lab_dir = options
         .get("lab_dir")
         .map_or(crate::layout::DEFAULT_DIR, String::as_str);
@@ -126,10 +139,6 @@ pub fn run(options: &BTreeMap<String, String>, out: &mut dyn Write, err: &mut dy
             return EXIT_FAILED;
         }
     };
-    let target = ["plug", "port", "nodename"]
-        .iter()
-        .find_map(|name| options.get(*name))
-        .map(String::as_str);
     let known = |node: &str| state.nodes.iter().any(|n| n == node);
     let fail = |err: &mut dyn Write, message: String| {
         let _ = writeln!(err, "fence_lab: {message}");

@@ -1,9 +1,14 @@
 //! Two cluster VM nodes: the Debian root filesystem of [`crate::rootfs`] (Corosync, Pacemaker,
 //! drbd-utils) on `/dev/vdb`, DRBD's backing disk on `/dev/vda`, the same private link and
 //! control channel as [`crate::VmLab`]. The cluster itself is configured and started by the
-//! test through the control channel ([`corosync_conf`], [`hosts`]).
+//! test through the control channel, with the Vagrant lab's scripts ([`crate::PROVISION_CLUSTER`]).
+//!
+//! Each node has three NICs, so that each failure can be caused alone: `eth0` the private link
+//! (Corosync), `eth1` DRBD's replication link ([`REPLICATION_NIC`], [`REPLICATION_ADDRESSES`]),
+//! `eth2` a gateway to ping ([`GATEWAY_NIC`], qemu's user network whose virtual router
+//! [`USER_NET_GATEWAY`] answers). And a fence device ([`crate::lab_fence`]) that kills a
+//! node's qemu.
 
-use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,9 +16,22 @@ use std::time::Duration;
 use clever_deadline::Deadline;
 
 use crate::error::{io_error, VmLabError};
-use crate::lab::{NodeSet, DEFAULT_CACHE, NODES};
+use crate::lab::{NodeSet, DEFAULT_CACHE};
+use crate::lab_fence::{FenceEvent, FenceService, FENCE_PORT};
 use crate::rootfs::{self, RootImage};
-use crate::vm::VmSpec;
+use crate::vm::{Nic, VmSpec, USER_NET_GATEWAY};
+
+/// The NIC id of DRBD's replication link ([`NodeSet::set_nic_link`]).
+pub const REPLICATION_NIC: &str = "repl";
+
+/// Each node's address on the replication link (`eth1`), in [`NODES`] order.
+pub const REPLICATION_ADDRESSES: [&str; 2] = ["10.98.0.1", "10.98.0.2"];
+
+/// The NIC id of the gateway link ([`crate::Vm::set_nic_link`] on one node: its gateway is lost).
+pub const GATEWAY_NIC: &str = "gw";
+
+/// A node's own address on the gateway link (`eth2`); every node's user network is its own.
+const GATEWAY_LINK_ADDRESS: &str = "10.0.2.15/24";
 
 /// What to put in the cluster nodes besides the root image.
 #[derive(Debug, Clone)]
@@ -44,7 +62,9 @@ impl Default for ClusterConfig {
 /// the nodes' root disks).
 #[derive(Debug)]
 pub struct ClusterLab {
+    // Dropped first: the nodes' qemu processes end, so the fence threads see their ports close.
     nodes: NodeSet,
+    fence: FenceService,
     image: RootImage,
 }
 
@@ -68,6 +88,17 @@ impl ClusterLab {
                     // No scratch disk: the root image must be /dev/vdb.
                     scratch_mib: 0,
                     memory_mib: config.memory_mib,
+                    extra_nics: vec![
+                        Nic::PeerLink {
+                            id: REPLICATION_NIC.to_owned(),
+                            mac: format!("52:54:00:98:00:{:02x}", index + 1),
+                        },
+                        Nic::Gateway {
+                            id: GATEWAY_NIC.to_owned(),
+                            mac: format!("52:54:00:97:00:{:02x}", index + 1),
+                        },
+                    ],
+                    extra_ports: vec![FENCE_PORT.to_owned()],
                 };
                 let root = dir.join(format!("{name}.root.ext4"));
                 fs::copy(&image.root, &root)
@@ -75,13 +106,40 @@ impl ClusterLab {
                 Ok((spec, vec![root]))
             },
         )?;
-        Ok(Self { nodes, image })
+        for (vm, replication) in nodes.nodes().iter().zip(REPLICATION_ADDRESSES) {
+            let script = format!(
+                "ip addr add {replication}/24 dev eth1 && ip link set eth1 up \
+                 && ip addr add {GATEWAY_LINK_ADDRESS} dev eth2 && ip link set eth2 up"
+            );
+            let output = vm.run(&script, Duration::from_secs(30))?;
+            if !output.success() {
+                return Err(VmLabError::Guest {
+                    node: vm.name().to_owned(),
+                    problem: format!("configuring eth1 and eth2: {}", output.stderr.trim()),
+                    console: vm.console_tail(),
+                });
+            }
+        }
+        let fence = FenceService::start(nodes.nodes())?;
+        Ok(Self {
+            nodes,
+            fence,
+            image,
+        })
     }
 
     pub fn image(&self) -> &RootImage {
         &self.image
     }
+
+    /// What the fence device was asked, by whom, and what it answered, in order.
+    pub fn fence_events(&self) -> Vec<FenceEvent> {
+        self.fence.events()
+    }
 }
+
+/// The gateway every node's `eth2` reaches (until [`GATEWAY_NIC`] is cut on that node).
+pub const GATEWAY: &str = USER_NET_GATEWAY;
 
 /// A lab is its nodes plus what they booted from: `lab.node("alpha")`, `lab.set_link(false)`.
 impl std::ops::Deref for ClusterLab {
@@ -90,37 +148,4 @@ impl std::ops::Deref for ClusterLab {
     fn deref(&self) -> &NodeSet {
         &self.nodes
     }
-}
-
-/// corosync.conf for the two nodes on the private link (knet, no crypto, token 1000 ms as in the
-/// namespace lab; `two_node` so either node keeps quorum alone).
-pub fn corosync_conf() -> String {
-    let mut text = String::from(
-        "# Written by clever-vmlab.\n\
-         totem {\n    version: 2\n    cluster_name: clever-vmlab\n    transport: knet\n\
-         \x20   token: 1000\n    crypto_cipher: none\n    crypto_hash: none\n}\n\
-         nodelist {\n",
-    );
-    for (index, (name, address)) in NODES.iter().enumerate() {
-        let _ = write!(
-            text,
-            "    node {{\n        ring0_addr: {address}\n        name: {name}\n        nodeid: {}\n    }}\n",
-            index + 1
-        );
-    }
-    text.push_str(
-        "}\nquorum {\n    provider: corosync_votequorum\n    two_node: 1\n}\n\
-         logging {\n    to_logfile: yes\n    logfile: /var/log/corosync/corosync.log\n\
-         \x20   to_stderr: no\n    to_syslog: no\n    timestamp: on\n}\n",
-    );
-    text
-}
-
-/// /etc/hosts of a node: both nodes by name (Corosync and Pacemaker resolve them).
-pub fn hosts() -> String {
-    let mut text = String::from("127.0.0.1\tlocalhost\n");
-    for (name, address) in NODES {
-        let _ = writeln!(text, "{address}\t{name}");
-    }
-    text
 }

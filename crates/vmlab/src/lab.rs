@@ -73,6 +73,8 @@ impl VmLab {
                     disk_mib: config.disk_mib,
                     scratch_mib: config.scratch_mib,
                     memory_mib: config.memory_mib,
+                    extra_nics: Vec::new(),
+                    extra_ports: Vec::new(),
                 };
                 Ok((spec, Vec::new()))
             },
@@ -151,6 +153,14 @@ impl NodeSet {
     pub fn set_link(&self, up: bool) -> Result<(), VmLabError> {
         for vm in &self.vms {
             vm.set_link(up)?;
+        }
+        Ok(())
+    }
+
+    /// As [`NodeSet::set_link`], for the point-to-point NIC `id` of the nodes' specs.
+    pub fn set_nic_link(&self, id: &str, up: bool) -> Result<(), VmLabError> {
+        for vm in &self.vms {
+            vm.set_nic_link(id, up)?;
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ mod error;
 mod guest_commands;
 pub mod image;
 mod lab;
+mod lab_fence;
 pub mod packages;
 pub mod rootfs;
 mod vm;
@@ -27,7 +28,10 @@ mod vm;
 pub use error::VmLabError;
 pub use guest_commands::{shell_quote, GuestCommands};
 pub use lab::{LabConfig, NodeSet, VmLab, DEFAULT_CACHE, NODES, RUN_ROOT};
-pub use vm::{ScriptOutput, Vm, VmSpec};
+pub use lab_fence::{FenceEvent, FENCE_PORT};
+pub use vm::{Nic, ScriptOutput, Vm, VmSpec, USER_NET_GATEWAY};
 
-/// The provisioning script the VM tier and the Vagrantfile share (`provision/drbd.sh`).
+/// The provisioning scripts the VM tier and the Vagrantfile share: DRBD (`provision/drbd.sh`)
+/// and Corosync + Pacemaker (`provision/cluster.sh`).
 pub const PROVISION_DRBD: &str = include_str!("../../../provision/drbd.sh");
+pub const PROVISION_CLUSTER: &str = include_str!("../../../provision/cluster.sh");

@@ -35,7 +35,26 @@ pub struct VmSpec {
     /// device-mapper targets on.
     pub scratch_mib: u64,
     pub memory_mib: u32,
+    /// NICs after the private link, in order (`eth1`, `eth2` … in the guest).
+    pub extra_nics: Vec<Nic>,
+    /// Virtio serial ports besides the control channel, by name: the guest opens
+    /// `/dev/virtio-ports/…` by that name, the host connects to [`Vm::port_path`].
+    pub extra_ports: Vec<String>,
 }
+
+/// A NIC beyond the private link; `id` names it for [`Vm::set_nic_link`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nic {
+    /// Another point-to-point link to the peer with its own pair of sockets, so that it can be
+    /// cut while the private link stays up (DRBD's replication link apart from Corosync's).
+    PeerLink { id: String, mac: String },
+    /// qemu's user-mode network, restricted (nothing reaches the host or beyond): its virtual
+    /// gateway [`USER_NET_GATEWAY`] answers ping, so it stands for a router the test can unplug.
+    Gateway { id: String, mac: String },
+}
+
+/// The address qemu's user-mode network gives its virtual gateway.
+pub const USER_NET_GATEWAY: &str = "10.0.2.2";
 
 /// The end of a script run in a VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +99,9 @@ pub(crate) struct VmFiles {
     /// This VM's end of the private link, and the peer's.
     pub link_local: PathBuf,
     pub link_remote: PathBuf,
+    dir: PathBuf,
+    name: String,
+    peer: String,
 }
 
 impl VmFiles {
@@ -92,8 +114,27 @@ impl VmFiles {
             scratch: dir.join(format!("{name}.scratch.img")),
             link_local: dir.join(format!("{name}.net")),
             link_remote: dir.join(format!("{peer}.net")),
+            dir: dir.to_path_buf(),
+            name: name.to_owned(),
+            peer: peer.to_owned(),
         }
     }
+
+    /// This VM's and the peer's sockets of the point-to-point link `id`.
+    fn peer_link(&self, id: &str) -> (PathBuf, PathBuf) {
+        (
+            self.dir.join(format!("{}.{id}.net", self.name)),
+            self.dir.join(format!("{}.{id}.net", self.peer)),
+        )
+    }
+
+    fn port(&self, port: &str) -> PathBuf {
+        port_path(&self.dir, &self.name, port)
+    }
+}
+
+fn port_path(dir: &Path, name: &str, port: &str) -> PathBuf {
+    dir.join(format!("{name}.{port}.port"))
 }
 
 impl Vm {
@@ -173,6 +214,48 @@ impl Vm {
                 "-device",
                 &format!("virtio-net-pci,netdev=link,mac={}", spec.mac),
             ]);
+        for (index, nic) in spec.extra_nics.iter().enumerate() {
+            let (id, mac) = match nic {
+                Nic::PeerLink { id, mac } => {
+                    let (local, remote) = files.peer_link(id);
+                    command.args([
+                        "-netdev",
+                        &format!(
+                            "dgram,id={id},local.type=unix,local.path={},remote.type=unix,remote.path={}",
+                            path(&local),
+                            path(&remote)
+                        ),
+                    ]);
+                    (id, mac)
+                }
+                Nic::Gateway { id, mac } => {
+                    command.args(["-netdev", &format!("user,id={id},restrict=on")]);
+                    (id, mac)
+                }
+            };
+            // Explicit slots after the private link's keep the guest's eth numbering in order.
+            command.args([
+                "-device",
+                &format!(
+                    "virtio-net-pci,netdev={id},mac={mac},addr={:#x}",
+                    0x10 + index
+                ),
+            ]);
+        }
+        for port in &spec.extra_ports {
+            command
+                .args([
+                    "-chardev",
+                    &format!(
+                        "socket,id=port-{port},path={},server=on,wait=off",
+                        path(&files.port(port))
+                    ),
+                ])
+                .args([
+                    "-device",
+                    &format!("virtserialport,bus=serial.0,chardev=port-{port},name={port}"),
+                ]);
+        }
         let scratch = (spec.scratch_mib > 0).then_some(&files.scratch);
         for drive in scratch.into_iter().chain(extra_drives) {
             command.args([
@@ -252,6 +335,11 @@ impl Vm {
     /// The qemu process (through setpriv, which execs it).
     pub fn pid(&self) -> Option<u32> {
         self.child.lock().ok().map(|child| child.id())
+    }
+
+    /// The control channel's socket; its path is on qemu's command line and unique to the lab.
+    pub fn control_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.ctl", self.name))
     }
 
     fn console_path(&self) -> PathBuf {
@@ -378,11 +466,22 @@ impl Vm {
     /// Brings this VM's end of the private link up or down (QMP `set_link`): the guest sees its
     /// NIC lose carrier, and nothing passes either way.
     pub fn set_link(&self, up: bool) -> Result<(), VmLabError> {
+        self.set_nic_link("link", up)
+    }
+
+    /// As [`Vm::set_link`], for the NIC `id` of [`VmSpec::extra_nics`].
+    pub fn set_nic_link(&self, id: &str, up: bool) -> Result<(), VmLabError> {
         self.qmp(&serde_json::json!({
             "execute": "set_link",
-            "arguments": { "name": "link", "up": up }
+            "arguments": { "name": id, "up": up }
         }))
         .map(|_| ())
+    }
+
+    /// The host end of the serial port `port` of [`VmSpec::extra_ports`] (a socket qemu listens
+    /// on; one client at a time).
+    pub fn port_path(&self, port: &str) -> PathBuf {
+        port_path(&self.dir, &self.name, port)
     }
 
     /// Ends the guest at once, as a power cut would.

@@ -248,14 +248,14 @@ fn write_constraint(w: &mut XmlWriter, constraint: &Constraint) -> io::Result<()
 
 fn write_location(w: &mut XmlWriter, location: &Location) -> io::Result<()> {
     let mut attributes = vec![("id", location.id.as_str()), ("rsc", location.rsc.as_str())];
-    if let Some(role) = location.role {
-        attributes.push(("role", role.as_str()));
-    }
     if location.exclusive {
         attributes.push(("resource-discovery", "exclusive"));
     }
     match &location.placement {
         Placement::Node { node, score } => {
+            if let Some(role) = location.role {
+                attributes.push(("role", role.as_str()));
+            }
             let score = score.to_string();
             attributes.push(("node", node.as_str()));
             attributes.push(("score", score.as_str()));
@@ -269,12 +269,19 @@ fn write_location(w: &mut XmlWriter, location: &Location) -> io::Result<()> {
                 .write_inner_content(|w| {
                     let rule_id = format!("{}-rule", location.id);
                     let score = rule.score.to_string();
+                    let mut rule_attributes = vec![
+                        ("id", rule_id.as_str()),
+                        ("score", score.as_str()),
+                        ("boolean-op", rule.bool_op.as_str()),
+                    ];
+                    // Pacemaker reads a rule's role from the rule: on rsc_location it is
+                    // ignored when the constraint has rules, and the score then bans every
+                    // role (a gateway-less node would stop its DRBD Secondary).
+                    if let Some(role) = location.role {
+                        rule_attributes.push(("role", role.as_str()));
+                    }
                     w.create_element("rule")
-                        .with_attributes([
-                            ("id", rule_id.as_str()),
-                            ("score", score.as_str()),
-                            ("boolean-op", rule.bool_op.as_str()),
-                        ])
+                        .with_attributes(rule_attributes)
                         .write_inner_content(|w| {
                             for (index, expression) in rule.expressions.iter().enumerate() {
                                 let id = format!("{rule_id}-expr-{}", index + 1);

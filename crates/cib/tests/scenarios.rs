@@ -535,6 +535,15 @@ pub fn gateway_lost(nodes: usize, vms: usize, value: Option<&str>) {
     assert!(step.fenced().is_empty(), "losing the gateway fences nobody");
     let after = cluster.complete(&placement, &step.label);
     cluster.assert_moved_off(&before, &after, &active, &step.label);
+    // The rule forbids the Promoted role only: DRBD stays up there as the Secondary that keeps
+    // the data replicated (stopped, the node's copy goes stale, and a later failover to it finds
+    // an Outdated disk).
+    let drbd = first_vm(&cluster).drbd_primitive();
+    assert!(
+        !step.did(&drbd, "stop", &active),
+        "{}: {drbd} stopped on {active}, which only lost its gateway",
+        step.label
+    );
     lab.node_attribute(&active, "pingd", Some(PINGD));
     let (step, placement) = cluster.step(&mut lab, "gateway back", &[]);
     cluster.assert_quiet(&step);

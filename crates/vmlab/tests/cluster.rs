@@ -310,18 +310,24 @@ fn wait_for(vm: &Vm, check: &str, what: &str, timeout: Duration) {
         }
         if start.elapsed() > timeout {
             let logs = vm.run(DIAGNOSE_STACK, Duration::from_secs(60)).unwrap();
+            let history = vm.run(DRBD_HISTORY, Duration::from_secs(60)).unwrap();
             panic!(
-                "{}: {what} not reached within {timeout:?} (`{check}`: {} {})\n--- diagnosis ---\n{}\n{}",
+                "{}: {what} not reached within {timeout:?} (`{check}`: {} {})\n--- diagnosis ---\n{}\n{}\n{}",
                 vm.name(),
                 output.stdout,
                 output.stderr,
                 logs.stdout,
-                logs.stderr
+                logs.stderr,
+                history.stdout
             );
         }
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// Every operation result and action Pacemaker logged on a node for the DRBD clone and the
+/// filesystem, with DRBD's kernel messages: why a node is not what the test expected.
+const DRBD_HISTORY: &str = "grep -E 'Result of .*(drbd_r0|fs_clever)|Actions: .*(drbd_r0|fs_clever)|crm-fence-peer|crm-unfence-peer' /var/log/pacemaker/pacemaker.log | tail -n 80; dmesg | grep -i drbd | tail -n 40";
 
 const DIAGNOSE_STACK: &str = "crm_mon -1 -A -f 2>&1; cat /proc/drbd; grep /mnt /proc/mounts; \
     grep -E 'error|warning|drbd|fs_clever' /var/log/pacemaker/pacemaker.log | tail -n 60";
@@ -343,14 +349,26 @@ const PASSIVE: Activation = Activation {
 };
 
 fn activation(vm: &Vm) -> Activation {
+    observe(vm).0
+}
+
+/// A node's activation and its DRBD state line (`cs:… ro:… ds:…`, or nothing while DRBD is
+/// down), for timelines.
+fn observe(vm: &Vm) -> (Activation, String) {
     let out = sh(
         vm,
         &format!("cat /proc/drbd; echo; grep -c ' {MOUNT} ' /proc/mounts || true"),
     );
-    Activation {
+    let state = out
+        .lines()
+        .find_map(|line| line.split_once(" cs:"))
+        .map(|(_, rest)| format!("cs:{}", rest.split(" C ").next().unwrap_or(rest).trim()))
+        .unwrap_or_else(|| "DRBD down".to_owned());
+    let activation = Activation {
         primary: out.contains("ro:Primary/"),
         mounted: out.lines().last().is_some_and(|l| l.trim() != "0"),
-    }
+    };
+    (activation, state)
 }
 
 /// Which node runs `resource` according to crm_mon on `vm` (None while stopped or moving).
@@ -384,11 +402,16 @@ const SAMPLE_PAUSE: Duration = Duration::from_millis(300);
 /// source found active after it means both were active at that moment.
 fn watch_move(observer: &Vm, source: &Vm, target: &Vm, what: &str) -> Duration {
     let began = Instant::now();
-    let mut timeline = Vec::new();
+    let mut timeline: Vec<(Duration, Activation, String, Activation, String)> = Vec::new();
     loop {
-        let t = activation(target);
-        let s = activation(source);
-        timeline.push((began.elapsed(), s, t));
+        let (t, t_state) = observe(target);
+        let (s, s_state) = observe(source);
+        let changed = timeline
+            .last()
+            .is_none_or(|(_, ls, lss, lt, lts)| (ls, lss, lt, lts) != (&s, &s_state, &t, &t_state));
+        if changed {
+            timeline.push((began.elapsed(), s, s_state, t, t_state));
+        }
         assert!(
             !((t.primary && s.primary) || (t.mounted && s.mounted)),
             "{what}: double activation: {timeline:#?}"
@@ -400,17 +423,18 @@ fn watch_move(observer: &Vm, source: &Vm, target: &Vm, what: &str) -> Duration {
             began.elapsed() < Duration::from_secs(600),
             "{what} did not finish: {timeline:#?}\n{}",
             sh(observer, DIAGNOSE_STACK)
-        ); // Each sample runs programs in both guests: leave their single CPUs to the cluster.
+        );
+        // Each sample runs programs in both guests: leave their single CPUs to the cluster.
         std::thread::sleep(SAMPLE_PAUSE);
     }
     eprintln!(
-        "{what}: {} -> {} in {:?}; timeline (elapsed, source, target):",
+        "{what}: {} -> {} in {:?}; timeline of changes (elapsed, source, target):",
         source.name(),
         target.name(),
         began.elapsed()
     );
-    for (at, s, t) in &timeline {
-        eprintln!("  {at:>10.2?} source {s:?} target {t:?}");
+    for (at, s, s_state, t, t_state) in &timeline {
+        eprintln!("  {at:>10.2?} source {s:?} {s_state} | target {t:?} {t_state}");
     }
     for resource in ["fs_clever", "save_clever", "vm_clever", "ip_clever"] {
         assert_eq!(located(observer, resource), [target.name()], "{resource}");
@@ -637,14 +661,24 @@ fn stack_on_vm_nodes() {
         "gateway reachable again",
         Duration::from_secs(120),
     );
+    // The survivor can take over only with good data: DRBD connected, both sides UpToDate.
+    wait_for(
+        survivor,
+        "grep -q 'cs:Connected ro:Secondary/Primary ds:UpToDate/UpToDate' /proc/drbd",
+        "DRBD connected and UpToDate on both nodes before the power cut",
+        Duration::from_secs(240),
+    );
     let fenced_before = lab.fence_events().len();
     let cut_at = Instant::now();
     first.power_off().unwrap();
-    let mut timeline = Vec::new();
+    let mut timeline: Vec<(Duration, Activation, String)> = Vec::new();
     loop {
-        let now = activation(survivor);
-        if timeline.last().map(|(_, last)| last) != Some(&now) {
-            timeline.push((cut_at.elapsed(), now));
+        let (now, state) = observe(survivor);
+        if timeline
+            .last()
+            .is_none_or(|(_, last, last_state)| (last, last_state) != (&now, &state))
+        {
+            timeline.push((cut_at.elapsed(), now, state));
         }
         if now == ACTIVE && located(survivor, "ip_clever") == [survivor.name()] {
             break;
@@ -652,9 +686,10 @@ fn stack_on_vm_nodes() {
         std::thread::sleep(SAMPLE_PAUSE);
         assert!(
             cut_at.elapsed() < Duration::from_secs(600),
-            "no recovery after the power cut: {timeline:#?}\nfence events: {:#?}\n{}",
+            "no recovery after the power cut: {timeline:#?}\nfence events: {:#?}\n{}\n{}",
             lab.fence_events(),
-            sh(survivor, DIAGNOSE_STACK)
+            sh(survivor, DIAGNOSE_STACK),
+            sh(survivor, DRBD_HISTORY)
         );
     }
     let fenced: Vec<_> = lab.fence_events()[fenced_before..]
@@ -681,8 +716,8 @@ fn stack_on_vm_nodes() {
         cut_at.elapsed(),
         fenced[0].at.duration_since(cut_at)
     );
-    for (at, state) in &timeline {
-        eprintln!("  {at:>10.2?} {state:?}");
+    for (at, activation, state) in &timeline {
+        eprintln!("  {at:>10.2?} {activation:?} {state}");
     }
     sh(
         survivor,

@@ -1,9 +1,10 @@
 //! The cluster stack on VM nodes: two qemu (TCG) guests booting a Debian 12 root filesystem
 //! (debootstrap, cached) with Corosync 3 and Pacemaker 2.1 started without systemd, forming a
-//! cluster over the private link.
+//! cluster over the private link, with DRBD on its own link, a gateway to ping and real fencing;
+//! then a controlled migration, a replication-link cut, a gateway loss and a power cut.
 //!
-//! `make test-vmcluster`; not part of `make test` (the first run builds the root image, a
-//! debootstrap of a few minutes).
+//! `make test-vmcluster`; not part of `make test`: a run takes ~11.5 min (the first also builds
+//! the root image, a debootstrap of a few minutes).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 

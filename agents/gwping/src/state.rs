@@ -120,14 +120,32 @@ impl StateFile {
                 .create(dir)
                 .map_err(|e| self.io(e))?;
         }
-        let created = OpenOptions::new()
+        // The file appears whole or not at all: written under a private name, then linked
+        // into place (link never replaces). Created empty and then written, a second instance
+        // starting at the same moment would read it empty and call it foreign.
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let draft = self
+            .path
+            .with_file_name(format!(".{name}.{}.{nanos}.new", std::process::id()));
+        let _ = fs::remove_file(&draft);
+        let written = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
-            .open(&self.path);
-        match created {
-            Ok(mut file) => file.write_all(MARKER).map_err(|e| self.io(e)),
+            .open(&draft)
+            .and_then(|mut file| file.write_all(MARKER));
+        let linked = written.and_then(|()| fs::hard_link(&draft, &self.path));
+        let _ = fs::remove_file(&draft);
+        match linked {
+            Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 if self.exists()? {
                     Ok(())

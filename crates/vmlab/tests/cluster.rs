@@ -647,6 +647,13 @@ fn stack_on_vm_nodes() {
     // came over with the resync.
     second.set_nic_link(GATEWAY_NIC, false).unwrap();
     watch_move(alpha, second, first, "gateway loss");
+    // Only the Promoted role left: DRBD stays up there, replicating.
+    let (_, state) = observe(second);
+    assert!(
+        state.starts_with("cs:Connected ro:Secondary/Primary"),
+        "DRBD on {} after losing its gateway: {state}",
+        second.name()
+    );
     sh(
         first,
         &format!("grep -q written-while-cut {MOUNT}/after-cut"),

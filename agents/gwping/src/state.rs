@@ -4,7 +4,8 @@
 //! which is a tmpfs emptied at boot, so a rebooted node never believes it is still started.
 //! It is created exclusively, without following symlinks, mode 0600, and holds a marker line:
 //! a file planted by another user cannot redirect it, and a file that is not ours is never
-//! taken for a started resource nor removed.
+//! taken for a started resource nor removed. It appears with its marker already in it (linked
+//! into place), so an instance running at the same moment never sees it empty.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Read, Write};

@@ -17,6 +17,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark code")]
 
+use ocf_conformance::workspace_build::release_binaries;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Output};
@@ -93,29 +94,7 @@ fn ok(args: &[&str]) -> String {
 
 /// Our agents as in the tree, built in release (what the lab installs into its nodes).
 fn release_dir() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["build", "--release", "--bins"])
-        .args([
-            "-p",
-            "clever-gwping",
-            "-p",
-            "clever-drbdfs",
-            "-p",
-            "clever-vm",
-        ])
-        .current_dir(&workspace)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "building our agents failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace.join("target"), PathBuf::from)
-        .join("release")
+    release_binaries(&["clever-gwping", "clever-drbdfs", "clever-vm"])
 }
 
 /// Polls `done` every [`PERIOD`] (no back-off: the moment matters) until it holds.

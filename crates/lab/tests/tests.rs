@@ -5,11 +5,12 @@
 //! at a time (two clusters at once on two cores would make token timeouts flaky). Nothing is
 //! skipped: a missing prerequisite fails `up` with its name.
 
+use ocf_conformance::workspace_build::release_binaries;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -44,36 +45,7 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 /// Our agents, built now (release, as installed), so that the lab runs the current code; the
 /// lab installs them into its nodes. Built once per test run.
 fn release_dir() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let output = Command::new(cargo)
-                .args(["build", "--release", "--bins"])
-                .args([
-                    "-p",
-                    "clever-gwping",
-                    "-p",
-                    "clever-drbdfs",
-                    "-p",
-                    "clever-vm",
-                    "-p",
-                    "clevervm",
-                ])
-                .current_dir(&workspace)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "building our agents failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| workspace.join("target"), PathBuf::from);
-            target.join("release")
-        })
-        .clone()
+    release_binaries(&["clever-gwping", "clever-drbdfs", "clever-vm", "clevervm"])
 }
 
 /// A running lab, torn down on drop (also when the test panics).

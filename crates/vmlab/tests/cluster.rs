@@ -8,15 +8,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
+use ocf_conformance::workspace_build::release_binaries;
 use std::time::{Duration, Instant};
 
 use clever_vmlab::cluster::{
     ClusterConfig, ClusterLab, GATEWAY, GATEWAY_NIC, REPLICATION_ADDRESSES, REPLICATION_NIC,
 };
 use clever_vmlab::{Vm, NODES, PROVISION_CLUSTER, PROVISION_DRBD};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 
 /// Runs a script that must succeed.
 #[track_caller]
@@ -257,38 +256,10 @@ fn slower_stock_monitors(cib: &str) -> String {
 const DEVICE: &str = "/dev/drbd0";
 const MOUNT: &str = "/mnt/data";
 
-/// Our agents, built now (release, as installed), so the guests run the current code.
+/// Our agents and the labs' fence agent, built now (release, as installed), so the guests run
+/// the current code.
 fn release_dir() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let output = Command::new(cargo)
-                .args([
-                    "build",
-                    "--release",
-                    "--bins",
-                    "-p",
-                    "clever-drbdfs",
-                    "-p",
-                    "clever-gwping",
-                    "-p",
-                    "clever-lab",
-                ])
-                .current_dir(&workspace)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "building the agents failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| workspace.join("target"), PathBuf::from);
-            target.join("release")
-        })
-        .clone()
+    release_binaries(&["clever-drbdfs", "clever-gwping", "clever-lab"])
 }
 
 /// Runs one of the provisioning scripts, as the Vagrantfile does.

@@ -8,10 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
+use ocf_conformance::workspace_build::release_binaries;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use clever_command::{CommandError, CommandLine, HostCommands, Output, RunCommand};
@@ -41,26 +40,7 @@ const SCRATCH_SECTORS: u64 = 32 * 2048;
 
 /// Our agent, built now (release, as installed), so the guests run the current code.
 fn release_dir() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let output = Command::new(cargo)
-                .args(["build", "--release", "--bins", "-p", "clever-drbdfs"])
-                .current_dir(&workspace)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "building drbdfs failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| workspace.join("target"), PathBuf::from);
-            target.join("release")
-        })
-        .clone()
+    release_binaries(&["clever-drbdfs"])
 }
 
 /// Runs a script that must succeed.

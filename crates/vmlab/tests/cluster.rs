@@ -78,11 +78,10 @@ fn start_cluster(vm: &Vm) {
         &format!("corosync {} 1000", nodes.join(",")),
     );
     write(vm, "/var/lib/pacemaker/cib/cib.xml", SEED_CIB);
+    // `cluster.sh start` hands /var/lib/pacemaker to hacluster.
     sh(
         vm,
-        "chown -R hacluster:haclient /var/lib/pacemaker \
-         && chmod 0600 /var/lib/pacemaker/cib/cib.xml \
-         && rm -f /var/lib/pacemaker/cib/cib.xml.sig",
+        "chmod 0600 /var/lib/pacemaker/cib/cib.xml && rm -f /var/lib/pacemaker/cib/cib.xml.sig",
     );
     provision(vm, PROVISION_CLUSTER, "start");
 }

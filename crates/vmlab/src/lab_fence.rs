@@ -210,13 +210,16 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "test code")]
 
     use super::*;
+    use std::os::unix::process::CommandExt;
     use std::process::Command;
 
-    /// A stand-in for a node's qemu: a process whose command line carries the marker (sleep
-    /// run under that name).
+    /// A stand-in for a node's qemu: `sleep` run under the marker's name, so its command line
+    /// carries the marker from the moment it is spawned (a shell exec'ing `sleep` would show an
+    /// empty command line for an instant, and the node would look off).
     fn node(marker: &str) -> (std::process::Child, Target) {
-        let child = Command::new("bash")
-            .args(["-c", &format!("exec -a {marker} sleep 600")])
+        let child = Command::new("sleep")
+            .arg0(marker)
+            .arg("600")
             .spawn()
             .unwrap();
         let target = Target {

@@ -37,11 +37,60 @@ for package in "${packages[@]}"; do
   [[ "$status" == "install ok installed" ]] || missing+=("$package")
 done
 
+# An installed package whose version no configured suite offers (a backport, a vendor's build)
+# can break what Debian 12 needs: the machine image ships qemu-utils from bookworm-backports,
+# which Breaks Debian 12's qemu-system-common. Such a package, when apt names it in its complaint,
+# goes back to the version the configured suites offer, in the same transaction; everything else
+# the machine has stays as it is, and the apt sources are never edited.
+installed_from_no_suite() {
+  local package=$1 version
+  version=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null) || return 1
+  [[ -n "$version" ]] || return 1
+  ! apt-cache madison "$package" 2>/dev/null | awk -F' [|] ' -v v="$version" '$2 == v {found=1} END {exit !found}'
+}
+
+suite_version() {
+  apt-cache madison "$1" 2>/dev/null | awk -F' [|] ' 'NR == 1 {print $2}'
+}
+
+# The package names in apt's "unmet dependencies" lines, both the one that breaks and the ones it
+# names.
+packages_named_by_apt() {
+  sed -n '/have unmet dependencies/,/^E:/p' |
+    grep -oE '(^ [a-z0-9][a-z0-9+.-]+ :)|((Depends|Breaks|Conflicts|PreDepends): [a-z0-9][a-z0-9+.-]+)' |
+    sed -E 's/^ //; s/ :$//; s/^[A-Za-z]+: //' | sort -u
+}
+
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  request=("${missing[@]}")
+  extra_flags=()
+  for _attempt in 1 2 3; do
+    if plan=$(apt-get install -s --no-install-recommends "${extra_flags[@]}" "${request[@]}" 2>&1); then
+      break
+    fi
+    changed=0
+    while read -r named; do
+      [[ -n "$named" ]] || continue
+      installed_from_no_suite "$named" || continue
+      target=$(suite_version "$named")
+      [[ -n "$target" ]] || continue
+      case " ${request[*]} " in *" $named="*) continue ;; esac
+      echo "setup: $named $(dpkg-query -W -f='${Version}' "$named") is from no configured suite" \
+        "and blocks the install: replacing it with $target"
+      request+=("$named=$target")
+      changed=1
+    done < <(packages_named_by_apt <<<"$plan")
+    if ((changed == 0)); then
+      printf '%s\n' "$plan" >&2
+      echo "setup: apt cannot install ${missing[*]} (its reasons above)" >&2
+      exit 1
+    fi
+    extra_flags=(--allow-downgrades)
+  done
+  apt-get install -y -qq --no-install-recommends "${extra_flags[@]}" "${request[@]}" >/dev/null
 fi
 
 # crates/vmlab downloads Debian's kernel, busybox-static and drbd-utils with apt-get download at

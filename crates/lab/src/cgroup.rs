@@ -99,6 +99,30 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Kills like [`Cgroup::kill`], then waits until each process is gone from the process
+    /// table too. A process leaves its cgroup as it exits, but stays in the table until its
+    /// parent reaps it: killed with its node's init, it is reparented to the host's PID 1, which
+    /// may take seconds to reap it. Whoever says "nothing is left" (`down`) waits for that.
+    pub fn kill_and_reap(&self, deadline: &Deadline) -> Result<(), LabError> {
+        let before: Vec<(i32, Option<u64>)> = self
+            .all_pids()
+            .into_iter()
+            .map(|pid| (pid, start_time(pid)))
+            .collect();
+        self.kill(deadline)?;
+        deadline.poll(
+            &format!("the processes of {} to be reaped", self.path.display()),
+            Duration::from_millis(10),
+            || {
+                before
+                    .iter()
+                    .all(|(pid, started)| started.is_none() || start_time(*pid) != *started)
+                    .then_some(())
+            },
+        )?;
+        Ok(())
+    }
+
     /// Removes this cgroup and every cgroup below it (all must be empty).
     pub fn remove_tree(&self) -> Result<(), LabError> {
         if !self.path.exists() {
@@ -113,4 +137,13 @@ impl Cgroup {
             Err(e) => Err(LabError::io("removing cgroup", &self.path)(e)),
         }
     }
+}
+
+/// When `pid` started (field 22 of `/proc/PID/stat`, in clock ticks since boot), which tells a
+/// process from a later one that reuses its number; `None` once it is gone.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }

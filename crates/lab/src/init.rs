@@ -244,6 +244,94 @@ pub const LIBVIRT_BINDS: [(&str, &str); 5] = [
 /// libvirt's QEMU capability cache, shared by every node and kept across labs: probing QEMU
 /// costs ~8 s per fresh libvirtd.
 pub const LIBVIRT_CACHE: &str = "/var/cache/clever-lab/libvirt";
+/// Where libvirt looks for that cache.
+const LIBVIRT_CACHE_TARGET: &str = "/var/cache/libvirt";
+/// The OCF agents' root, where a node sees ours beside the stock ones.
+const OCF_ROOT: &str = "/usr/lib/ocf/resource.d";
+
+/// Makes the host paths a node binds over exist in the node's own mount namespace, never on the
+/// host: a package need not have made them (`libvirt-daemon` without `libvirt-daemon-system`
+/// makes no `/var/lib/libvirt`, `/var/log/libvirt` or `/var/cache/libvirt`). The nearest
+/// existing ancestor of a missing target gets a writable overlay whose upper layer lives in the
+/// node's directory, and the target is made in it; the host's directories stay as they were, so
+/// `down` has nothing to undo there. All of this comes before the first bind: an overlay mounted
+/// on an ancestor later would hide the binds below it.
+#[derive(Debug)]
+pub struct MountTargets {
+    /// Where the overlays' upper and work directories go.
+    scratch: PathBuf,
+    /// Ancestors already overlaid: what is made below them stays in the node.
+    overlaid: Vec<PathBuf>,
+}
+
+impl MountTargets {
+    pub fn new(scratch: PathBuf) -> Self {
+        Self {
+            scratch,
+            overlaid: Vec::new(),
+        }
+    }
+
+    /// The ancestors this node overlaid (for tests and the node's log).
+    pub fn overlaid(&self) -> &[PathBuf] {
+        &self.overlaid
+    }
+
+    /// Makes `target` a directory (or, with `file`, an empty file) unless it exists.
+    pub fn ensure(&mut self, target: &Path, file: bool) -> Result<(), LabError> {
+        if target.exists() {
+            return Ok(());
+        }
+        let ancestor = target
+            .ancestors()
+            .skip(1)
+            .find(|a| a.is_dir())
+            .unwrap_or(Path::new("/"))
+            .to_owned();
+        if !self.overlaid.iter().any(|o| ancestor.starts_with(o)) {
+            let name = ancestor
+                .to_string_lossy()
+                .trim_matches('/')
+                .replace('/', "_");
+            let scratch = self
+                .scratch
+                .join(if name.is_empty() { "root" } else { &name });
+            let (upper, work) = (scratch.join("upper"), scratch.join("work"));
+            for dir in [&upper, &work] {
+                fs::create_dir_all(dir).map_err(LabError::io("creating", dir))?;
+            }
+            let options = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                ancestor.display(),
+                upper.display(),
+                work.display()
+            );
+            mount(
+                Some("overlay"),
+                &ancestor,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(options.as_str()),
+            )
+            .map_err(mount_error("a private overlay", &ancestor))?;
+            eprintln!(
+                "{} is missing on the host: made in this node only, over a private overlay of {}",
+                target.display(),
+                ancestor.display()
+            );
+            self.overlaid.push(ancestor);
+        }
+        let made = if file {
+            target
+                .parent()
+                .map_or(Ok(()), fs::create_dir_all)
+                .and_then(|()| File::create(target).map(drop))
+        } else {
+            fs::create_dir_all(target)
+        };
+        made.map_err(LabError::io("creating in the node", target))
+    }
+}
 
 fn node_mounts(layout: &Layout, node: &str, vm: bool) -> Result<(), LabError> {
     // Keep a handle on the lab directory: the tmpfs on /run may hide it.
@@ -256,20 +344,33 @@ fn node_mounts(layout: &Layout, node: &str, vm: bool) -> Result<(), LabError> {
         None::<&str>,
     )
     .map_err(LabError::sys("making / private"))?;
-    overlay(&layout.sbin_dir(), Path::new("/usr/sbin"))?;
-    overlay(&layout.ocf_dir(), Path::new("/usr/lib/ocf/resource.d"))?;
     let node_dir = layout.node_dir(node);
-    for (name, target) in NODE_BINDS {
-        bind(&node_dir.join(name), Path::new(target))?;
+    let libvirt_binds: &[(&str, &str)] = if vm { &LIBVIRT_BINDS } else { &[] };
+    let binds: Vec<(PathBuf, &Path)> = NODE_BINDS
+        .iter()
+        .chain(libvirt_binds)
+        .map(|(name, target)| (node_dir.join(name), Path::new(*target)))
+        .chain(vm.then(|| {
+            (
+                PathBuf::from(LIBVIRT_CACHE),
+                Path::new(LIBVIRT_CACHE_TARGET),
+            )
+        }))
+        .collect();
+    let mut targets = MountTargets::new(node_dir.join("overlays"));
+    for target in [OCF_ROOT, "/srv"] {
+        targets.ensure(Path::new(target), false)?;
+    }
+    for (source, target) in &binds {
+        targets.ensure(target, source.is_file())?;
+    }
+    overlay(&layout.sbin_dir(), Path::new("/usr/sbin"))?;
+    overlay(&layout.ocf_dir(), Path::new(OCF_ROOT))?;
+    for (source, target) in &binds {
+        bind(source, target)?;
     }
     // The shared filesystem's mount point lives in a private /srv (drbdfs creates it).
     tmpfs(Path::new("/srv"), "0755")?;
-    if vm {
-        for (name, target) in LIBVIRT_BINDS {
-            bind(&node_dir.join(name), Path::new(target))?;
-        }
-        bind(Path::new(LIBVIRT_CACHE), Path::new("/var/cache/libvirt"))?;
-    }
     let run = Path::new("/run");
     tmpfs(run, "0755")?;
     tmpfs(Path::new("/dev/shm"), "1777")?;

@@ -904,7 +904,7 @@ pub fn down(dir: impl Into<PathBuf>) -> Result<DownReport, LabError> {
         Err(_) => Cgroup::new(layout.cgroup_root(&layout::cgroup2_mount()?)),
     };
     report.processes_killed = cgroup.all_pids().len();
-    cgroup.kill(&Deadline::after(Duration::from_secs(30)))?;
+    cgroup.kill_and_reap(&Deadline::after(Duration::from_secs(30)))?;
     cgroup.remove_tree()?;
     if let Some(parent) = cgroup.path().parent() {
         // Shared by every lab on the machine: removed only once empty.

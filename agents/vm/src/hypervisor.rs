@@ -17,8 +17,17 @@ use crate::rpc::{self, RpcError};
 
 /// How often a running hibernation logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
-/// How long an aborted hibernation gets to return before we stop waiting for it.
+/// The most of a hibernation's budget kept back for aborting it and hearing libvirt's answer:
+/// the abort comes early enough that the whole step, answer included, ends within the budget
+/// the stop announced, because the steps after it (shutdown, power-off) were given only what
+/// is left after that budget.
 const ABORT_GRACE: Duration = Duration::from_secs(10);
+
+/// The part of `budget` kept for the abort: [`ABORT_GRACE`] at most, a quarter of it at most,
+/// so that a short budget still leaves the save most of its time.
+fn abort_grace(budget: Duration) -> Duration {
+    ABORT_GRACE.min(budget / 4)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HypervisorError {
@@ -372,8 +381,9 @@ impl Hypervisor for Libvirt {
             let _ = done.send(result);
         });
         let budget = deadline.remaining();
+        let abort_at = deadline.capped(budget.saturating_sub(abort_grace(budget)));
         loop {
-            match saved.recv_timeout(PROGRESS_EVERY.min(deadline.remaining())) {
+            match saved.recv_timeout(PROGRESS_EVERY.min(abort_at.remaining())) {
                 Ok(result) => return result.map_err(|e| call_error("managed save", name, &e)),
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(HypervisorError::Call {
@@ -382,11 +392,15 @@ impl Hypervisor for Libvirt {
                         message: "the save thread ended without an answer".to_owned(),
                     })
                 }
-                Err(RecvTimeoutError::Timeout) if deadline.expired() => {
-                    if let Err(e) = self.with_domain(name, "abort job", |d| d.abort_job()) {
+                Err(RecvTimeoutError::Timeout) if abort_at.expired() => {
+                    let target = name.to_owned();
+                    let aborted = self.bounded_by(deadline, "abort job", name, move |conn| {
+                        conn.lookup(&target)?.abort_job()
+                    });
+                    if let Err(e) = aborted {
                         log::error!("cannot abort the hibernation of {name}: {e}");
                     }
-                    let late = saved.recv_timeout(ABORT_GRACE.min(self.calls.remaining()));
+                    let late = saved.recv_timeout(deadline.remaining().min(self.calls.remaining()));
                     if let Ok(Ok(())) = late {
                         // The save completed as the abort came: the image is whole.
                         return Ok(());

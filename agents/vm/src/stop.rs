@@ -178,7 +178,11 @@ fn hibernate(vm: &Vm, hv: &dyn Hypervisor, name: &str, deadline: &Deadline, host
             Ok(other) => log::error!("{name} was hibernated but its image looks wrong: {other:?}"),
             Err(e) => log::error!("{name} was hibernated but its image is unreadable: {e}"),
         },
-        Err(e) => log::error!("{e}; falling back to a graceful shutdown of {name}"),
+        Err(e) => log::error!(
+            "{e} (the step took {:.1?} of its {budget:.1?}); falling back to a graceful \
+             shutdown of {name}",
+            started.elapsed()
+        ),
     }
 }
 

@@ -345,8 +345,8 @@ impl Node {
             took: started.elapsed(),
         };
         eprintln!(
-            "--- {} {action} on {} -> {:?} in {:.2?}\n{}",
-            AGENT, self.name, run.code, run.took, run.stderr
+            "--- {} {action} on {} -> {} in {:.2?}\n{}",
+            AGENT, self.name, output.status, run.took, run.stderr
         );
         run
     }
@@ -470,4 +470,92 @@ pub fn patch(path: &Path, offset: u64, bytes: &[u8]) {
 /// Shared once per test binary.
 pub fn once<T>(cell: &'static OnceLock<T>, init: impl FnOnce() -> T) -> &'static T {
     cell.get_or_init(init)
+}
+
+/// A CPU throttle the test controls: processes held in it get 1% of a CPU, so a step they do
+/// (a hibernation) lasts as long as the test decides, whatever this machine's speed. A cgroup of
+/// the cpu controller: v1's CFS quota where the machine mounts it (hybrid hosts), v2's
+/// `cpu.max` otherwise; neither available fails the test.
+pub struct CpuThrottle {
+    dir: PathBuf,
+}
+
+impl CpuThrottle {
+    /// 1 ms of CPU per 100 ms.
+    const QUOTA_US: u32 = 1_000;
+    const PERIOD_US: u32 = 100_000;
+
+    pub fn new(test: &str) -> CpuThrottle {
+        let name = format!("clever-vm-{test}-{}", std::process::id());
+        let v1 = Path::new("/sys/fs/cgroup/cpu");
+        let v2 = Path::new("/sys/fs/cgroup");
+        let dir = if v1.join("cpu.cfs_quota_us").exists() {
+            let dir = v1.join(&name);
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("cpu.cfs_period_us"), Self::PERIOD_US.to_string()).unwrap();
+            fs::write(dir.join("cpu.cfs_quota_us"), Self::QUOTA_US.to_string()).unwrap();
+            dir
+        } else {
+            let controllers = fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default();
+            assert!(
+                controllers.split_whitespace().any(|c| c == "cpu"),
+                "no cpu cgroup controller (v1 /sys/fs/cgroup/cpu or v2 cpu) to throttle with"
+            );
+            fs::write(v2.join("cgroup.subtree_control"), "+cpu").unwrap();
+            let dir = v2.join(&name);
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(
+                dir.join("cpu.max"),
+                format!("{} {}", Self::QUOTA_US, Self::PERIOD_US),
+            )
+            .unwrap();
+            dir
+        };
+        CpuThrottle { dir }
+    }
+
+    /// Holds `pid` (all of its threads) in the throttle.
+    pub fn hold(&self, pid: u32) {
+        // A process that just ended cannot be moved; that is fine.
+        let _ = fs::write(self.dir.join("cgroup.procs"), pid.to_string());
+    }
+
+    /// Lets every held process run at full speed again.
+    pub fn release(&self) {
+        let Some(parent) = self.dir.parent() else {
+            return;
+        };
+        let held = fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in held.lines() {
+            let _ = fs::write(parent.join("cgroup.procs"), pid.trim());
+        }
+    }
+
+    /// How many processes are held now.
+    pub fn held(&self) -> usize {
+        fs::read_to_string(self.dir.join("cgroup.procs"))
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for CpuThrottle {
+    fn drop(&mut self) {
+        self.release();
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+/// A `Duration`'s `Debug` text as the agent logs it ("1.7s", "850.2ms"), back to seconds.
+pub fn debug_seconds(text: &str) -> Option<f64> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix("µs") {
+        (n, 1e-6)
+    } else if let Some(n) = text.strip_suffix("ns") {
+        (n, 1e-9)
+    } else {
+        (text.strip_suffix('s')?, 1.0)
+    };
+    number.parse::<f64>().ok().map(|n| n * scale)
 }

@@ -534,9 +534,6 @@ fn full_save_directory_falls_back_within_the_deadline() {
     assert_eq!(node.agent("monitor", &p, &[PROBE]).code, Some(7));
 }
 
-// A hibernation that cannot finish within the stop timeout is aborted, logged with its
-// progress, and the VM is powered off in time; no image is left to be resumed.
-
 /// A hibernation that cannot finish within its budget is aborted early enough that the step,
 /// libvirt's answer included, ends within the budget the stop announced; the stop then powers
 /// the VM off within its timeout and no whole image is left to resume from. The test decides

@@ -348,6 +348,19 @@ impl Node {
             "--- {} {action} on {} -> {} in {:.2?}\n{}",
             AGENT, self.name, output.status, run.took, run.stderr
         );
+        if run.code.is_none() {
+            // Ended by a signal: whether the node (its PID namespace) still stands tells a
+            // namespace teardown from a signal aimed at the agent.
+            eprintln!(
+                "--- node {} after the signal: init {} alive: {}, libvirtd {:?}, processes {:?}\n{}",
+                self.name,
+                self.init_pid,
+                Path::new(&format!("/proc/{}", self.init_pid)).exists(),
+                self.libvirtd_pid(),
+                self.processes(),
+                self.output()
+            );
+        }
         run
     }
 

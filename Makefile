@@ -64,7 +64,7 @@ test: lint unit-test install-test deb-test fuzz-smoke vagrant-validate
 
 # The cluster stack on VM nodes (crates/vmlab/tests/cluster.rs): Corosync + Pacemaker in two qemu
 # (TCG) guests booting a debootstrapped Debian 12 root image (built once, ~3 min, cached in
-# /var/cache/clever-vmlab). Not part of `make test` yet: see README "Two lab kinds" for its cost.
+# /var/cache/clever-vmlab). Not part of `make test` yet: see docs/labs.md for its cost.
 test-vmcluster: setup
 	$(CARGO) test -p clever-vmlab --features cluster --test cluster -- --nocapture
 

@@ -657,7 +657,8 @@ fn a_directory_that_is_a_symlink_is_refused() {
 #[test]
 fn readme_documents_every_parameter() {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/agents.md"))
+            .unwrap();
     let section = readme
         .split("### `ocf:clever:drbdfs`")
         .nth(1)

@@ -713,7 +713,8 @@ fn attribute_lifecycle_in_a_live_cluster() {
 #[test]
 fn readme_documents_every_parameter() {
     let whole =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/agents.md"))
+            .unwrap();
     let readme = whole
         .split("### `ocf:clever:gwping`")
         .nth(1)

@@ -725,7 +725,7 @@ fn validate_all_refuses_what_would_lose_images() {
 #[test]
 fn readme_documents_every_parameter() {
     let whole =
-        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/agents.md")).unwrap();
     let readme = whole
         .split("### `ocf:clever:vm`")
         .nth(1)

@@ -12,7 +12,7 @@
 //!
 //! Limits: no systemd, udev or Pacemaker in these guests (a busybox userland); the cluster
 //! nodes of [`cluster`] boot a Debian root filesystem ([`rootfs`]) to run Corosync and
-//! Pacemaker. See the README's "Two lab kinds".
+//! Pacemaker. See docs/labs.md ("Two lab kinds").
 
 pub mod cluster;
 pub mod cpio;

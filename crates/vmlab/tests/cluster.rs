@@ -182,7 +182,7 @@ address = { ip = "10.99.0.10", cidr_netmask = 24, nic = "eth0" }
 /// would fit: stop is the save, start a restore or a cold boot that returns once libvirt says
 /// running; libvirtd's start in the node (unmeasured) comes on top. Workable, but it needs
 /// libvirt and qemu in the root image, ~1 GiB per node, a node's only vCPU busy for ~7 min
-/// during the guest's boot, and at least ~10 min more per run: the README's "A real VM on the
+/// during the guest's boot, and at least ~10 min more per run: docs/labs.md's "A real VM on the
 /// cluster nodes?" has the decision (Dummy stays; the namespace lab runs the real agent).
 ///
 /// The timeouts: under TCG on a busy host, ocf:linbit:drbd's monitor (a shell script

@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod hostile;
+pub mod namespace;
 pub mod workspace_build;
 
 use std::collections::BTreeMap;

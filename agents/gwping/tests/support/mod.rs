@@ -123,6 +123,26 @@ impl Lab {
             ip(&["-n", ns, "link", "set", dev, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
+        // The kernel adds the IPv6 prefix route when the link comes up, from a work queue: on a
+        // loaded machine a probe right after `link set up` can find no route yet and be
+        // refused. Wait for the routes, not for the clock.
+        let started = Instant::now();
+        for (ns, dev) in [(&lab.agent, &lab.agent_if), (&lab.host, &lab.host_if)] {
+            loop {
+                let route = Command::new("ip")
+                    .args(["-n", ns, "-6", "route", "show", "fd00::/64", "dev", dev])
+                    .output()
+                    .unwrap();
+                if !route.stdout.is_empty() {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "no IPv6 route on {dev} in {ns} after 20 s"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         lab
     }
 
@@ -268,6 +288,8 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 const NODE_SCRIPT: &str = r#"
 set -e
 T="$1"
+make_missing_dirs "$T" /etc/corosync /var/lib/pacemaker /var/lib/corosync /var/log/pacemaker \
+  /var/log/corosync
 mount --bind "$T/etc-corosync" /etc/corosync
 mount --bind "$T/lib-pacemaker" /var/lib/pacemaker
 mount --bind "$T/lib-corosync" /var/lib/corosync
@@ -372,6 +394,10 @@ impl Cluster {
                 .unwrap();
             assert!(status.success(), "chown hacluster:haclient failed");
         }
+        let node_script = format!(
+            "{}{NODE_SCRIPT}",
+            ocf_conformance::namespace::MAKE_MISSING_DIRS
+        );
         let pacemakerd = Command::new("ip")
             .args([
                 "netns",
@@ -383,7 +409,7 @@ impl Cluster {
                 "--propagation",
                 "private",
             ])
-            .args(["sh", "-c", NODE_SCRIPT, "node"])
+            .args(["sh", "-c", &node_script, "node"])
             .arg(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

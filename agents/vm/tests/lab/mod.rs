@@ -180,17 +180,7 @@ const LIBVIRTD_CONF: &str = "unix_sock_dir = \"/run/libvirt\"\n\
 
 const NODE_INIT: &str = r#"set -eu
 N=$1; SHARED=$2; CACHE=$3; SMALL=$4
-# A bind target the host lacks (libvirt-daemon alone makes none of these) is made in this node
-# only: a private writable overlay on its parent, whose upper layer is the node's, so the host's
-# directories stay as they were.
-for target in /var/lib/libvirt /var/log/libvirt /var/cache/libvirt; do
-  [ -d "$target" ] && continue
-  parent=${target%/*}
-  layer="$N/overlay${parent}"
-  mkdir -p "$layer/upper" "$layer/work"
-  mount -t overlay overlay -o "lowerdir=$parent,upperdir=$layer/upper,workdir=$layer/work" "$parent"
-  mkdir "$target"
-done
+make_missing_dirs "$N" /var/lib/libvirt /var/log/libvirt /var/cache/libvirt
 mount --bind "$N/etc" /etc/libvirt
 mount --bind "$N/lib" /var/lib/libvirt
 mount --bind "$N/log" /var/log/libvirt
@@ -223,7 +213,14 @@ impl Node {
         }
         fs::write(dir.join("passwd"), passwd).unwrap();
         fs::write(dir.join("group"), group).unwrap();
-        fs::write(dir.join("init.sh"), NODE_INIT).unwrap();
+        fs::write(
+            dir.join("init.sh"),
+            format!(
+                "{}{NODE_INIT}",
+                ocf_conformance::namespace::MAKE_MISSING_DIRS
+            ),
+        )
+        .unwrap();
         let (hibernate_dir, small) = match options.small_tmpfs_mib {
             Some(mib) => {
                 let own = dir.join("hibernate");

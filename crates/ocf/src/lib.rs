@@ -15,6 +15,7 @@ mod manpage;
 mod metadata;
 mod parameter;
 mod run;
+pub mod run_dir;
 mod status;
 mod watchdog;
 

@@ -17,7 +17,6 @@ mod start;
 mod stop;
 
 use std::os::unix::fs::FileTypeExt;
-use std::path::PathBuf;
 
 use clever_ocf::{
     Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters, Status,
@@ -111,9 +110,11 @@ fn handle_stop(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError>
 impl Drbdfs {
     /// Start and stop of one mount point never overlap on this node (see [`lock`]).
     fn lock(&self, context: &Context) -> Result<lock::MountPointLock, DrbdfsError> {
-        let run_dir = std::env::var_os("HA_RSCTMP")
-            .map_or_else(|| PathBuf::from(lock::DEFAULT_RUN_DIR), PathBuf::from);
-        lock::lock_mount_point(&run_dir, self.config.directory.as_path(), &context.deadline)
+        lock::lock_mount_point(
+            &context.run_dir,
+            self.config.directory.as_path(),
+            &context.deadline,
+        )
     }
 }
 

@@ -17,9 +17,6 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::DrbdfsError;
 
-/// The cluster's run directory when `HA_RSCTMP` is not set.
-pub const DEFAULT_RUN_DIR: &str = "/run/resource-agents";
-
 /// File names stay well under NAME_MAX; a longer mount point keeps its end, and two that then
 /// share a name only wait for each other.
 const NAME_LIMIT: usize = 200;

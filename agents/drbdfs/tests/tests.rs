@@ -618,6 +618,55 @@ fn a_node_without_the_device_is_not_installed_but_probes_say_stopped() {
     assert_eq!(agent("stop", &vars).0, Some(0));
 }
 
+/// `HA_RSCTMP` set but empty (as a hand-made environment has it) once made the lock path
+/// relative: start succeeded and left `drbdfs-….lock` in whatever directory it was run from,
+/// where a run from anywhere else would never see it. The lock belongs in the cluster's run
+/// directory.
+#[test]
+fn an_empty_ha_rsctmp_locks_in_the_run_directory_not_the_working_one() {
+    let fs = LoopFs::new("rsctmp-empty", "ext4");
+    let cwd = fs.base.join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    for action in ["start", "stop"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_drbdfs"))
+            .arg(action)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HA_LOGFACILITY", "none")
+            .env("HA_RSCTMP", "")
+            .env("OCF_RESKEY_device", &fs.device)
+            .env("OCF_RESKEY_directory", &fs.directory)
+            .env("OCF_RESKEY_fstype", "ext4")
+            .current_dir(&cwd)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{action}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(!fs.mounted());
+    let left: Vec<_> = std::fs::read_dir(&cwd)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in the working directory: {left:?}");
+    // The mount point's path names this test alone: its lock is this run's.
+    let tail = format!("{}-rsctmp-empty-mnt.lock", std::process::id());
+    let locks: Vec<PathBuf> = std::fs::read_dir("/run/resource-agents")
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.to_string_lossy().ends_with(&tail))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(locks.len(), 1, "no lock in /run/resource-agents: {locks:?}");
+    std::fs::remove_file(&locks[0]).unwrap();
+}
+
 #[test]
 fn a_regular_file_as_device_is_a_configuration_error() {
     let fs = LoopFs::new("regular", "ext4");

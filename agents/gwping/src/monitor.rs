@@ -161,7 +161,7 @@ pub(crate) mod tests {
             commands,
             prober: probes,
             attrd_updater: Some(PathBuf::from("/usr/sbin/attrd_updater")),
-            run_dir: Some(dir.to_path_buf()),
+            run_dir: dir.to_path_buf(),
         }
     }
 

@@ -223,7 +223,7 @@ pub struct Host<'a> {
     pub proc_root: PathBuf,
     /// libvirt's managed-save directory, which must be `hibernate_dir`.
     pub libvirt_save_dir: PathBuf,
-    /// Node-local state that a reboot clears (`$HA_RSCTMP`, else `/run/resource-agents`).
+    /// Node-local state that a reboot clears: the run's [`Context::run_dir`].
     pub run_dir: PathBuf,
 }
 
@@ -242,16 +242,14 @@ fn connect_libvirt(uri: &str, deadline: &Deadline) -> Result<Box<dyn Hypervisor>
 }
 
 impl Host<'static> {
-    /// This host: libvirt through its API, the real `/proc`.
-    pub fn real() -> Self {
+    /// This host: libvirt through its API, the real `/proc`, the run directory of `context`.
+    pub fn real(context: &Context) -> Self {
         Self {
             connect: &connect_libvirt,
             fast_status: Some(&hypervisor::fast_status),
             proc_root: PathBuf::from("/proc"),
             libvirt_save_dir: PathBuf::from(LIBVIRT_SAVE_DIR),
-            run_dir: std::env::var_os("HA_RSCTMP")
-                .filter(|d| !d.is_empty())
-                .map_or_else(|| PathBuf::from("/run/resource-agents"), PathBuf::from),
+            run_dir: context.run_dir.clone(),
         }
     }
 }
@@ -311,14 +309,14 @@ impl Agent for Vm {
         // (a failed stop means fencing, a failed probe a wrong picture of the cluster).
         if context.action == Action::Start {
             self.check_hibernate_dir()?;
-            self.check_bound(&Host::real())?;
+            self.check_bound(&Host::real(context))?;
         }
         Ok(())
     }
 }
 
 fn start(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    let host = Host::real();
+    let host = Host::real(context);
     // A configuration that start would refuse leaves nothing behind, not even the lock file.
     vm.read_config_with_uuid()?;
     let _lock = exclusive(&host, &context.instance, &context.deadline, true)?;
@@ -326,7 +324,7 @@ fn start(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
 }
 
 fn stop(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    let host = Host::real();
+    let host = Host::real(context);
     // Half the stop timeout at most: a hung holder must not turn this stop into fencing.
     let wait = context.deadline.capped(context.deadline.remaining() / 2);
     let _lock = exclusive(&host, &context.instance, &wait, false)?;
@@ -401,11 +399,11 @@ fn exclusive(
 }
 
 fn monitor(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    monitor::monitor(vm, context, &Host::real())
+    monitor::monitor(vm, context, &Host::real(context))
 }
 
 fn validate_all(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    validate::validate(vm, context, &Host::real())
+    validate::validate(vm, context, &Host::real(context))
 }
 
 /// Everything Pacemaker sees of `ocf:clever:vm`.

@@ -7,7 +7,7 @@ use clever_command::CommandError;
 use clever_deadline::DeadlineExceeded;
 use clever_drbd::DrbdStatusError;
 use clever_mounts::MountinfoError;
-use clever_ocf::{HasExitCode, OcfExitCode};
+use clever_ocf::{HasExitCode, LockError, OcfExitCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrbdfsError {
@@ -67,8 +67,8 @@ pub enum DrbdfsError {
         path: PathBuf,
         detail: String,
     },
-    #[error("cannot lock {}: {detail}", path.display())]
-    Lock { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error(transparent)]
     Deadline(#[from] DeadlineExceeded),
 }
@@ -99,7 +99,7 @@ impl HasExitCode for DrbdfsError {
             | Self::StillBusy { .. }
             | Self::Unmount { .. }
             | Self::Check { .. }
-            | Self::Lock { .. }
+            | Self::Lock(_)
             | Self::Deadline(_) => OcfExitCode::ErrGeneric,
         }
     }

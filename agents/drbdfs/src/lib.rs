@@ -10,7 +10,6 @@ mod drbd;
 mod error;
 mod filesystem;
 pub mod host;
-mod lock;
 mod monitor;
 pub mod params;
 mod start;
@@ -19,7 +18,8 @@ mod stop;
 use std::os::unix::fs::FileTypeExt;
 
 use clever_ocf::{
-    Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters, Status,
+    Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters, ResourceLock,
+    Status,
 };
 
 pub use check::STATUS_DIR;
@@ -108,13 +108,18 @@ fn handle_stop(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError>
 }
 
 impl Drbdfs {
-    /// Start and stop of one mount point never overlap on this node (see [`lock`]).
-    fn lock(&self, context: &Context) -> Result<lock::MountPointLock, DrbdfsError> {
-        lock::lock_mount_point(
+    /// Start and stop of one mount point never overlap on this node: two starts would both
+    /// run fsck on the device and both mount. The lock is the mount point's, not the
+    /// instance's, so two resources configured on one directory wait for each other too.
+    fn lock(&self, context: &Context) -> Result<ResourceLock, DrbdfsError> {
+        let directory = self.config.directory.as_path().to_string_lossy();
+        let key = directory.trim_start_matches('/');
+        Ok(ResourceLock::acquire(
             &context.run_dir,
-            self.config.directory.as_path(),
+            "drbdfs",
+            key,
             &context.deadline,
-        )
+        )?)
     }
 }
 

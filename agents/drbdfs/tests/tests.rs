@@ -654,12 +654,15 @@ fn an_empty_ha_rsctmp_locks_in_the_run_directory_not_the_working_one() {
         .collect();
     assert!(left.is_empty(), "left in the working directory: {left:?}");
     // The mount point's path names this test alone: its lock is this run's.
-    let tail = format!("{}-rsctmp-empty-mnt.lock", std::process::id());
+    let label = format!("drbdfs-{}-rsctmp-empty", std::process::id());
     let locks: Vec<PathBuf> = std::fs::read_dir("/run/resource-agents")
         .map(|entries| {
             entries
                 .map(|e| e.unwrap().path())
-                .filter(|p| p.to_string_lossy().ends_with(&tail))
+                .filter(|p| {
+                    let name = p.to_string_lossy();
+                    name.contains(&label) && name.ends_with(".lock")
+                })
                 .collect()
         })
         .unwrap_or_default();

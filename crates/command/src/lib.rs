@@ -135,11 +135,27 @@ fn stderr_suffix(stderr: &str) -> String {
         .join("; ");
     if joined.is_empty() {
         String::new()
-    } else if joined.chars().count() > SHOWN {
-        format!(": {}…", joined.chars().take(SHOWN).collect::<String>())
     } else {
-        format!(": {joined}")
+        format!(": {}", shorten(&joined, SHOWN))
     }
+}
+
+/// How much of an offending value a message repeats: enough to recognise it, never a megabyte
+/// of garbage in `crm_mon`.
+pub const SHOWN_VALUE_LEN: usize = 64;
+
+/// `text` fit to quote in an exit reason: control characters (newlines among them) become
+/// spaces, so the reason stays the one line Pacemaker reads, and beyond `max` characters it is
+/// cut, with `…` saying so. It lives here, in the lowest crate that quotes what it was given (a
+/// program's stderr), so that the DRBD and Pacemaker parsers, which do not depend on the OCF
+/// framework, use the same rule as the framework and the agents.
+pub fn shorten(text: &str, max: usize) -> String {
+    let mut chars = text.chars().map(|c| if c.is_control() { ' ' } else { c });
+    let mut shown: String = chars.by_ref().take(max).collect();
+    if chars.next().is_some() {
+        shown.push('…');
+    }
+    shown
 }
 
 /// A program and its arguments, kept as argv so nothing is ever re-parsed by a shell.
@@ -484,6 +500,19 @@ mod tests {
             .run(&CommandLine::new("/nonexistent/tool"), &deadline)
             .unwrap_err();
         assert!(matches!(err, CommandError::TimedOut { .. }));
+    }
+
+    #[test]
+    fn shortened_text_is_one_line_of_at_most_the_limit() {
+        assert_eq!(shorten("short", 64), "short");
+        assert_eq!(shorten("a\nb\tc\0", 64), "a b c ");
+        assert_eq!(
+            shorten(&"x".repeat(10_000), 64),
+            format!("{}…", "x".repeat(64))
+        );
+        assert_eq!(shorten(&"é".repeat(65), 64), format!("{}…", "é".repeat(64)));
+        assert_eq!(shorten(&"x".repeat(64), 64), "x".repeat(64));
+        assert_eq!(shorten("", 0), "");
     }
 
     #[test]

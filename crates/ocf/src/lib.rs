@@ -21,6 +21,7 @@ mod status;
 mod watchdog;
 
 pub use action::{Action, ActionSpec, Handler, Role};
+pub use clever_command::{shorten, SHOWN_VALUE_LEN};
 pub use clever_deadline::{Deadline, DeadlineExceeded};
 pub use context::{Context, Invocation};
 pub use declaration::{Agent, Declaration, META_DATA_TIMEOUT_SECS};

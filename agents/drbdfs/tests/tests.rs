@@ -533,6 +533,71 @@ fn drbd_secondary_with_a_primary_peer_is_refused() {
     assert!(!fs.mounted());
 }
 
+/// Programs that cannot be started, for a reason given as an errno.
+struct CannotStart(i32);
+
+impl clever_command::RunCommand for CannotStart {
+    fn run(
+        &self,
+        command: &clever_command::CommandLine,
+        _: &Deadline,
+    ) -> Result<clever_command::Output, clever_command::CommandError> {
+        Err(clever_command::CommandError::Spawn {
+            command: command.to_string(),
+            source: std::io::Error::from_raw_os_error(self.0),
+        })
+    }
+}
+
+/// A fork that fails for want of resources (EAGAIN) once made drbdfs answer "not installed",
+/// on which Pacemaker bans the resource from the node. Only a missing program (or one that may
+/// not be executed) is that; any other failure to start one is an ordinary error.
+#[test]
+fn a_program_that_cannot_start_is_not_installed_only_when_it_is_missing() {
+    use clever_ocf::HasExitCode;
+    let base = std::env::temp_dir().join(format!("clever-drbdfs-{}-spawn", std::process::id()));
+    let pairs = |fsck: &str| {
+        [
+            ("device", "/dev/clever-drbdfs-none".to_owned()),
+            ("directory", base.join("mnt").display().to_string()),
+            ("fstype", "ext4".to_owned()),
+            ("fsck", fsck.to_owned()),
+        ]
+    };
+    for fsck in ["no", "force"] {
+        let pairs = pairs(fsck);
+        let parameters = Parameters::load(DECLARATION.parameters, |key| {
+            pairs
+                .iter()
+                .find(|(k, _)| format!("OCF_RESKEY_{k}") == key)
+                .map(|(_, v)| OsString::from(v))
+        })
+        .unwrap();
+        let config = Config::from_parameters(&parameters).unwrap();
+        for (errno, code) in [
+            (nix::libc::EAGAIN, 1),
+            (nix::libc::ENOMEM, 1),
+            (nix::libc::ENOENT, 5),
+            (nix::libc::EACCES, 5),
+        ] {
+            let host = Host {
+                commands: CannotStart(errno),
+                drbd: Recorded(fixture("drbd9-status-text-outdated-peer-connecting.txt")),
+                root: PathBuf::from("/"),
+                proc_root: PathBuf::from("/proc"),
+            };
+            let err = start(&config, &host, &deadline(10)).unwrap_err();
+            let which = match fsck {
+                "no" => matches!(err, DrbdfsError::Mount(_)),
+                _ => matches!(err, DrbdfsError::Fsck(_)),
+            };
+            assert!(which, "fsck={fsck}: {err}");
+            assert_eq!(err.exit_code().code(), code, "errno {errno}: {err}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 #[test]
 fn conformance_harness_and_ocf_tester_pass_on_a_loop_device() {
     let fs = LoopFs::new("conformance", "ext4");

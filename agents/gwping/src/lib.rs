@@ -181,16 +181,24 @@ pub(crate) mod fakes {
     use crate::params::HostSpec;
     use crate::probe::{Outcome, ProbeError, ProbeSettings, Prober};
 
-    /// Answers every command with `exit`, remembering the command lines.
+    /// Answers every command with `exit`, or fails to start it with `cannot_start` (an errno),
+    /// remembering the command lines.
     #[derive(Debug, Default)]
     pub struct Commands {
         pub exit: i32,
+        pub cannot_start: Option<i32>,
         pub seen: RefCell<Vec<String>>,
     }
 
     impl RunCommand for Commands {
         fn run(&self, command: &CommandLine, _: &Deadline) -> Result<Output, CommandError> {
             self.seen.borrow_mut().push(command.to_string());
+            if let Some(errno) = self.cannot_start {
+                return Err(CommandError::Spawn {
+                    command: command.to_string(),
+                    source: std::io::Error::from_raw_os_error(errno),
+                });
+            }
             Ok(Output {
                 status: ExitStatus::from_raw(self.exit << 8),
                 stdout: Vec::new(),

@@ -98,7 +98,9 @@ impl Drop for Registered {
 /// Running a program went wrong; each variant names the command line.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    /// The program could not be started (missing, not executable).
+    /// The program could not be started: missing or not executable
+    /// ([`CommandError::program_missing`]), or the system could not start a process at all
+    /// (fork or memory exhausted).
     #[error("cannot run {command}: {source}")]
     Spawn {
         command: String,
@@ -122,6 +124,24 @@ pub enum CommandError {
         #[source]
         source: io::Error,
     },
+}
+
+impl CommandError {
+    /// Whether the program is not there to run on this node: not found (ENOENT), or found but
+    /// not executable (EACCES: no execute bit, a `noexec` mount, an unsearchable directory),
+    /// as resource-agents' `check_binary` treats it. Another node may have it, so an agent
+    /// says "not installed" and Pacemaker moves the resource. Any other failure to start a
+    /// program (EAGAIN, ENOMEM: the node is short of processes or memory for a moment) says
+    /// nothing about the node's installation and must not ban the resource from it.
+    pub fn program_missing(&self) -> bool {
+        match self {
+            Self::Spawn { source, .. } => match source.raw_os_error() {
+                Some(errno) => errno == nix::libc::ENOENT || errno == nix::libc::EACCES,
+                None => source.kind() == io::ErrorKind::NotFound,
+            },
+            Self::TimedOut { .. } | Self::Failed { .. } | Self::Wait { .. } => false,
+        }
+    }
 }
 
 /// The program's complaint on one line: tools such as virsh put the cause on a second line.
@@ -436,6 +456,38 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("exit code 2"), "{text}");
         assert!(text.contains("disk on fire"), "{text}");
+    }
+
+    #[test]
+    fn only_a_program_that_is_not_there_is_missing() {
+        let spawn = |errno| CommandError::Spawn {
+            command: "x".to_owned(),
+            source: io::Error::from_raw_os_error(errno),
+        };
+        for errno in [nix::libc::ENOENT, nix::libc::EACCES] {
+            assert!(spawn(errno).program_missing(), "{errno}");
+        }
+        for errno in [nix::libc::EAGAIN, nix::libc::ENOMEM, nix::libc::EMFILE] {
+            assert!(!spawn(errno).program_missing(), "{errno}");
+        }
+        let timed_out = CommandError::TimedOut {
+            command: "x".to_owned(),
+            budget: Duration::ZERO,
+        };
+        assert!(!timed_out.program_missing());
+        let deadline = Deadline::after(Duration::from_secs(5));
+        let absent = HostCommands
+            .run(&CommandLine::new("/nonexistent/clever-tool"), &deadline)
+            .unwrap_err();
+        assert!(absent.program_missing(), "{absent}");
+        let plain =
+            std::env::temp_dir().join(format!("clever-command-plain-{}", std::process::id()));
+        std::fs::write(&plain, "not a program").unwrap();
+        let not_executable = HostCommands
+            .run(&CommandLine::new(&plain), &deadline)
+            .unwrap_err();
+        let _ = std::fs::remove_file(&plain);
+        assert!(not_executable.program_missing(), "{not_executable}");
     }
 
     #[test]

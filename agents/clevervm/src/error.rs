@@ -34,13 +34,13 @@ impl ClevervmError {
     pub fn exit_code(&self) -> LsbExitCode {
         match self {
             // Pacemaker's tools are missing: the cluster is not installed here, not stopped.
-            Self::Cluster(PacemakerError::Command(CommandError::Spawn { .. })) => {
+            Self::Cluster(PacemakerError::Command(e)) if e.program_missing() => {
                 LsbExitCode::NotInstalled
             }
             Self::Cluster(_) => LsbExitCode::NotRunning,
             Self::NoVm => LsbExitCode::NotConfigured,
             Self::UnknownNode(_) => LsbExitCode::InvalidArgument,
-            Self::Virsh(CommandError::Spawn { .. }) => LsbExitCode::NotInstalled,
+            Self::Virsh(e) if e.program_missing() => LsbExitCode::NotInstalled,
             Self::LocalNodeUnknown
             | Self::CannotMigrate(_)
             | Self::MigrationFailed(_)

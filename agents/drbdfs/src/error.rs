@@ -7,7 +7,7 @@ use clever_command::CommandError;
 use clever_deadline::DeadlineExceeded;
 use clever_drbd::DrbdStatusError;
 use clever_mounts::MountinfoError;
-use clever_ocf::{HasExitCode, OcfExitCode};
+use clever_ocf::{HasExitCode, LockError, OcfExitCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrbdfsError {
@@ -67,8 +67,8 @@ pub enum DrbdfsError {
         path: PathBuf,
         detail: String,
     },
-    #[error("cannot lock {}: {detail}", path.display())]
-    Lock { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error(transparent)]
     Deadline(#[from] DeadlineExceeded),
 }
@@ -81,9 +81,9 @@ impl HasExitCode for DrbdfsError {
                 OcfExitCode::ErrConfigured
             }
             Self::DrbdStatus(DrbdStatusError::NotLoaded { .. }) => OcfExitCode::ErrInstalled,
-            Self::DrbdStatus(DrbdStatusError::Command(CommandError::Spawn { .. }))
-            | Self::Mount(CommandError::Spawn { .. })
-            | Self::Fsck(CommandError::Spawn { .. }) => OcfExitCode::ErrInstalled,
+            Self::DrbdStatus(DrbdStatusError::Command(e)) | Self::Mount(e) | Self::Fsck(e) => {
+                e.exit_code()
+            }
             Self::DirectoryOccupied { .. }
             | Self::CreateDirectory { .. }
             | Self::DrbdRefused(_)
@@ -93,14 +93,47 @@ impl HasExitCode for DrbdfsError {
             | Self::MountinfoRead(_)
             | Self::Mountinfo(_)
             | Self::FsckFailed { .. }
-            | Self::Mount(_)
-            | Self::Fsck(_)
             | Self::NotMountedAfterMount { .. }
             | Self::StillBusy { .. }
             | Self::Unmount { .. }
             | Self::Check { .. }
-            | Self::Lock { .. }
+            | Self::Lock(_)
             | Self::Deadline(_) => OcfExitCode::ErrGeneric,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cannot_start(errno: i32) -> CommandError {
+        CommandError::Spawn {
+            command: "drbdsetup status --json r0".into(),
+            source: io::Error::from_raw_os_error(errno),
+        }
+    }
+
+    /// Every error that carries a program's failure follows the framework's one rule.
+    #[test]
+    fn a_program_that_cannot_start_is_not_installed_only_when_missing() {
+        for (errno, code) in [
+            (nix::libc::EAGAIN, 1),
+            (nix::libc::ENOENT, 5),
+            (nix::libc::EACCES, 5),
+        ] {
+            for err in [
+                DrbdfsError::DrbdStatus(DrbdStatusError::Command(cannot_start(errno))),
+                DrbdfsError::Mount(cannot_start(errno)),
+                DrbdfsError::Fsck(cannot_start(errno)),
+            ] {
+                assert_eq!(err.exit_code().code(), code, "{err}");
+            }
+        }
+        let timed_out = DrbdfsError::Mount(CommandError::TimedOut {
+            command: "mount".into(),
+            budget: std::time::Duration::ZERO,
+        });
+        assert_eq!(timed_out.exit_code().code(), 1);
     }
 }

@@ -10,17 +10,16 @@ mod drbd;
 mod error;
 mod filesystem;
 pub mod host;
-mod lock;
 mod monitor;
 pub mod params;
 mod start;
 mod stop;
 
 use std::os::unix::fs::FileTypeExt;
-use std::path::PathBuf;
 
 use clever_ocf::{
-    Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters, Status,
+    Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters, ResourceLock,
+    Status,
 };
 
 pub use check::STATUS_DIR;
@@ -109,11 +108,18 @@ fn handle_stop(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError>
 }
 
 impl Drbdfs {
-    /// Start and stop of one mount point never overlap on this node (see [`lock`]).
-    fn lock(&self, context: &Context) -> Result<lock::MountPointLock, DrbdfsError> {
-        let run_dir = std::env::var_os("HA_RSCTMP")
-            .map_or_else(|| PathBuf::from(lock::DEFAULT_RUN_DIR), PathBuf::from);
-        lock::lock_mount_point(&run_dir, self.config.directory.as_path(), &context.deadline)
+    /// Start and stop of one mount point never overlap on this node: two starts would both
+    /// run fsck on the device and both mount. The lock is the mount point's, not the
+    /// instance's, so two resources configured on one directory wait for each other too.
+    fn lock(&self, context: &Context) -> Result<ResourceLock, DrbdfsError> {
+        let directory = self.config.directory.as_path().to_string_lossy();
+        let key = directory.trim_start_matches('/');
+        Ok(ResourceLock::acquire(
+            &context.run_dir,
+            "drbdfs",
+            key,
+            &context.deadline,
+        )?)
     }
 }
 

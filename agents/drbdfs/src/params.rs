@@ -222,11 +222,7 @@ fn invalid<T>(parameter: &Parameter<T>, value: String, reason: &str) -> Paramete
 where
     T: clever_ocf::ParameterType,
 {
-    ParameterError::Invalid {
-        name: parameter.name(),
-        value: value.chars().take(64).collect(),
-        reason: reason.to_owned(),
-    }
+    ParameterError::invalid(parameter.name(), &value, reason)
 }
 
 #[cfg(test)]

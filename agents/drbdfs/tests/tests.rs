@@ -533,6 +533,71 @@ fn drbd_secondary_with_a_primary_peer_is_refused() {
     assert!(!fs.mounted());
 }
 
+/// Programs that cannot be started, for a reason given as an errno.
+struct CannotStart(i32);
+
+impl clever_command::RunCommand for CannotStart {
+    fn run(
+        &self,
+        command: &clever_command::CommandLine,
+        _: &Deadline,
+    ) -> Result<clever_command::Output, clever_command::CommandError> {
+        Err(clever_command::CommandError::Spawn {
+            command: command.to_string(),
+            source: std::io::Error::from_raw_os_error(self.0),
+        })
+    }
+}
+
+/// A fork that fails for want of resources (EAGAIN) once made drbdfs answer "not installed",
+/// on which Pacemaker bans the resource from the node. Only a missing program (or one that may
+/// not be executed) is that; any other failure to start one is an ordinary error.
+#[test]
+fn a_program_that_cannot_start_is_not_installed_only_when_it_is_missing() {
+    use clever_ocf::HasExitCode;
+    let base = std::env::temp_dir().join(format!("clever-drbdfs-{}-spawn", std::process::id()));
+    let pairs = |fsck: &str| {
+        [
+            ("device", "/dev/clever-drbdfs-none".to_owned()),
+            ("directory", base.join("mnt").display().to_string()),
+            ("fstype", "ext4".to_owned()),
+            ("fsck", fsck.to_owned()),
+        ]
+    };
+    for fsck in ["no", "force"] {
+        let pairs = pairs(fsck);
+        let parameters = Parameters::load(DECLARATION.parameters, |key| {
+            pairs
+                .iter()
+                .find(|(k, _)| format!("OCF_RESKEY_{k}") == key)
+                .map(|(_, v)| OsString::from(v))
+        })
+        .unwrap();
+        let config = Config::from_parameters(&parameters).unwrap();
+        for (errno, code) in [
+            (nix::libc::EAGAIN, 1),
+            (nix::libc::ENOMEM, 1),
+            (nix::libc::ENOENT, 5),
+            (nix::libc::EACCES, 5),
+        ] {
+            let host = Host {
+                commands: CannotStart(errno),
+                drbd: Recorded(fixture("drbd9-status-text-outdated-peer-connecting.txt")),
+                root: PathBuf::from("/"),
+                proc_root: PathBuf::from("/proc"),
+            };
+            let err = start(&config, &host, &deadline(10)).unwrap_err();
+            let which = match fsck {
+                "no" => matches!(err, DrbdfsError::Mount(_)),
+                _ => matches!(err, DrbdfsError::Fsck(_)),
+            };
+            assert!(which, "fsck={fsck}: {err}");
+            assert_eq!(err.exit_code().code(), code, "errno {errno}: {err}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 #[test]
 fn conformance_harness_and_ocf_tester_pass_on_a_loop_device() {
     let fs = LoopFs::new("conformance", "ext4");
@@ -616,6 +681,58 @@ fn a_node_without_the_device_is_not_installed_but_probes_say_stopped() {
     probe.push(("OCF_RESKEY_CRM_meta_interval", "0"));
     assert_eq!(agent("monitor", &probe).0, Some(7));
     assert_eq!(agent("stop", &vars).0, Some(0));
+}
+
+/// `HA_RSCTMP` set but empty (as a hand-made environment has it) once made the lock path
+/// relative: start succeeded and left `drbdfs-….lock` in whatever directory it was run from,
+/// where a run from anywhere else would never see it. The lock belongs in the cluster's run
+/// directory.
+#[test]
+fn an_empty_ha_rsctmp_locks_in_the_run_directory_not_the_working_one() {
+    let fs = LoopFs::new("rsctmp-empty", "ext4");
+    let cwd = fs.base.join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    for action in ["start", "stop"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_drbdfs"))
+            .arg(action)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("HA_LOGFACILITY", "none")
+            .env("HA_RSCTMP", "")
+            .env("OCF_RESKEY_device", &fs.device)
+            .env("OCF_RESKEY_directory", &fs.directory)
+            .env("OCF_RESKEY_fstype", "ext4")
+            .current_dir(&cwd)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{action}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(!fs.mounted());
+    let left: Vec<_> = std::fs::read_dir(&cwd)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in the working directory: {left:?}");
+    // The mount point's path names this test alone: its lock is this run's.
+    let label = format!("drbdfs-{}-rsctmp-empty", std::process::id());
+    let locks: Vec<PathBuf> = std::fs::read_dir("/run/resource-agents")
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| {
+                    let name = p.to_string_lossy();
+                    name.contains(&label) && name.ends_with(".lock")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(locks.len(), 1, "no lock in /run/resource-agents: {locks:?}");
+    std::fs::remove_file(&locks[0]).unwrap();
 }
 
 #[test]

@@ -38,11 +38,7 @@ impl HasExitCode for GwpingError {
             // The configured interface does not exist on this node.
             Self::Probe(ProbeError::Interface { .. }) => OcfExitCode::ErrInstalled,
             Self::Probe(ProbeError::Socket { .. }) => OcfExitCode::ErrGeneric,
-            Self::Attribute {
-                source: CommandError::Spawn { source, .. },
-                ..
-            } if source.kind() == io::ErrorKind::NotFound => OcfExitCode::ErrInstalled,
-            Self::Attribute { .. } => OcfExitCode::ErrGeneric,
+            Self::Attribute { source, .. } => source.exit_code(),
             Self::State(StateError::Io { source, .. })
                 if source.kind() == io::ErrorKind::PermissionDenied =>
             {
@@ -84,5 +80,13 @@ mod tests {
             },
         };
         assert_eq!(spawn.exit_code().code(), 5);
+        let no_fork = GwpingError::Attribute {
+            name: "pingd".into(),
+            source: CommandError::Spawn {
+                command: "attrd_updater".into(),
+                source: io::Error::from_raw_os_error(nix::libc::EAGAIN),
+            },
+        };
+        assert_eq!(no_fork.exit_code().code(), 1);
     }
 }

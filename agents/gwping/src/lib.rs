@@ -55,7 +55,7 @@ impl Gwping {
     pub fn state_file(&self, context: &Context, backends: &Backends<'_>) -> StateFile {
         match &self.settings.pidfile {
             Some(path) => StateFile::new(path.as_path()),
-            None => StateFile::for_instance(backends.run_dir.as_deref(), &context.instance),
+            None => StateFile::for_instance(&backends.run_dir, &context.instance),
         }
     }
 }
@@ -83,8 +83,8 @@ pub struct Backends<'a> {
     pub prober: &'a dyn Prober,
     /// `attrd_updater`; `None` when it is not installed.
     pub attrd_updater: Option<PathBuf>,
-    /// `$HA_RSCTMP`.
-    pub run_dir: Option<PathBuf>,
+    /// The run's [`Context::run_dir`].
+    pub run_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Backends<'_> {
@@ -98,12 +98,12 @@ impl std::fmt::Debug for Backends<'_> {
 
 impl Backends<'static> {
     /// This host: real commands, real ICMP, the cluster's environment.
-    pub fn host() -> Self {
+    pub fn host(context: &Context) -> Self {
         Self {
             commands: &HostCommands,
             prober: &IcmpProber,
             attrd_updater: attribute::locate(std::env::var_os("PATH")),
-            run_dir: std::env::var_os("HA_RSCTMP").map(PathBuf::from),
+            run_dir: context.run_dir.clone(),
         }
     }
 }
@@ -114,19 +114,19 @@ pub(crate) fn attribute_reserve(remaining: Duration) -> Duration {
 }
 
 fn start(agent: &Gwping, context: &Context) -> Result<clever_ocf::Status, GwpingError> {
-    start::start(agent, context, &Backends::host())
+    start::start(agent, context, &Backends::host(context))
 }
 
 fn stop(agent: &Gwping, context: &Context) -> Result<clever_ocf::Status, GwpingError> {
-    stop::stop(agent, context, &Backends::host())
+    stop::stop(agent, context, &Backends::host(context))
 }
 
 fn monitor(agent: &Gwping, context: &Context) -> Result<clever_ocf::Status, GwpingError> {
-    monitor::monitor(agent, context, &Backends::host())
+    monitor::monitor(agent, context, &Backends::host(context))
 }
 
 fn validate_all(agent: &Gwping, context: &Context) -> Result<clever_ocf::Status, GwpingError> {
-    validate::validate(agent, context, &Backends::host())
+    validate::validate(agent, context, &Backends::host(context))
 }
 
 /// Everything Pacemaker sees of `ocf:clever:gwping`.
@@ -181,16 +181,24 @@ pub(crate) mod fakes {
     use crate::params::HostSpec;
     use crate::probe::{Outcome, ProbeError, ProbeSettings, Prober};
 
-    /// Answers every command with `exit`, remembering the command lines.
+    /// Answers every command with `exit`, or fails to start it with `cannot_start` (an errno),
+    /// remembering the command lines.
     #[derive(Debug, Default)]
     pub struct Commands {
         pub exit: i32,
+        pub cannot_start: Option<i32>,
         pub seen: RefCell<Vec<String>>,
     }
 
     impl RunCommand for Commands {
         fn run(&self, command: &CommandLine, _: &Deadline) -> Result<Output, CommandError> {
             self.seen.borrow_mut().push(command.to_string());
+            if let Some(errno) = self.cannot_start {
+                return Err(CommandError::Spawn {
+                    command: command.to_string(),
+                    source: std::io::Error::from_raw_os_error(errno),
+                });
+            }
             Ok(Output {
                 status: ExitStatus::from_raw(self.exit << 8),
                 stdout: Vec::new(),

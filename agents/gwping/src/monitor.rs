@@ -161,7 +161,7 @@ pub(crate) mod tests {
             commands,
             prober: probes,
             attrd_updater: Some(PathBuf::from("/usr/sbin/attrd_updater")),
-            run_dir: Some(dir.to_path_buf()),
+            run_dir: dir.to_path_buf(),
         }
     }
 
@@ -249,6 +249,40 @@ pub(crate) mod tests {
             monitor(&agent, &context(Action::Monitor), &b).unwrap(),
             Status::Success
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Only a missing attrd_updater (or one that may not be executed) is "not installed", on
+    /// which Pacemaker bans the resource from the node; a fork that fails for want of resources
+    /// is an ordinary error.
+    #[test]
+    fn attrd_updater_that_cannot_start_is_not_installed_only_when_missing() {
+        use clever_ocf::HasExitCode;
+        let dir = run_dir("monitor-cannot-start");
+        let agent = agent(&[("host_list", "192.0.2.1")]);
+        for (errno, code) in [
+            (nix::libc::EAGAIN, 1),
+            (nix::libc::ENOMEM, 1),
+            (nix::libc::ENOENT, 5),
+            (nix::libc::EACCES, 5),
+        ] {
+            let commands = Commands {
+                cannot_start: Some(errno),
+                ..Commands::default()
+            };
+            let probes = Probes {
+                outcomes: outcomes(&[true]),
+                ..Probes::default()
+            };
+            let b = backends(&commands, &probes, &dir);
+            agent
+                .state_file(&context(Action::Monitor), &b)
+                .create()
+                .unwrap();
+            let err = monitor(&agent, &context(Action::Monitor), &b).unwrap_err();
+            assert!(matches!(err, GwpingError::Attribute { .. }), "{err}");
+            assert_eq!(err.exit_code().code(), code, "errno {errno}: {err}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -401,7 +401,7 @@ impl Settings {
     /// Stage one: typed settings from the loaded parameters, ranges checked.
     pub fn from_parameters(parameters: &Parameters) -> Result<Self, ParameterError> {
         if let Some(options) = OPTIONS.optional(parameters)? {
-            return Err(invalid(
+            return Err(ParameterError::invalid(
                 OPTIONS.name(),
                 &options,
                 "gwping runs no ping program; use interface= instead of -I",
@@ -411,23 +411,23 @@ impl Settings {
         let multiplier = MULTIPLIER.get(parameters)?;
         // Not abs(): i64::MIN has none (a panic in debug, a wrap past the check in release).
         if !(-MAX_MULTIPLIER..=MAX_MULTIPLIER).contains(&multiplier) {
-            return Err(invalid(
+            return Err(ParameterError::invalid(
                 MULTIPLIER.name(),
                 &multiplier.to_string(),
-                &format!("must be from -{MAX_MULTIPLIER} to {MAX_MULTIPLIER}"),
+                format!("must be from -{MAX_MULTIPLIER} to {MAX_MULTIPLIER}"),
             ));
         }
         let attempts = ATTEMPTS.get(parameters)?;
         if !(1..=MAX_ATTEMPTS).contains(&attempts) {
-            return Err(invalid(
+            return Err(ParameterError::invalid(
                 ATTEMPTS.name(),
                 &attempts.to_string(),
-                &format!("must be from 1 to {MAX_ATTEMPTS}"),
+                format!("must be from 1 to {MAX_ATTEMPTS}"),
             ));
         }
         let Interval(timeout) = TIMEOUT.get(parameters)?;
         if !(MIN_TIMEOUT..=MAX_TIMEOUT).contains(&timeout) {
-            return Err(invalid(
+            return Err(ParameterError::invalid(
                 TIMEOUT.name(),
                 parameters.raw(TIMEOUT.name()).unwrap_or_default(),
                 "must be from 10ms to 300s",
@@ -435,7 +435,7 @@ impl Settings {
         }
         let Interval(dampen) = DAMPEN.get(parameters)?;
         if dampen > MAX_DAMPEN {
-            return Err(invalid(
+            return Err(ParameterError::invalid(
                 DAMPEN.name(),
                 parameters.raw(DAMPEN.name()).unwrap_or_default(),
                 "must be at most 1h",
@@ -453,14 +453,6 @@ impl Settings {
             pidfile: PIDFILE.optional(parameters)?,
             verbose: DEBUG.get(parameters)?.0,
         })
-    }
-}
-
-fn invalid(name: &'static str, value: &str, reason: &str) -> ParameterError {
-    ParameterError::Invalid {
-        name,
-        value: value.to_owned(),
-        reason: reason.to_owned(),
     }
 }
 

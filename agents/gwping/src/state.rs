@@ -1,7 +1,7 @@
 //! The state file: its presence means "started on this node".
 //!
-//! It lives in the cluster's run directory (`$HA_RSCTMP`, `/run/resource-agents` by default),
-//! which is a tmpfs emptied at boot, so a rebooted node never believes it is still started.
+//! It lives in the cluster's run directory ([`clever_ocf::Context::run_dir`]), which is a tmpfs
+//! emptied at boot, so a rebooted node never believes it is still started.
 //! It is created exclusively, without following symlinks, mode 0600, and holds a marker line:
 //! a file planted by another user cannot redirect it, and a file that is not ours is never
 //! taken for a started resource nor removed. It appears with its marker already in it (linked
@@ -13,9 +13,6 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
-
-/// The run directory when `HA_RSCTMP` is not set.
-pub const DEFAULT_RUN_DIR: &str = "/run/resource-agents";
 
 /// Why the state file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -48,21 +45,8 @@ impl StateFile {
     }
 
     /// `<run dir>/gwping-<instance>`, the instance name made safe as one path component.
-    pub fn for_instance(run_dir: Option<&Path>, instance: &str) -> Self {
-        let safe: String = instance
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let dir = run_dir
-            .filter(|d| d.is_absolute())
-            .unwrap_or(Path::new(DEFAULT_RUN_DIR));
-        Self::new(dir.join(format!("gwping-{safe}")))
+    pub fn for_instance(run_dir: &Path, instance: &str) -> Self {
+        Self::new(run_dir.join(clever_ocf::run_dir::file_name("gwping", instance)))
     }
 
     pub fn path(&self) -> &Path {
@@ -185,12 +169,9 @@ mod tests {
 
     #[test]
     fn instance_names_become_one_safe_component() {
-        let state = StateFile::for_instance(Some(Path::new("/run/x")), "gw:0/../../etc");
+        let state = StateFile::for_instance(Path::new("/run/x"), "gw:0/../../etc");
         assert_eq!(state.path(), Path::new("/run/x/gwping-gw_0_.._.._etc"));
-        let default = StateFile::for_instance(None, "gw");
-        assert_eq!(default.path(), Path::new("/run/resource-agents/gwping-gw"));
-        let relative = StateFile::for_instance(Some(Path::new("tmp")), "gw");
-        assert_eq!(relative.path(), Path::new("/run/resource-agents/gwping-gw"));
+        // Which run directory (never a relative one) is the framework's rule: run_dir::resolve.
     }
 
     #[test]

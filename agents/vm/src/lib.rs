@@ -25,12 +25,12 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clever_deadline::Deadline;
-use clever_ocf::{Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters};
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
+use clever_ocf::{
+    run_dir, Action, ActionSpec, Agent, Context, Declaration, LockError, ParameterError,
+    Parameters, ResourceLock,
+};
 
 pub use error::VmError;
 use hypervisor::{FastStatus, Hypervisor, HypervisorError, Libvirt};
@@ -114,7 +114,7 @@ impl Vm {
     /// Remembers which domain this node started, for a stop or monitor without the config.
     pub fn remember_started(&self, host: &Host<'_>, instance: &str, name: &str) {
         let path = started_file(host, instance);
-        let written = fs::create_dir_all(&host.run_dir).and_then(|()| {
+        let written = run_dir::create(&host.run_dir).and_then(|()| {
             // Never through a planted symlink; only root reads it.
             fs::OpenOptions::new()
                 .write(true)
@@ -190,22 +190,7 @@ fn read_config_file(path: &Path) -> Result<String, VmError> {
 /// `run_dir/vm-<instance>.domain`, with the instance name made file-safe.
 fn started_file(host: &Host<'_>, instance: &str) -> PathBuf {
     host.run_dir
-        .join(format!("{}.domain", started_stem(instance)))
-}
-
-/// `vm-<instance>` with the instance name made file-safe.
-fn started_stem(instance: &str) -> String {
-    let safe: String = instance
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("vm-{safe}")
+        .join(format!("{}.domain", run_dir::file_name("vm", instance)))
 }
 
 /// How a handler opens the hypervisor: the real libvirt in production, a fake in unit tests.
@@ -223,7 +208,7 @@ pub struct Host<'a> {
     pub proc_root: PathBuf,
     /// libvirt's managed-save directory, which must be `hibernate_dir`.
     pub libvirt_save_dir: PathBuf,
-    /// Node-local state that a reboot clears (`$HA_RSCTMP`, else `/run/resource-agents`).
+    /// Node-local state that a reboot clears: the run's [`Context::run_dir`].
     pub run_dir: PathBuf,
 }
 
@@ -242,16 +227,14 @@ fn connect_libvirt(uri: &str, deadline: &Deadline) -> Result<Box<dyn Hypervisor>
 }
 
 impl Host<'static> {
-    /// This host: libvirt through its API, the real `/proc`.
-    pub fn real() -> Self {
+    /// This host: libvirt through its API, the real `/proc`, the run directory of `context`.
+    pub fn real(context: &Context) -> Self {
         Self {
             connect: &connect_libvirt,
             fast_status: Some(&hypervisor::fast_status),
             proc_root: PathBuf::from("/proc"),
             libvirt_save_dir: PathBuf::from(LIBVIRT_SAVE_DIR),
-            run_dir: std::env::var_os("HA_RSCTMP")
-                .filter(|d| !d.is_empty())
-                .map_or_else(|| PathBuf::from("/run/resource-agents"), PathBuf::from),
+            run_dir: context.run_dir.clone(),
         }
     }
 }
@@ -311,14 +294,14 @@ impl Agent for Vm {
         // (a failed stop means fencing, a failed probe a wrong picture of the cluster).
         if context.action == Action::Start {
             self.check_hibernate_dir()?;
-            self.check_bound(&Host::real())?;
+            self.check_bound(&Host::real(context))?;
         }
         Ok(())
     }
 }
 
 fn start(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    let host = Host::real();
+    let host = Host::real(context);
     // A configuration that start would refuse leaves nothing behind, not even the lock file.
     vm.read_config_with_uuid()?;
     let _lock = exclusive(&host, &context.instance, &context.deadline, true)?;
@@ -326,86 +309,44 @@ fn start(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
 }
 
 fn stop(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    let host = Host::real();
+    let host = Host::real(context);
     // Half the stop timeout at most: a hung holder must not turn this stop into fencing.
     let wait = context.deadline.capped(context.deadline.remaining() / 2);
     let _lock = exclusive(&host, &context.instance, &wait, false)?;
     stop::stop(vm, context, &host)
 }
 
-/// One start or stop of a resource at a time on this node. Pacemaker never runs two, but an
-/// admin may (by hand, or clevervm beside the cluster), and two hibernations of one domain
-/// would each take the other's image for a stale one. The lock is `run_dir/vm-INSTANCE.lock`,
-/// released when the action ends, however it ends. `required`: fail when it cannot be had
-/// before `deadline` (start); otherwise go on with a warning (stop: a failed stop is fencing).
+/// One start or stop of a resource at a time on this node ([`ResourceLock`]): two hibernations
+/// of one domain would each take the other's image for a stale one. `required`: fail when it
+/// cannot be had before `deadline` (start); otherwise go on with a warning (stop: a failed stop
+/// is fencing). A lock that cannot even be opened (a read-only run directory) is only a warning
+/// either way: it guards against an admin's mistake, and must not be one more way to fail.
 fn exclusive(
     host: &Host<'_>,
     instance: &str,
     deadline: &Deadline,
     required: bool,
-) -> Result<Option<Flock<fs::File>>, VmError> {
-    let path = host
-        .run_dir
-        .join(format!("{}.lock", started_stem(instance)));
-    let opened = fs::create_dir_all(&host.run_dir).and_then(|()| {
-        fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
-    });
-    let mut file = match opened {
-        Ok(file) => Some(file),
-        Err(e) => {
-            log::warn!(
-                "cannot open the lock {}: {e}; going on unlocked",
-                path.display()
-            );
-            return Ok(None);
-        }
-    };
-    let mut announced = false;
-    let locked = deadline.poll(
-        "another start or stop of this resource to end",
-        Duration::from_millis(50),
-        || {
-            let candidate = file.take()?;
-            match Flock::lock(candidate, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => Some(Ok(lock)),
-                Err((back, Errno::EWOULDBLOCK)) => {
-                    if !announced {
-                        log::warn!("another start or stop of {instance} is running; waiting");
-                        announced = true;
-                    }
-                    file = Some(back);
-                    None
-                }
-                Err((_, errno)) => Some(Err(errno)),
-            }
-        },
-    );
-    match locked {
-        Ok(Ok(lock)) => Ok(Some(lock)),
-        Ok(Err(errno)) => {
-            log::warn!("cannot lock {}: {errno}; going on unlocked", path.display());
+) -> Result<Option<ResourceLock>, VmError> {
+    match ResourceLock::acquire(&host.run_dir, "vm", instance, deadline) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(LockError::Deadline(e)) if required => Err(e.into()),
+        Err(LockError::Deadline(e)) => {
+            log::error!("{e}; stopping anyway");
             Ok(None)
         }
-        Err(e) if required => Err(e.into()),
-        Err(e) => {
-            log::error!("{e}; stopping anyway");
+        Err(e @ (LockError::Open { .. } | LockError::Flock { .. })) => {
+            log::warn!("{e}; going on unlocked");
             Ok(None)
         }
     }
 }
 
 fn monitor(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    monitor::monitor(vm, context, &Host::real())
+    monitor::monitor(vm, context, &Host::real(context))
 }
 
 fn validate_all(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    validate::validate(vm, context, &Host::real())
+    validate::validate(vm, context, &Host::real(context))
 }
 
 /// Everything Pacemaker sees of `ocf:clever:vm`.

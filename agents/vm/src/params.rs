@@ -132,25 +132,20 @@ impl Settings {
     pub fn from_parameters(parameters: &Parameters) -> Result<Self, ParameterError> {
         let domain = DOMAIN.optional(parameters)?;
         if let Some(name) = &domain {
-            check_domain_name(name).map_err(|reason| ParameterError::Invalid {
-                name: DOMAIN.name(),
-                value: name.clone(),
-                reason,
-            })?;
+            check_domain_name(name)
+                .map_err(|reason| ParameterError::invalid(DOMAIN.name(), name, reason))?;
         }
         let uri = HYPERVISOR.get(parameters)?;
-        check_uri(&uri).map_err(|reason| ParameterError::Invalid {
-            name: HYPERVISOR.name(),
-            value: uri.escape_default().to_string(),
-            reason,
+        check_uri(&uri).map_err(|reason| {
+            ParameterError::invalid(HYPERVISOR.name(), &uri.escape_default().to_string(), reason)
         })?;
         let shutdown_timeout = SHUTDOWN_TIMEOUT.get(parameters)?;
         if shutdown_timeout > MAX_SHUTDOWN_TIMEOUT {
-            return Err(ParameterError::Invalid {
-                name: SHUTDOWN_TIMEOUT.name(),
-                value: shutdown_timeout.to_string(),
-                reason: format!("must be at most {MAX_SHUTDOWN_TIMEOUT}"),
-            });
+            return Err(ParameterError::invalid(
+                SHUTDOWN_TIMEOUT.name(),
+                &shutdown_timeout.to_string(),
+                format!("must be at most {MAX_SHUTDOWN_TIMEOUT}"),
+            ));
         }
         Ok(Self {
             config: CONFIG.get(parameters)?,

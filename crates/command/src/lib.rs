@@ -98,7 +98,9 @@ impl Drop for Registered {
 /// Running a program went wrong; each variant names the command line.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    /// The program could not be started (missing, not executable).
+    /// The program could not be started: missing or not executable
+    /// ([`CommandError::program_missing`]), or the system could not start a process at all
+    /// (fork or memory exhausted).
     #[error("cannot run {command}: {source}")]
     Spawn {
         command: String,
@@ -124,6 +126,24 @@ pub enum CommandError {
     },
 }
 
+impl CommandError {
+    /// Whether the program is not there to run on this node: not found (ENOENT), or found but
+    /// not executable (EACCES: no execute bit, a `noexec` mount, an unsearchable directory),
+    /// as resource-agents' `check_binary` treats it. Another node may have it, so an agent
+    /// says "not installed" and Pacemaker moves the resource. Any other failure to start a
+    /// program (EAGAIN, ENOMEM: the node is short of processes or memory for a moment) says
+    /// nothing about the node's installation and must not ban the resource from it.
+    pub fn program_missing(&self) -> bool {
+        match self {
+            Self::Spawn { source, .. } => match source.raw_os_error() {
+                Some(errno) => errno == nix::libc::ENOENT || errno == nix::libc::EACCES,
+                None => source.kind() == io::ErrorKind::NotFound,
+            },
+            Self::TimedOut { .. } | Self::Failed { .. } | Self::Wait { .. } => false,
+        }
+    }
+}
+
 /// The program's complaint on one line: tools such as virsh put the cause on a second line.
 fn stderr_suffix(stderr: &str) -> String {
     const SHOWN: usize = 400;
@@ -135,11 +155,27 @@ fn stderr_suffix(stderr: &str) -> String {
         .join("; ");
     if joined.is_empty() {
         String::new()
-    } else if joined.chars().count() > SHOWN {
-        format!(": {}…", joined.chars().take(SHOWN).collect::<String>())
     } else {
-        format!(": {joined}")
+        format!(": {}", shorten(&joined, SHOWN))
     }
+}
+
+/// How much of an offending value a message repeats: enough to recognise it, never a megabyte
+/// of garbage in `crm_mon`.
+pub const SHOWN_VALUE_LEN: usize = 64;
+
+/// `text` fit to quote in an exit reason: control characters (newlines among them) become
+/// spaces, so the reason stays the one line Pacemaker reads, and beyond `max` characters it is
+/// cut, with `…` saying so. It lives here, in the lowest crate that quotes what it was given (a
+/// program's stderr), so that the DRBD and Pacemaker parsers, which do not depend on the OCF
+/// framework, use the same rule as the framework and the agents.
+pub fn shorten(text: &str, max: usize) -> String {
+    let mut chars = text.chars().map(|c| if c.is_control() { ' ' } else { c });
+    let mut shown: String = chars.by_ref().take(max).collect();
+    if chars.next().is_some() {
+        shown.push('…');
+    }
+    shown
 }
 
 /// A program and its arguments, kept as argv so nothing is ever re-parsed by a shell.
@@ -423,6 +459,38 @@ mod tests {
     }
 
     #[test]
+    fn only_a_program_that_is_not_there_is_missing() {
+        let spawn = |errno| CommandError::Spawn {
+            command: "x".to_owned(),
+            source: io::Error::from_raw_os_error(errno),
+        };
+        for errno in [nix::libc::ENOENT, nix::libc::EACCES] {
+            assert!(spawn(errno).program_missing(), "{errno}");
+        }
+        for errno in [nix::libc::EAGAIN, nix::libc::ENOMEM, nix::libc::EMFILE] {
+            assert!(!spawn(errno).program_missing(), "{errno}");
+        }
+        let timed_out = CommandError::TimedOut {
+            command: "x".to_owned(),
+            budget: Duration::ZERO,
+        };
+        assert!(!timed_out.program_missing());
+        let deadline = Deadline::after(Duration::from_secs(5));
+        let absent = HostCommands
+            .run(&CommandLine::new("/nonexistent/clever-tool"), &deadline)
+            .unwrap_err();
+        assert!(absent.program_missing(), "{absent}");
+        let plain =
+            std::env::temp_dir().join(format!("clever-command-plain-{}", std::process::id()));
+        std::fs::write(&plain, "not a program").unwrap();
+        let not_executable = HostCommands
+            .run(&CommandLine::new(&plain), &deadline)
+            .unwrap_err();
+        let _ = std::fs::remove_file(&plain);
+        assert!(not_executable.program_missing(), "{not_executable}");
+    }
+
+    #[test]
     fn missing_program_is_a_spawn_error() {
         let deadline = Deadline::after(Duration::from_secs(10));
         let err = HostCommands
@@ -484,6 +552,19 @@ mod tests {
             .run(&CommandLine::new("/nonexistent/tool"), &deadline)
             .unwrap_err();
         assert!(matches!(err, CommandError::TimedOut { .. }));
+    }
+
+    #[test]
+    fn shortened_text_is_one_line_of_at_most_the_limit() {
+        assert_eq!(shorten("short", 64), "short");
+        assert_eq!(shorten("a\nb\tc\0", 64), "a b c ");
+        assert_eq!(
+            shorten(&"x".repeat(10_000), 64),
+            format!("{}…", "x".repeat(64))
+        );
+        assert_eq!(shorten(&"é".repeat(65), 64), format!("{}…", "é".repeat(64)));
+        assert_eq!(shorten(&"x".repeat(64), 64), "x".repeat(64));
+        assert_eq!(shorten("", 0), "");
     }
 
     #[test]

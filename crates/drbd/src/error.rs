@@ -109,12 +109,3 @@ pub enum DrbdStatusError {
     #[error("no link under {} points to drbd{minor}: are DRBD's udev rules installed?", by_res.display())]
     UnknownMinor { minor: u32, by_res: PathBuf },
 }
-
-/// Longest offending value an error message repeats: garbage input must not become a
-/// megabyte-long exit reason in crm_mon.
-pub(crate) const SHOWN_VALUE_MAX: usize = 64;
-
-/// Truncates a value quoted in an error, so garbage input gives a readable message.
-pub(crate) fn shown(value: &str) -> String {
-    value.chars().take(SHOWN_VALUE_MAX).collect()
-}

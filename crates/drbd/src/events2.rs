@@ -7,7 +7,9 @@
 //! dump; without it the output was cut short, and a resource seen without its peers would
 //! look safer than it is, so that is an error.
 
-use crate::error::{shown, DrbdParseError, Format};
+use clever_command::{shorten, SHOWN_VALUE_LEN};
+
+use crate::error::{DrbdParseError, Format};
 use crate::fields::{self, Fields};
 use crate::model::{
     percent, Connection, ConnectionState, Device, DiskState, PeerDevice, ReplicationState,
@@ -45,7 +47,7 @@ pub fn parse_events2(text: &str) -> Result<Vec<Resource>, DrbdParseError> {
             other => {
                 return Err(malformed(
                     line,
-                    &format!("unknown event {:?}", shown(other)),
+                    &format!("unknown event {:?}", shorten(other, SHOWN_VALUE_LEN)),
                 ));
             }
         };
@@ -319,7 +321,7 @@ impl Fields<'_> {
             self.line(),
             &format!(
                 "event for {kind} {:?} that was never announced",
-                shown(name)
+                shorten(name, SHOWN_VALUE_LEN)
             ),
         )
     }

@@ -6,7 +6,9 @@
 
 use std::str::FromStr;
 
-use crate::error::{shown, DrbdParseError, Format};
+use clever_command::{shorten, SHOWN_VALUE_LEN};
+
+use crate::error::{DrbdParseError, Format};
 use crate::model::UnknownStateError;
 
 /// The `key:value` words of one line.
@@ -29,7 +31,10 @@ impl<'a> Fields<'a> {
                     malformed(
                         format,
                         line,
-                        &format!("expected key:value, found {:?}", shown(word)),
+                        &format!(
+                            "expected key:value, found {:?}",
+                            shorten(word, SHOWN_VALUE_LEN)
+                        ),
                     )
                 })
             })
@@ -113,7 +118,7 @@ impl<'a> Fields<'a> {
             format: self.format,
             location: format!("line {}", self.line),
             field: field.to_owned(),
-            value: shown(value),
+            value: shorten(value, SHOWN_VALUE_LEN),
         }
     }
 }

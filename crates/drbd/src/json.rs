@@ -8,7 +8,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{shown, DrbdParseError, Format};
+use clever_command::{shorten, SHOWN_VALUE_LEN};
+
+use crate::error::{DrbdParseError, Format};
 use crate::model::{percent, Connection, Device, PeerDevice, Resource};
 
 const FORMAT: Format = Format::StatusJson;
@@ -225,7 +227,7 @@ fn invalid(location: &str, field: &str, value: &str) -> DrbdParseError {
         format: FORMAT,
         location: location.to_owned(),
         field: field.to_owned(),
-        value: shown(value),
+        value: shorten(value, SHOWN_VALUE_LEN),
     }
 }
 

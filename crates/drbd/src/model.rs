@@ -19,7 +19,7 @@ impl UnknownStateError {
     pub(crate) fn new(kind: &'static str, value: &str) -> Self {
         Self {
             kind,
-            value: crate::error::shown(value),
+            value: clever_command::shorten(value, clever_command::SHOWN_VALUE_LEN),
         }
     }
 }
@@ -289,7 +289,10 @@ mod tests {
         assert_eq!(err.to_string(), "unknown disk state \"UpToDat\"");
         let long = "x".repeat(10_000);
         let err = long.parse::<Role>().unwrap_err();
-        assert_eq!(err.value.len(), crate::error::SHOWN_VALUE_MAX);
+        assert_eq!(
+            err.value,
+            format!("{}…", "x".repeat(clever_command::SHOWN_VALUE_LEN))
+        );
         // Case matters: DRBD never prints lower-case states, so this is not DRBD output.
         assert!("primary".parse::<Role>().is_err());
     }

@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{shown, DrbdParseError, Format};
+use clever_command::{shorten, SHOWN_VALUE_LEN};
+
+use crate::error::{DrbdParseError, Format};
 use crate::model::{
     drbd_state, percent, Connection, ConnectionState, Device, DiskState, PeerDevice,
     ReplicationState, Resource, Role, UnknownStateError,
@@ -336,7 +338,7 @@ fn invalid(line: usize, field: &str, value: &str) -> DrbdParseError {
         format: FORMAT,
         location: format!("line {line}"),
         field: field.to_owned(),
-        value: shown(value),
+        value: shorten(value, SHOWN_VALUE_LEN),
     }
 }
 

@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clever_deadline::Deadline;
 
 use crate::action::Action;
+use crate::run_dir;
 
 /// The arguments and environment of one agent run. Production reads the process; tests build
 /// one by hand, so no test has to change its own environment.
@@ -98,6 +100,9 @@ pub struct Context {
     pub instance: String,
     /// The recurring interval of this operation; zero for one-shot actions and probes.
     pub interval: Duration,
+    /// Where node-local state and locks live (`HA_RSCTMP` by the rule of [`run_dir::resolve`]):
+    /// always absolute, so no file lands where the agent happened to be started.
+    pub run_dir: PathBuf,
     meta: BTreeMap<String, String>,
 }
 
@@ -137,6 +142,7 @@ impl Context {
                 .unwrap_or(agent_name)
                 .to_owned(),
             interval,
+            run_dir: run_dir::resolve(invocation.var_os(run_dir::VARIABLE).as_deref()),
             meta: invocation.meta(),
         })
     }
@@ -150,7 +156,38 @@ impl Context {
             check_level: 0,
             instance: "test".to_owned(),
             interval: Duration::ZERO,
+            run_dir: PathBuf::from(run_dir::DEFAULT),
             meta: BTreeMap::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_dir_with(vars: &[(&str, &str)]) -> PathBuf {
+        let invocation = Invocation::new(["start"], vars.iter().copied());
+        let deadline = Deadline::after(Duration::from_secs(1));
+        Context::new(Action::Start, deadline, &invocation, "agent")
+            .map(|context| context.run_dir)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_run_dir_follows_ha_rsctmp_only_when_absolute() {
+        assert_eq!(run_dir_with(&[]), PathBuf::from(run_dir::DEFAULT));
+        assert_eq!(
+            run_dir_with(&[("HA_RSCTMP", "")]),
+            PathBuf::from(run_dir::DEFAULT)
+        );
+        assert_eq!(
+            run_dir_with(&[("HA_RSCTMP", "run")]),
+            PathBuf::from(run_dir::DEFAULT)
+        );
+        assert_eq!(
+            run_dir_with(&[("HA_RSCTMP", "/tmp/rsc")]),
+            PathBuf::from("/tmp/rsc")
+        );
     }
 }

@@ -10,6 +10,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Component, Path, PathBuf};
 
+use clever_command::{shorten, SHOWN_VALUE_LEN};
+
 use crate::status::{HasExitCode, OcfExitCode};
 
 /// Longest parameter value we look at; anything longer is refused before parsing.
@@ -55,6 +57,18 @@ pub enum ParameterError {
         second: &'static str,
         reason: String,
     },
+}
+
+impl ParameterError {
+    /// `value` is invalid for `name`, quoted shortened: it comes from the CIB and may be
+    /// anything, and the exit reason must stay one readable line.
+    pub fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            name,
+            value: shorten(value, SHOWN_VALUE_LEN),
+            reason: reason.into(),
+        }
+    }
 }
 
 impl HasExitCode for ParameterError {
@@ -294,11 +308,7 @@ impl<T: ParameterType> Parameter<T> {
     }
 
     fn parse(&self, raw: &str) -> Result<T, ParameterError> {
-        T::parse(raw).map_err(|reason| ParameterError::Invalid {
-            name: self.name,
-            value: shorten(raw),
-            reason,
-        })
+        T::parse(raw).map_err(|reason| ParameterError::invalid(self.name, raw, reason))
     }
 }
 
@@ -329,21 +339,6 @@ impl<T: ParameterType> ParameterSpec for Parameter<T> {
     }
     fn check(&self, raw: &str) -> Result<(), String> {
         T::parse(raw).map(drop)
-    }
-}
-
-/// Keeps exit reasons one short line even for hostile values.
-fn shorten(raw: &str) -> String {
-    const SHOWN: usize = 64;
-    let flat: String = raw
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if flat.chars().count() > SHOWN {
-        let head: String = flat.chars().take(SHOWN).collect();
-        format!("{head}…")
-    } else {
-        flat
     }
 }
 
@@ -384,11 +379,7 @@ impl Parameters {
                 (None, None) => continue,
             };
             spec.check(&value)
-                .map_err(|reason| ParameterError::Invalid {
-                    name,
-                    value: shorten(&value),
-                    reason,
-                })?;
+                .map_err(|reason| ParameterError::invalid(name, &value, reason))?;
             values.insert(name, value);
         }
         Ok(Self { values })

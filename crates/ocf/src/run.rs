@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clever_command::{shorten, SHOWN_VALUE_LEN};
 use clever_deadline::Deadline;
 
 use crate::action::Action;
@@ -97,7 +98,7 @@ fn dispatch<A: Agent>(
     else {
         let reason = format!(
             "action {:?} is not implemented by {}",
-            shorten(&word),
+            shorten(&word, SHOWN_VALUE_LEN),
             declaration.name
         );
         return fail(err, OcfExitCode::ErrUnimplemented, &reason);
@@ -176,10 +177,6 @@ fn exit_reason(err: &mut dyn Write, reason: &str) {
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn shorten(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 #[allow(

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use clever_command::CommandError;
+
 /// Every exit code of the OCF resource agent API (1.1), with its numeric value fixed.
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,6 +124,20 @@ pub trait HasExitCode: std::error::Error {
     fn exit_code(&self) -> OcfExitCode;
 }
 
+/// The one rule for a program an agent could not run: "not installed" (Pacemaker then keeps the
+/// resource off this node) only when the program is missing here; a program that could not be
+/// started for another reason, timed out, or failed is an ordinary error. Agents' exit maps call
+/// this for every error that carries a [`CommandError`].
+impl HasExitCode for CommandError {
+    fn exit_code(&self) -> OcfExitCode {
+        if self.program_missing() {
+            OcfExitCode::ErrInstalled
+        } else {
+            OcfExitCode::ErrGeneric
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +146,32 @@ mod tests {
     fn values_are_the_ocf_ones() {
         let codes: Vec<u8> = OcfExitCode::ALL.iter().map(|c| c.code()).collect();
         assert_eq!(codes, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 190, 191]);
+    }
+
+    #[test]
+    fn a_program_is_not_installed_only_when_missing() {
+        let spawn = |errno| CommandError::Spawn {
+            command: "tool".to_owned(),
+            source: std::io::Error::from_raw_os_error(errno),
+        };
+        assert_eq!(
+            spawn(nix::libc::ENOENT).exit_code(),
+            OcfExitCode::ErrInstalled
+        );
+        assert_eq!(
+            spawn(nix::libc::EACCES).exit_code(),
+            OcfExitCode::ErrInstalled
+        );
+        assert_eq!(
+            spawn(nix::libc::EAGAIN).exit_code(),
+            OcfExitCode::ErrGeneric
+        );
+        let failed = CommandError::Failed {
+            command: "tool".to_owned(),
+            status: "exit status 5".to_owned(),
+            stderr: String::new(),
+        };
+        assert_eq!(failed.exit_code(), OcfExitCode::ErrGeneric);
     }
 
     #[test]

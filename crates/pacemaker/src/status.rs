@@ -47,7 +47,12 @@ impl FromStr for Role {
             "Promoting" => Self::Promoting,
             "Demoting" => Self::Demoting,
             "Unknown" => Self::Unknown,
-            other => return Err(CrmMonError::UnknownRole(other.chars().take(32).collect())),
+            other => {
+                return Err(CrmMonError::UnknownRole(clever_command::shorten(
+                    other,
+                    clever_command::SHOWN_VALUE_LEN,
+                )))
+            }
         })
     }
 }

@@ -266,7 +266,9 @@ fn interface_binding_limits_the_path() {
             let run = |interface: &str| {
                 let settings = ProbeSettings {
                     attempts: 1,
-                    timeout: Duration::from_millis(300),
+                    // Long enough that a loaded machine's reply still comes in time; the wrong
+                    // interface never answers, whatever the timeout.
+                    timeout: Duration::from_millis(3000),
                     interface: Some(interface.to_owned()),
                 };
                 IcmpProber.probe(&hosts, &settings, &Deadline::after(Duration::from_secs(5)))

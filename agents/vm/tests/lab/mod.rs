@@ -62,7 +62,7 @@ pub struct Lab {
 impl Lab {
     pub fn new(test: &str) -> Lab {
         for program in [
-            "unshare", "nsenter", "tini", "libvirtd", "virsh", "as", "ld",
+            "setpriv", "unshare", "nsenter", "tini", "libvirtd", "virsh", "as", "ld",
         ] {
             let found = std::env::var_os("PATH")
                 .map(|p| std::env::split_paths(&p).any(|d| d.join(program).exists()))
@@ -230,8 +230,14 @@ impl Node {
             None => (lab.shared.clone(), 0),
         };
         let log = fs::File::create(dir.join("node.out")).unwrap();
-        let unshare = Command::new("unshare")
+        // setpriv: a test process that dies without dropping the node (killed, or aborted)
+        // takes unshare with it, and unshare's --kill-child the node; nothing is left running.
+        let unshare = Command::new("setpriv")
             .args([
+                "--pdeathsig",
+                "KILL",
+                "--",
+                "unshare",
                 "--mount",
                 "--pid",
                 "--fork",

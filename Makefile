@@ -5,6 +5,14 @@ DESTDIR ?=
 SYSCONFDIR ?= /etc
 OCF_ROOT ?= $(PREFIX)/lib/ocf
 OCF_PROVIDER_DIR = $(DESTDIR)$(OCF_ROOT)/resource.d/clever
+# The package's own programs that are not commands: the vm agent's libvirt-linked build
+# (agents/vm/src/linked.rs), which must not sit among the agents (Pacemaker would list it). The vm
+# binary looks for it next to itself, then here: a LIBEXEC_DIR other than the default is compiled
+# in, so give the same PREFIX (or LIBEXEC_DIR) to make build and make install.
+LIBEXEC_DIR ?= $(PREFIX)/lib/clever-cluster
+ifneq ($(LIBEXEC_DIR),/usr/lib/clever-cluster)
+export CLEVER_LIBEXEC_DIR := $(LIBEXEC_DIR)
+endif
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
@@ -16,8 +24,8 @@ RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 # Agents that need no C library but libc ship statically linked: that spares the dynamic loader's
 # work on every call, a quarter of a millisecond of a one-millisecond monitor (make bench). A
 # separate build with an explicit --target keeps the static flag off build scripts and proc
-# macros; vm loads libvirt.so (dlopen, which a static glibc program cannot do safely) and clevervm
-# is not on a hot path, so both stay dynamic.
+# macros. vm stays dynamic: its package also builds vm-libvirt, which links libvirt.so and so
+# cannot be static (vm itself links only libc); clevervm is not on a hot path.
 STATIC_AGENTS := drbdfs gwping
 HOST_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 STATIC_DIR := $(or $(CARGO_TARGET_DIR),target)/$(HOST_TRIPLE)/release
@@ -107,6 +115,13 @@ install:
 	  mv -f $(OCF_PROVIDER_DIR)/.$$agent.new $(OCF_PROVIDER_DIR)/$$agent && \
 	  echo "installed $(OCF_PROVIDER_DIR)/$$agent"; \
 	done
+	@case " $(OCF_AGENTS) " in *" vm "*) \
+	  test -x $(RELEASE_DIR)/vm-libvirt || { echo "$(RELEASE_DIR)/vm-libvirt is not built: run make build" >&2; exit 1; }; \
+	  install -d -m 0755 $(DESTDIR)$(LIBEXEC_DIR) && \
+	  install -m 0755 $(RELEASE_DIR)/vm-libvirt $(DESTDIR)$(LIBEXEC_DIR)/.vm-libvirt.new && \
+	  mv -f $(DESTDIR)$(LIBEXEC_DIR)/.vm-libvirt.new $(DESTDIR)$(LIBEXEC_DIR)/vm-libvirt && \
+	  echo "installed $(DESTDIR)$(LIBEXEC_DIR)/vm-libvirt";; \
+	esac
 	@if test -x $(RELEASE_DIR)/clevervm; then \
 	  install -d -m 0755 $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR)/init.d && \
 	  install -m 0755 $(RELEASE_DIR)/clevervm $(DESTDIR)$(PREFIX)/sbin/.clevervm.new && \

@@ -33,6 +33,13 @@ for agent in "$@"; do
   [[ -x "$provider/$agent" ]] || fail "package lacks $provider/$agent"
   checks=$((checks + 1))
 done
+if [[ " $* " == *" vm "* ]]; then
+  linked="$root/usr/lib/clever-cluster/vm-libvirt"
+  [[ -x "$linked" ]] || fail "package lacks /usr/lib/clever-cluster/vm-libvirt"
+  grep -q 'NEEDED.*\[libvirt\.so' <<<"$(readelf -d "$linked")" || fail "the packaged vm-libvirt does not link libvirt.so"
+  ! grep -q 'NEEDED.*\[libvirt' <<<"$(readelf -d "$provider/vm")" || fail "the packaged vm links libvirt"
+  checks=$((checks + 2))
+fi
 [[ -x "$root/usr/sbin/clevervm" ]] || fail "package lacks /usr/sbin/clevervm"
 grep -q "^/etc/init.d/clevervm$" "$root/var/lib/dpkg/info/clever-cluster.conffiles" \
   || fail "/etc/init.d/clevervm is not a conffile"

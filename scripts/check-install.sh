@@ -7,7 +7,7 @@ release="${CARGO_TARGET_DIR:-target}/release"
 
 fail() { echo "check-install: FAIL: $*" >&2; exit 1; }
 (($# > 0)) || fail "no agents to check: agents/ has no agent packages"
-for tool in xmllint crm_resource unshare; do
+for tool in xmllint crm_resource unshare readelf; do
   command -v "$tool" >/dev/null || fail "$tool is missing (make setup installs it)"
 done
 
@@ -36,6 +36,17 @@ for agent in "$@"; do
   MANWIDTH=80 man -l "$page" 2>/dev/null | col -b | grep "ocf_clever_$agent" >/dev/null || fail "man page of $agent does not render"
   checks=$((checks + 6))
 done
+# The vm agent's libvirt-linked build: outside the provider directory, where vm looks for it; only
+# it links libvirt, and it is the same agent.
+if [[ " $* " == *" vm "* ]]; then
+  linked="$scratch/root/usr/lib/clever-cluster/vm-libvirt"
+  [[ -f "$linked" && -x "$linked" ]] || fail "$linked missing or not executable"
+  [[ $(stat -c %a "$linked") == 755 ]] || fail "$linked has mode $(stat -c %a "$linked"), want 755"
+  grep -q 'NEEDED.*\[libvirt\.so' <<<"$(readelf -d "$linked")" || fail "vm-libvirt does not link libvirt.so"
+  ! grep -q 'NEEDED.*\[libvirt' <<<"$(readelf -d "$provider/vm")" || fail "vm links libvirt: its monitor must not load it"
+  cmp -s <(env -i "$linked" meta-data) "$scratch/vm.xml" || fail "vm-libvirt's metadata differs from vm's"
+  checks=$((checks + 5))
+fi
 if [[ -d agents/clevervm ]]; then
   [[ -x "$scratch/root/usr/sbin/clevervm" ]] || fail "clevervm not installed in /usr/sbin"
   [[ -x "$scratch/root/etc/init.d/clevervm" ]] || fail "LSB script /etc/init.d/clevervm not installed"
@@ -77,5 +88,9 @@ for agent in "$@"; do
   [[ -x "$scratch/prefixed/opt/clever/lib/ocf/resource.d/clever/$agent" ]] || fail "PREFIX not honoured for $agent"
   checks=$((checks + 1))
 done
+if [[ " $* " == *" vm "* ]]; then
+  [[ -x "$scratch/prefixed/opt/clever/lib/clever-cluster/vm-libvirt" ]] || fail "PREFIX not honoured for vm-libvirt"
+  checks=$((checks + 1))
+fi
 
 echo "install layout: $checks passed, 0 failed"

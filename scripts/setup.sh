@@ -4,8 +4,8 @@
 set -euo pipefail
 
 packages=(
-  # build
-  build-essential
+  # build; the vm agent's libvirt-linked build needs libvirt's headers, found by pkg-config
+  build-essential libvirt-dev pkg-config
   # the cluster stack the agents are tested against
   pacemaker pacemaker-cli-utils corosync resource-agents
   # metadata validation (xmllint), the stock agents' needs (modprobe for Filesystem), man pages

@@ -1,8 +1,11 @@
 //! `make bench` rows of `ocf:clever:vm`, on one running test domain in a private libvirtd node:
 //!
 //! 1. monitor: ours against `ocf:heartbeat:VirtualDomain`'s (medians, ratio, processes spawned;
-//!    target: 40x, none spawned), against our own `meta-data` (the start of the binary), and
-//!    against itself through libvirt's C library (the fallback of the remote-protocol client);
+//!    target: 40x, none spawned), against our own `meta-data` (the start of the binary), against
+//!    the same monitor in `vm-libvirt`, the build that links libvirt (what every monitor would
+//!    cost without the remote-protocol road), and against its own fallback (the hand-over to
+//!    `vm-libvirt`, whose exec the processes column counts); `meta-data` of both builds shows
+//!    what loading `libvirt.so` alone costs;
 //! 2. hibernate + resume of a 512 MiB guest: our stop + start against bare `virsh managedsave` +
 //!    `virsh start` on the same guest, alternating.
 
@@ -87,22 +90,43 @@ fn main() -> ExitCode {
         },
         expected_code: 0,
     };
-    // What the design saves: the same monitor through libvirt's C library, which an option the
-    // remote-protocol client leaves to it forces (libvirt ignores unknown URI options).
+    // What the design saves: the same monitor in the build that links libvirt, which asks the C
+    // library (one binary linking libvirt would pay this at every monitor).
+    let linked = Row {
+        label: "vm: monitor, vm vs vm-libvirt (links libvirt)".to_owned(),
+        ours: row.ours.clone(),
+        stock: AgentCall {
+            agent: PathBuf::from(lab::LINKED),
+            ..row.ours.clone()
+        },
+        expected_code: 0,
+    };
+    // Loading libvirt.so and its libraries alone: meta-data touches no libvirt in either build.
+    let loading = Row {
+        label: "vm: meta-data, vm vs vm-libvirt (loading)".to_owned(),
+        ours: floor.stock.clone(),
+        stock: AgentCall {
+            agent: PathBuf::from(lab::LINKED),
+            ..floor.stock.clone()
+        },
+        expected_code: 0,
+    };
+    // The monitor's fallback: an option the remote-protocol client leaves to the C library
+    // (libvirt ignores unknown URI options) makes vm hand the monitor over to vm-libvirt.
     let mut through_library = row.ours.clone();
     through_library.environment.insert(
         "OCF_RESKEY_hypervisor".to_owned(),
         format!("{uri}&clever_bench=library"),
     );
     let library = Row {
-        label: "vm: monitor, RPC vs libvirt.so (fallback)".to_owned(),
+        label: "vm: monitor, RPC vs fallback to vm-libvirt".to_owned(),
         ours: row.ours.clone(),
         stock: through_library,
         expected_code: 0,
     };
     println!("{}", header());
     let mut failed = false;
-    for row in [&row, &floor, &library] {
+    for row in [&row, &floor, &linked, &loading, &library] {
         match measure(row, RUNS) {
             Ok(measured) => println!("{measured}"),
             Err(e) => {

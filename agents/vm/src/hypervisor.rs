@@ -1,33 +1,17 @@
 //! The seam between the agent and libvirt: a few domain operations by name.
 //!
-//! [`Libvirt`] passes straight to libvirt's C API ([`crate::capi`], loaded on first use; no
-//! process spawned). The monitor's one question, a domain's state, also has a road that needs
-//! no library at all: [`fast_status`], over libvirt's remote protocol ([`crate::rpc`]).
+//! The real [`Hypervisor`] passes straight to libvirt's C API through the `virt` crate; it lives
+//! in the libvirt-linked build of the agent (`src/bin/vm-libvirt/libvirt.rs`), so that this
+//! library, and the `vm` binary Pacemaker runs, never link `libvirt.so` (see [`crate::linked`]).
+//! The monitor's one question, a domain's state, also has a road that needs no library at all:
+//! [`fast_status`], over libvirt's remote protocol ([`crate::rpc`]).
 
 use std::fmt;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use clever_deadline::Deadline;
 
-use crate::capi::{self, CallError, Connection};
 use crate::rpc::{self, RpcError};
-
-/// How often a running hibernation logs its progress.
-const PROGRESS_EVERY: Duration = Duration::from_secs(1);
-/// The most of a hibernation's budget kept back for aborting it and hearing libvirt's answer:
-/// the abort comes early enough that the whole step, answer included, ends within the budget
-/// the stop announced, because the steps after it (shutdown, power-off) were given only what
-/// is left after that budget.
-const ABORT_GRACE: Duration = Duration::from_secs(10);
-
-/// The part of `budget` kept for the abort: [`ABORT_GRACE`] at most, a quarter of it at most,
-/// so that a short budget still leaves the save most of its time.
-fn abort_grace(budget: Duration) -> Duration {
-    ABORT_GRACE.min(budget / 4)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HypervisorError {
@@ -41,7 +25,8 @@ pub enum HypervisorError {
         domain: String,
         message: String,
     },
-    /// The C library cannot be loaded on this node.
+    /// libvirt's C library cannot be used on this node: the agent's libvirt-linked build is
+    /// missing or cannot be run.
     #[error("{message}")]
     Library { message: String },
     #[error("hibernation of {domain} did not finish within {budget:?} and was aborted")]
@@ -197,7 +182,7 @@ pub trait Hypervisor {
 
 /// A domain's state through libvirt's remote protocol, without the C library: the monitor's
 /// road. `Ok(None)` when the domain is not defined; [`FastStatus::Fallback`] when the URI or
-/// the daemon needs the full client (the caller then uses [`Libvirt`]).
+/// the daemon needs the full client (the caller then asks the C library).
 pub fn fast_status(uri: &str, name: &str, deadline: &Deadline) -> FastStatus {
     match rpc::domain_state(uri, name, deadline) {
         Ok(None) => FastStatus::Answer(Ok(None)),
@@ -233,211 +218,6 @@ pub enum FastStatus {
     Fallback(String),
 }
 
-/// libvirt through its C API, loaded on first use (see [`crate::capi`]). Every call runs on a
-/// helper thread and is given up when the deadline passes: a libvirtd that hangs mid-stop must
-/// leave the agent time to end qemu itself.
-pub struct Libvirt {
-    conn: Arc<Connection>,
-    uri: String,
-    calls: Deadline,
-}
-
-impl fmt::Debug for Libvirt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Libvirt").field("uri", &self.uri).finish()
-    }
-}
-
-/// Longest wait for the connection itself.
-const CONNECT_MAX: Duration = Duration::from_secs(15);
-
-impl Libvirt {
-    /// Opens a connection to `uri`; every call on it, the opening included (at most 15 s and
-    /// three quarters of the time left), gives up when `deadline` passes.
-    pub fn connect(uri: &str, deadline: &Deadline) -> Result<Self, HypervisorError> {
-        let api = capi::api().map_err(|message| HypervisorError::Library { message })?;
-        let (done, opened) = mpsc::channel();
-        let target = uri.to_owned();
-        // A connection that comes too late is dropped (closed) by the thread's failed send.
-        thread::spawn(move || {
-            let _ = done.send(api.open(&target));
-        });
-        let unavailable = |message: String| HypervisorError::Unavailable {
-            uri: uri.to_owned(),
-            message,
-        };
-        let wait = CONNECT_MAX.min(deadline.remaining() * 3 / 4);
-        match opened.recv_timeout(wait) {
-            Ok(Ok(connection)) => Ok(Self {
-                conn: Arc::new(connection),
-                uri: uri.to_owned(),
-                calls: *deadline,
-            }),
-            Ok(Err(e)) => Err(unavailable(e.message)),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                Err(unavailable(format!("no answer within {wait:.1?}")))
-            }
-        }
-    }
-
-    /// Runs `f` on the connection on a helper thread, waiting at most until the deadline.
-    fn bounded<T: Send + 'static>(
-        &self,
-        call: &'static str,
-        name: &str,
-        f: impl FnOnce(&Connection) -> Result<T, CallError> + Send + 'static,
-    ) -> Result<T, HypervisorError> {
-        self.bounded_by(&self.calls, call, name, f)
-    }
-
-    /// As [`Libvirt::bounded`], waiting at most until `deadline`.
-    fn bounded_by<T: Send + 'static>(
-        &self,
-        deadline: &Deadline,
-        call: &'static str,
-        name: &str,
-        f: impl FnOnce(&Connection) -> Result<T, CallError> + Send + 'static,
-    ) -> Result<T, HypervisorError> {
-        let (done, answer) = mpsc::channel();
-        let conn = Arc::clone(&self.conn);
-        thread::spawn(move || {
-            let _ = done.send(f(&conn));
-        });
-        match answer.recv_timeout(deadline.remaining().min(self.calls.remaining())) {
-            Ok(result) => result.map_err(|e| call_error(call, name, &e)),
-            Err(_) => Err(HypervisorError::Call {
-                call,
-                domain: name.to_owned(),
-                message: "libvirtd did not answer in time".to_owned(),
-            }),
-        }
-    }
-
-    /// Runs `f` on the domain (looked up on the helper thread); the handle is released after.
-    fn with_domain<T: Send + 'static>(
-        &self,
-        name: &str,
-        call: &'static str,
-        f: impl FnOnce(&capi::Domain<'_>) -> Result<T, CallError> + Send + 'static,
-    ) -> Result<T, HypervisorError> {
-        let target = name.to_owned();
-        self.bounded(call, name, move |conn| f(&conn.lookup(&target)?))
-    }
-}
-
-fn call_error(call: &'static str, domain: &str, error: &CallError) -> HypervisorError {
-    HypervisorError::Call {
-        call,
-        domain: domain.to_owned(),
-        message: error.message.clone(),
-    }
-}
-
-impl Hypervisor for Libvirt {
-    fn define(&self, xml: &str) -> Result<(), HypervisorError> {
-        let xml = xml.to_owned();
-        self.bounded("define", "from config", move |conn| {
-            conn.define(&xml).map(drop)
-        })
-    }
-
-    fn status(&self, name: &str) -> Result<Option<DomainStatus>, HypervisorError> {
-        let target = name.to_owned();
-        self.bounded("state", name, move |conn| {
-            let domain = match conn.lookup(&target) {
-                Ok(domain) => domain,
-                Err(e) if e.code == capi::ERR_NO_DOMAIN => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let (state, reason) = domain.state()?;
-            DomainStatus::from_raw(state, reason)
-                .map(Some)
-                .ok_or_else(|| CallError {
-                    code: -1,
-                    message: format!("unknown domain state {state} (reason {reason})"),
-                })
-        })
-    }
-
-    fn start(&self, name: &str) -> Result<(), HypervisorError> {
-        self.with_domain(name, "start", |d| d.create())
-    }
-
-    fn resume(&self, name: &str) -> Result<(), HypervisorError> {
-        self.with_domain(name, "resume", |d| d.resume())
-    }
-
-    fn hibernate(
-        &self,
-        name: &str,
-        deadline: &Deadline,
-        progress: &mut dyn FnMut(SaveProgress),
-    ) -> Result<(), HypervisorError> {
-        let (done, saved) = mpsc::channel();
-        let conn = Arc::clone(&self.conn);
-        let target = name.to_owned();
-        thread::spawn(move || {
-            let result = conn.lookup(&target).and_then(|d| d.managed_save());
-            let _ = done.send(result);
-        });
-        let budget = deadline.remaining();
-        let abort_at = deadline.capped(budget.saturating_sub(abort_grace(budget)));
-        loop {
-            match saved.recv_timeout(PROGRESS_EVERY.min(abort_at.remaining())) {
-                Ok(result) => return result.map_err(|e| call_error("managed save", name, &e)),
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(HypervisorError::Call {
-                        call: "managed save",
-                        domain: name.to_owned(),
-                        message: "the save thread ended without an answer".to_owned(),
-                    })
-                }
-                Err(RecvTimeoutError::Timeout) if abort_at.expired() => {
-                    let target = name.to_owned();
-                    let aborted = self.bounded_by(deadline, "abort job", name, move |conn| {
-                        conn.lookup(&target)?.abort_job()
-                    });
-                    if let Err(e) = aborted {
-                        log::error!("cannot abort the hibernation of {name}: {e}");
-                    }
-                    let late = saved.recv_timeout(deadline.remaining().min(self.calls.remaining()));
-                    if let Ok(Ok(())) = late {
-                        // The save completed as the abort came: the image is whole.
-                        return Ok(());
-                    }
-                    return Err(HypervisorError::SaveTimedOut {
-                        domain: name.to_owned(),
-                        budget,
-                    });
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    // A total of 0 tells the caller that libvirt gave no figures this time.
-                    let target = name.to_owned();
-                    let job = self.bounded_by(deadline, "job info", name, move |conn| {
-                        conn.lookup(&target)?.job_info()
-                    });
-                    if let Err(e) = &job {
-                        log::debug!("{e}");
-                    }
-                    let job = job.unwrap_or_default();
-                    progress(SaveProgress {
-                        processed: job.data_processed,
-                        total: job.data_total,
-                    });
-                }
-            }
-        }
-    }
-
-    fn shutdown(&self, name: &str) -> Result<(), HypervisorError> {
-        self.with_domain(name, "shutdown", |d| d.shutdown())
-    }
-
-    fn destroy(&self, name: &str) -> Result<(), HypervisorError> {
-        self.with_domain(name, "destroy", |d| d.destroy())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,17 +243,5 @@ mod tests {
         assert_eq!(raw(3, 11), "paused (starting up)");
         assert_eq!(DomainStatus::from_raw(8, 0), None);
         assert_eq!(DomainStatus::from_raw(-1, 0), None);
-    }
-
-    #[test]
-    fn unreachable_daemon_is_unavailable() {
-        let result = Libvirt::connect(
-            "qemu:///system?socket=/nonexistent/clever-vm-test.sock",
-            &Deadline::after(Duration::from_secs(10)),
-        );
-        assert!(
-            matches!(result, Err(HypervisorError::Unavailable { .. })),
-            "{result:?}"
-        );
     }
 }

@@ -7,10 +7,10 @@
 //! Every decision about an image is taken from the file itself, never from libvirt's per-daemon
 //! "has managed save" cache, and an image is never deleted on a failure path.
 
-pub mod capi;
 mod error;
 pub mod hypervisor;
 pub mod image;
+pub mod linked;
 pub mod monitor;
 pub mod params;
 pub mod process;
@@ -28,12 +28,12 @@ use std::path::{Path, PathBuf};
 
 use clever_deadline::Deadline;
 use clever_ocf::{
-    run_dir, Action, ActionSpec, Agent, Context, Declaration, LockError, ParameterError,
-    Parameters, ResourceLock,
+    run_dir, Action, ActionSpec, Agent, Context, Declaration, Handler, LockError, ParameterError,
+    ParameterSpec, Parameters, ResourceLock,
 };
 
 pub use error::VmError;
-use hypervisor::{FastStatus, Hypervisor, HypervisorError, Libvirt};
+use hypervisor::{FastStatus, Hypervisor, HypervisorError};
 use params::{
     Settings, CONFIG, DOMAIN, HIBERNATE_DIR, HYPERVISOR, LIBVIRT_SAVE_DIR, ON_RESTORE_FAILURE,
     SHUTDOWN_TIMEOUT, STOP_METHOD,
@@ -222,16 +222,17 @@ impl fmt::Debug for Host<'_> {
     }
 }
 
-fn connect_libvirt(uri: &str, deadline: &Deadline) -> Result<Box<dyn Hypervisor>, HypervisorError> {
-    Libvirt::connect(uri, deadline).map(|l| Box::new(l) as Box<dyn Hypervisor>)
-}
-
-impl Host<'static> {
-    /// This host: libvirt through its API, the real `/proc`, the run directory of `context`.
-    pub fn real(context: &Context) -> Self {
+impl<'a> Host<'a> {
+    /// This host: libvirt through `connect` (and `fast_status`, when given, for the monitor),
+    /// the real `/proc`, the run directory of `context`.
+    pub fn real(
+        connect: &'a Connector,
+        fast_status: Option<&'a StatusQuery>,
+        context: &Context,
+    ) -> Self {
         Self {
-            connect: &connect_libvirt,
-            fast_status: Some(&hypervisor::fast_status),
+            connect,
+            fast_status,
             proc_root: PathBuf::from("/proc"),
             libvirt_save_dir: PathBuf::from(LIBVIRT_SAVE_DIR),
             run_dir: context.run_dir.clone(),
@@ -269,14 +270,15 @@ impl Vm {
         Ok(())
     }
 
-    /// libvirt's save directory is `hibernate_dir` (bind-mounted) on this node.
-    pub fn check_bound(&self, host: &Host<'_>) -> Result<(), VmError> {
+    /// libvirt's save directory (`libvirt_save_dir`) is `hibernate_dir` (bind-mounted) on this
+    /// node.
+    pub fn check_bound(&self, libvirt_save_dir: &Path) -> Result<(), VmError> {
         let path = self.settings.hibernate_dir.as_path();
-        match same_directory(path, &host.libvirt_save_dir) {
+        match same_directory(path, libvirt_save_dir) {
             Ok(true) => Ok(()),
             Ok(false) | Err(_) => Err(VmError::HibernateDirNotBound {
                 path: path.to_path_buf(),
-                libvirt_dir: host.libvirt_save_dir.clone(),
+                libvirt_dir: libvirt_save_dir.to_path_buf(),
             }),
         }
     }
@@ -294,26 +296,31 @@ impl Agent for Vm {
         // (a failed stop means fencing, a failed probe a wrong picture of the cluster).
         if context.action == Action::Start {
             self.check_hibernate_dir()?;
-            self.check_bound(&Host::real(context))?;
+            self.check_bound(Path::new(LIBVIRT_SAVE_DIR))?;
         }
         Ok(())
     }
 }
 
-fn start(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    let host = Host::real(context);
+/// start on `host`, one at a time per resource on this node.
+pub fn start_on(
+    vm: &Vm,
+    context: &Context,
+    host: &Host<'_>,
+) -> Result<clever_ocf::Status, VmError> {
     // A configuration that start would refuse leaves nothing behind, not even the lock file.
     vm.read_config_with_uuid()?;
-    let _lock = exclusive(&host, &context.instance, &context.deadline, true)?;
-    start::start(vm, context, &host)
+    let _lock = exclusive(host, &context.instance, &context.deadline, true)?;
+    start::start(vm, context, host)
 }
 
-fn stop(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    let host = Host::real(context);
+/// stop on `host`, one at a time per resource on this node (waiting for the lock at most half
+/// the stop timeout).
+pub fn stop_on(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<clever_ocf::Status, VmError> {
     // Half the stop timeout at most: a hung holder must not turn this stop into fencing.
     let wait = context.deadline.capped(context.deadline.remaining() / 2);
-    let _lock = exclusive(&host, &context.instance, &wait, false)?;
-    stop::stop(vm, context, &host)
+    let _lock = exclusive(host, &context.instance, &wait, false)?;
+    stop::stop(vm, context, host)
 }
 
 /// One start or stop of a resource at a time on this node ([`ResourceLock`]): two hibernations
@@ -341,20 +348,101 @@ fn exclusive(
     }
 }
 
+// The light build's handlers (the `vm` binary): start and stop go to the libvirt-linked build
+// at once, the monitor only when libvirt's remote protocol declines. When the linked build
+// cannot be run, the action goes on as with libvirt unusable (see [`linked`]).
+
+/// The light build's road to libvirt's C library: the hand-over, which returns only to say why
+/// it could not be done.
+fn through_linked_build(
+    _uri: &str,
+    deadline: &Deadline,
+) -> Result<Box<dyn Hypervisor>, HypervisorError> {
+    Err(HypervisorError::Library {
+        message: linked::hand_over(deadline),
+    })
+}
+
+/// Runs `action` on a host whose libvirt is unusable for `why`.
+fn without_linked_build<T>(
+    why: String,
+    context: &Context,
+    action: impl FnOnce(&Host<'_>) -> T,
+) -> T {
+    let unusable = move |_: &str, _: &Deadline| -> Result<Box<dyn Hypervisor>, HypervisorError> {
+        Err(HypervisorError::Library {
+            message: why.clone(),
+        })
+    };
+    action(&Host::real(&unusable, None, context))
+}
+
+fn start(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
+    let why = linked::hand_over(&context.deadline);
+    without_linked_build(why, context, |host| start_on(vm, context, host))
+}
+
+fn stop(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
+    let why = linked::hand_over(&context.deadline);
+    without_linked_build(why, context, |host| stop_on(vm, context, host))
+}
+
 fn monitor(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    monitor::monitor(vm, context, &Host::real(context))
+    let host = Host::real(
+        &through_linked_build,
+        Some(&hypervisor::fast_status),
+        context,
+    );
+    monitor::monitor(vm, context, &host)
 }
 
+/// validate-all needs no libvirt: the same in both builds.
 fn validate_all(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    validate::validate(vm, context, &Host::real(context))
+    validate::validate(vm, context, Path::new(LIBVIRT_SAVE_DIR))
 }
 
-/// Everything Pacemaker sees of `ocf:clever:vm`.
-pub static DECLARATION: Declaration<Vm> = Declaration {
-    name: "vm",
-    version: env!("CARGO_PKG_VERSION"),
-    shortdesc: "Keeps a libvirt VM running; moves it by hibernate and resume",
-    longdesc: "Manages one persistent libvirt domain, defined at every start from the XML file \
+/// The actions Pacemaker sees, with one build's handlers for those that reach libvirt.
+pub const fn actions(
+    start: Handler<Vm>,
+    stop: Handler<Vm>,
+    monitor: Handler<Vm>,
+) -> [ActionSpec<Vm>; 4] {
+    [
+        ActionSpec::new(Action::Start, 180, start),
+        ActionSpec::new(Action::Stop, 300, stop),
+        ActionSpec::new(Action::Monitor, 30, monitor)
+            .interval(10)
+            .depth(0),
+        ActionSpec::new(Action::ValidateAll, 30, validate_all),
+    ]
+}
+
+/// The light build's actions.
+static ACTIONS: [ActionSpec<Vm>; 4] = actions(start, stop, monitor);
+
+/// Everything Pacemaker sees of `ocf:clever:vm`, as the `vm` binary answers it.
+pub static DECLARATION: Declaration<Vm> = declaration(&ACTIONS);
+
+/// The parameters of `ocf:clever:vm`.
+const PARAMETERS: &[&dyn ParameterSpec] = &[
+    &CONFIG,
+    &DOMAIN,
+    &HYPERVISOR,
+    &HIBERNATE_DIR,
+    &STOP_METHOD,
+    &SHUTDOWN_TIMEOUT,
+    &ON_RESTORE_FAILURE,
+];
+
+/// Everything Pacemaker sees of `ocf:clever:vm`, with one build's actions: both builds answer
+/// the same metadata.
+pub const fn declaration(actions: &'static [ActionSpec<Vm>]) -> Declaration<Vm> {
+    Declaration {
+        name: "vm",
+        version: env!("CARGO_PKG_VERSION"),
+        shortdesc: "Keeps a libvirt VM running; moves it by hibernate and resume",
+        longdesc:
+            "Manages one persistent libvirt domain, defined at every start from the XML file \
         given by config. stop hibernates the VM (libvirt managed save) into hibernate_dir on \
         the shared filesystem, and the next start, on this node or the other, resumes it with \
         its RAM, so that open sessions inside the VM survive a move. Whether an image exists \
@@ -374,24 +462,10 @@ pub static DECLARATION: Declaration<Vm> = Declaration {
         (hibernate) followed by start (resume). meta-data needs no libvirt connection. Default \
         timeouts: start 180 s (a resume reads the whole image), stop 300 s (a hibernation \
         writes the whole RAM, with 60 s kept for a graceful shutdown and 10 s for power-off).",
-    parameters: &[
-        &CONFIG,
-        &DOMAIN,
-        &HYPERVISOR,
-        &HIBERNATE_DIR,
-        &STOP_METHOD,
-        &SHUTDOWN_TIMEOUT,
-        &ON_RESTORE_FAILURE,
-    ],
-    actions: &[
-        ActionSpec::new(Action::Start, 180, start),
-        ActionSpec::new(Action::Stop, 300, stop),
-        ActionSpec::new(Action::Monitor, 30, monitor)
-            .interval(10)
-            .depth(0),
-        ActionSpec::new(Action::ValidateAll, 30, validate_all),
-    ],
-};
+        parameters: PARAMETERS,
+        actions,
+    }
+}
 
 #[cfg(test)]
 pub(crate) mod fakes {
@@ -704,6 +778,67 @@ mod tests {
         let fallback = |_: &str, _: &str, _: &Deadline| FastStatus::Fallback("test".to_owned());
         // The fake library says running.
         assert_eq!(monitor_with(&fallback).unwrap(), Status::Success);
+    }
+
+    /// The light build without its libvirt-linked build: start is "not installed" with one
+    /// line that says so, stop and the monitor go on as with libvirt unusable (`/proc`).
+    #[test]
+    fn without_the_linked_build_start_is_not_installed_and_stop_and_monitor_ask_proc() {
+        let scratch = Scratch::new("nolinked");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        let proc_root = scratch.0.join("proc");
+        fs::create_dir_all(&proc_root).unwrap();
+        let why = linked::hand_over_from(
+            &[scratch.0.join(linked::NAME)],
+            &Deadline::after(Duration::from_secs(30)),
+        );
+        let unusable =
+            move |_: &str, _: &Deadline| -> Result<Box<dyn Hypervisor>, HypervisorError> {
+                Err(HypervisorError::Library {
+                    message: why.clone(),
+                })
+            };
+        let fallback = |_: &str, _: &str, _: &Deadline| FastStatus::Fallback("test".to_owned());
+        let host = Host {
+            connect: &unusable,
+            fast_status: Some(&fallback),
+            proc_root,
+            libvirt_save_dir: scratch.0.clone(),
+            run_dir: scratch.0.join("run"),
+        };
+        let context = |action| Context::for_test(action, Deadline::after(Duration::from_secs(30)));
+        let err = start_on(&vm, &context(Action::Start), &host).unwrap_err();
+        assert_eq!(err.exit_code().code(), 5, "{err}");
+        let reason = err.to_string();
+        assert!(
+            reason.contains("vm-libvirt") && reason.contains("not installed"),
+            "{reason}"
+        );
+        assert!(!reason.contains('\n'), "{reason}");
+        vm.remember_started(&host, "test", "clever");
+        assert_eq!(
+            stop_on(&vm, &context(Action::Stop), &host).unwrap(),
+            Status::Success
+        );
+        assert_eq!(
+            monitor::monitor(&vm, &context(Action::Monitor), &host).unwrap(),
+            Status::NotRunning
+        );
+    }
+
+    /// Both builds answer the same metadata; only the handlers differ.
+    #[test]
+    fn another_builds_declaration_has_the_same_metadata() {
+        fn other(_: &Vm, _: &Context) -> Result<Status, VmError> {
+            Ok(Status::Success)
+        }
+        static OTHER: [ActionSpec<Vm>; 4] = actions(other, other, other);
+        let linked = declaration(&OTHER);
+        assert_eq!(linked.problems(), Vec::<String>::new());
+        assert_eq!(
+            clever_ocf::metadata_xml(&linked).unwrap(),
+            clever_ocf::metadata_xml(&DECLARATION).unwrap()
+        );
     }
 
     #[test]

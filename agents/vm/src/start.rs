@@ -18,7 +18,7 @@ pub fn start(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, VmEr
     let deadline = &context.deadline;
     let (xml, name, uuid) = vm.read_config_with_uuid()?;
     vm.check_hibernate_dir()?;
-    vm.check_bound(host)?;
+    vm.check_bound(&host.libvirt_save_dir)?;
     let hv = (host.connect)(&vm.settings.uri, deadline)?;
     vm.remember_started(host, &context.instance, &name);
     if let Some(status) = settled_status(&*hv, &name, deadline)? {

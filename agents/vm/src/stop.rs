@@ -120,7 +120,7 @@ fn hibernate(vm: &Vm, hv: &dyn Hypervisor, name: &str, deadline: &Deadline, host
         );
         return;
     }
-    if let Err(e) = vm.check_bound(host) {
+    if let Err(e) = vm.check_bound(&host.libvirt_save_dir) {
         log::error!("not hibernating {name}: {e}");
         return;
     }

@@ -89,6 +89,105 @@ fn metadata_is_valid_and_needs_no_libvirt() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The two builds: `vm` links no libvirt and hands over to `vm-libvirt`, which does.
+
+/// The libraries a binary's dynamic section names, as `readelf -d` shows them.
+fn needed(binary: &str) -> Vec<String> {
+    let out = Command::new("readelf")
+        .args(["-d", binary])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "readelf -d {binary} failed");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|line| line.contains("(NEEDED)"))
+        .filter_map(|line| Some(line.split_once('[')?.1.trim_end_matches(']').to_owned()))
+        .collect()
+}
+
+#[test]
+fn only_the_linked_build_links_libvirt() {
+    let light = needed(lab::AGENT);
+    assert!(light.iter().any(|l| l.starts_with("libc.so")), "{light:?}");
+    assert!(!light.iter().any(|l| l.starts_with("libvirt")), "{light:?}");
+    let linked = needed(lab::LINKED);
+    assert!(linked.iter().any(|l| l == "libvirt.so.0"), "{linked:?}");
+    // The same agent to Pacemaker, whichever build answers.
+    let metadata = |binary: &str| {
+        let out = Command::new(binary).arg("meta-data").output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        out.stdout
+    };
+    assert_eq!(metadata(lab::AGENT), metadata(lab::LINKED));
+}
+
+/// A stand-in for the linked build next to a copy of `vm` records what it was given; its exit
+/// code and exit reason are the action's.
+#[test]
+fn the_light_build_hands_over_with_argv_and_environment_unchanged() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("clever-vm-handover-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let light = dir.join("vm");
+    fs::copy(lab::AGENT, &light).unwrap();
+    let stand_in = dir.join("vm-libvirt");
+    fs::write(
+        &stand_in,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" >'{0}/argv'\nenv >'{0}/env'\n\
+             echo 'ocf-exit-reason:answered by the linked build' >&2\nexit 4\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(
+        &stand_in,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let run = |action: &str, uri: &str| {
+        for record in ["argv", "env"] {
+            let _ = fs::remove_file(dir.join(record));
+        }
+        let out = Command::new(&light)
+            .arg(action)
+            .env("OCF_RESOURCE_INSTANCE", "handover")
+            .env("OCF_RESKEY_config", dir.join("none.xml"))
+            .env("OCF_RESKEY_domain", "cvt-handover")
+            .env("OCF_RESKEY_hibernate_dir", &dir)
+            .env("OCF_RESKEY_hypervisor", uri)
+            .env("OCF_RESKEY_CRM_meta_timeout", "20000")
+            .env("HA_RSCTMP", dir.join("run"))
+            .env("CLEVER_HANDOVER_MARK", "kept")
+            .output()
+            .unwrap();
+        let argv = fs::read_to_string(dir.join("argv")).unwrap_or_default();
+        let env = fs::read_to_string(dir.join("env")).unwrap_or_default();
+        (out, argv, env)
+    };
+    for action in ["stop", "monitor"] {
+        // An option the remote-protocol client does not know sends the monitor to the library.
+        let (out, argv, env) = run(action, "qemu:///system?clever_test=library");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{action}: {stderr}");
+        assert!(stderr.contains("ocf-exit-reason:answered by the linked build"));
+        assert_eq!(argv, format!("{action}\n"));
+        assert!(env.contains("CLEVER_HANDOVER_MARK=kept"), "{env}");
+        assert!(env.contains("OCF_RESKEY_CRM_meta_timeout=20000"), "{env}");
+    }
+    // meta-data and validate-all never need libvirt: the light build answers them itself.
+    let (out, argv, _) = run("meta-data", "qemu:///system");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(argv.is_empty());
+    let (out, argv, _) = run("validate-all", "qemu:///system");
+    assert_ne!(out.status.code(), Some(4));
+    assert!(argv.is_empty());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Priority 1 and 2: hibernate and resume, the counter continues; stopped → 7.
 
 #[test]
@@ -377,10 +476,13 @@ fn sigterm_mid_resume_leaves_neither_image_nor_hold_behind() {
     wait_until(Duration::from_secs(60), "the resume to begin", || {
         hold.exists()
     });
+    // The start runs as `vm-libvirt` by now: `vm` handed it over (exec, the same process).
     let agent = node
         .processes()
         .into_iter()
-        .find(|pid| fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "vm"))
+        .find(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "vm-libvirt")
+        })
         .expect("the agent is running");
     signal(agent, "TERM");
     let status = start.wait().unwrap();

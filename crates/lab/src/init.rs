@@ -358,7 +358,10 @@ fn node_mounts(layout: &Layout, node: &str, vm: bool) -> Result<(), LabError> {
         }))
         .collect();
     let mut targets = MountTargets::new(node_dir.join("overlays"));
-    for target in [OCF_ROOT, "/srv"] {
+    for target in [OCF_ROOT, "/srv"]
+        .into_iter()
+        .chain(vm.then_some(layout::LIBEXEC_DIR))
+    {
         targets.ensure(Path::new(target), false)?;
     }
     for (source, target) in &binds {
@@ -366,6 +369,9 @@ fn node_mounts(layout: &Layout, node: &str, vm: bool) -> Result<(), LabError> {
     }
     overlay(&layout.sbin_dir(), Path::new("/usr/sbin"))?;
     overlay(&layout.ocf_dir(), Path::new(OCF_ROOT))?;
+    if vm {
+        overlay(&layout.libexec_dir(), Path::new(layout::LIBEXEC_DIR))?;
+    }
     for (source, target) in &binds {
         bind(source, target)?;
     }

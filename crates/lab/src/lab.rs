@@ -713,16 +713,31 @@ fn check_prerequisites(options: &UpOptions) -> Result<(), LabError> {
     Ok(())
 }
 
-/// Installs fence_lab and whichever of our agents are built; returns the agents installed.
+/// The vm agent's libvirt-linked build, which it hands start, stop and the monitor's fallback to.
+const VM_LINKED: &str = "vm-libvirt";
+
+/// Installs fence_lab and whichever of our agents are built (the vm agent with its
+/// libvirt-linked build, where the installed agent looks for it); returns the agents installed.
 fn stage_agents(layout: &Layout, options: &UpOptions) -> Result<Vec<String>, LabError> {
     mkdir(&layout.sbin_dir(), 0o755, None)?;
     install(&options.fence_agent, &layout.sbin_dir().join("fence_lab"))?;
     let clever = layout.ocf_dir().join("clever");
     mkdir(&clever, 0o755, None)?;
+    mkdir(&layout.libexec_dir(), 0o755, None)?;
     let mut staged = Vec::new();
     for agent in CLEVER_AGENTS {
         let binary = options.agents_dir.join(agent);
         if binary.is_file() {
+            if agent == "vm" {
+                let linked = options.agents_dir.join(VM_LINKED);
+                if !linked.is_file() {
+                    return Err(LabError::Prerequisite(format!(
+                        "{} (the vm agent's libvirt-linked build): cargo build --release -p clever-vm",
+                        linked.display()
+                    )));
+                }
+                install(&linked, &layout.libexec_dir().join(VM_LINKED))?;
+            }
             install(&binary, &clever.join(agent))?;
             staged.push(agent.to_owned());
         }

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use crate::error::LabError;
 
 /// The lab directory used when none is given.
+/// Where `make install` puts the package's programs that are not commands (the vm agent's
+/// libvirt-linked build, which the vm agent looks for there).
+pub const LIBEXEC_DIR: &str = "/usr/lib/clever-cluster";
 pub const DEFAULT_DIR: &str = "/run/clever-lab";
 /// Most nodes a lab may have.
 pub const MAX_NODES: usize = 4;
@@ -160,6 +163,12 @@ impl Layout {
     /// Overlaid on /usr/lib/ocf/resource.d inside nodes: holds `clever/<agent>`.
     pub fn ocf_dir(&self) -> PathBuf {
         self.dir.join("ocf")
+    }
+
+    /// Overlaid on [`LIBEXEC_DIR`] inside VM nodes: holds `vm-libvirt`, the vm agent's
+    /// libvirt-linked build, where the installed agent looks for it.
+    pub fn libexec_dir(&self) -> PathBuf {
+        self.dir.join("libexec")
     }
 
     /// The test guest's console files.

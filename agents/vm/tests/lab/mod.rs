@@ -26,8 +26,11 @@ use std::time::{Duration, Instant};
 
 pub use clever_lab::guest::Serial;
 
-/// The agent under test.
+/// The agent under test: the light build, which Pacemaker runs.
 pub const AGENT: &str = env!("CARGO_BIN_EXE_vm");
+/// Its libvirt-linked build, which `AGENT` finds next to itself and hands start, stop and the
+/// monitor's fallback over to.
+pub const LINKED: &str = env!("CARGO_BIN_EXE_vm-libvirt");
 
 /// Serialises the tests: each runs TCG guests that take a CPU each.
 pub fn serial_guard() -> MutexGuard<'static, ()> {

@@ -36,7 +36,7 @@ for agent in "$@"; do
   MANWIDTH=80 man -l "$page" 2>/dev/null | col -b | grep "ocf_clever_$agent" >/dev/null || fail "man page of $agent does not render"
   checks=$((checks + 6))
 done
-if [[ -d agents/clevervm ]]; then
+if [[ -d commands/clevervm ]]; then
   [[ -x "$scratch/root/usr/sbin/clevervm" ]] || fail "clevervm not installed in /usr/sbin"
   [[ -x "$scratch/root/etc/init.d/clevervm" ]] || fail "LSB script /etc/init.d/clevervm not installed"
   grep -q '^### BEGIN INIT INFO' "$scratch/root/etc/init.d/clevervm" || fail "init script lacks the LSB header"

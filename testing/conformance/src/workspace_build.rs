@@ -17,7 +17,7 @@ pub fn release_binaries(packages: &[&str]) -> PathBuf {
     if let Some(dir) = built.get(&key) {
         return dir.clone();
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command.args(["build", "--release", "--bins"]);

@@ -130,7 +130,7 @@ fn wait_online(vm: &Vm, timeout: Duration) -> String {
 /// `ocf:clever:vm` primitive and the libvirtd clone are swapped for `ocf:pacemaker:Dummy` after
 /// generation (see [`dummy_vm`]); everything else (the ocf:linbit:drbd promotable clone, drbdfs,
 /// the bind mount of the save directory, gwping, the address) runs for real. Fencing is real
-/// too: the labs' fence agent (`fence_lab` of crates/lab) asks the host over the `lab.fence`
+/// too: the labs' fence agent (`fence_lab` of testing/lab) asks the host over the `lab.fence`
 /// serial port to kill the target's qemu; a fenced node stays down, so reboot is asked as off.
 const DESCRIPTION: &str = r#"
 [cluster]

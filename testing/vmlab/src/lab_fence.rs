@@ -1,7 +1,7 @@
 //! The host end of the cluster lab's fence device. Debian's fence-virtd cannot serve here: its
 //! backends (libvirt, cpg) fence libvirt domains, and the lab's nodes are plain qemu processes.
 //! So each node gets a virtio serial port, [`FENCE_PORT`], where the namespace lab's agent
-//! (`fence_lab` of crates/lab, given `serial_port=lab.fence`) sends its requests; the host ends
+//! (`fence_lab` of testing/lab, given `serial_port=lab.fence`) sends its requests; the host ends
 //! the target's qemu with SIGKILL, as cutting its power would.
 //!
 //! Requests are lines `ID ACTION TARGET`; answers `ID RESULT [DETAIL]` where RESULT is `ok`,

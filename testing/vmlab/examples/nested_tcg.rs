@@ -46,7 +46,7 @@ const QEMU_FILES: &[&str] = &[
 /// The lab's kernel command line, without an address: the nested guest has no link.
 const APPEND: &str = "console=ttyS0 loglevel=6 panic=-1 lab.name=nested";
 
-/// What the guest's init prints on the console once it is up (crates/vmlab/src/guest/init.sh).
+/// What the guest's init prints on the console once it is up (testing/vmlab/src/guest/init.sh).
 const READY: &str = "lab: nested ready, control on ";
 
 #[derive(Debug, thiserror::Error)]
@@ -485,7 +485,7 @@ impl Qemu {
         let qmp_path = work.join(format!("{name}.qmp"));
         let control = work.join(format!("{name}.ctl"));
         let log = fs::File::create(&stderr).map_err(io_error("creating", &stderr))?;
-        // The lab's own qemu arguments (crates/vmlab/src/vm.rs), minus disks and network.
+        // The lab's own qemu arguments (testing/vmlab/src/vm.rs), minus disks and network.
         let mut command = Command::new("qemu-system-x86_64");
         command
             .args(["-accel", "tcg,tb-size=256", "-cpu", "max", "-smp", "1"])

@@ -39,7 +39,7 @@ build-only:
 	$(CARGO) build --release --workspace --bins
 	@test -n "$(HOST_TRIPLE)" || { echo "rustc -vV named no host triple" >&2; exit 1; }
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(HOST_TRIPLE) \
-	  $(addprefix -p clever-,$(STATIC_AGENTS))
+	  $(addprefix -p clever-agent-,$(STATIC_AGENTS))
 	$(RELEASE_DIR)/clever-docgen $(DOC_DIR)
 
 lint: setup

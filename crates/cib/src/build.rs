@@ -395,7 +395,8 @@ fn check_vms(description: &Description) -> Result<(), DescriptionError> {
             let field = format!("vm {:?} hypervisor", vm.name);
             check_token(&field, uri)?;
             // The agent's own rule: a URI it would refuse at every start stays out of the CIB.
-            clever_vm::params::check_uri(uri).map_err(|reason| invalid(&field, uri, &reason))?;
+            clever_agent_vm::params::check_uri(uri)
+                .map_err(|reason| invalid(&field, uri, &reason))?;
         }
         check_interval(
             &format!("vm {:?} stop_timeout", vm.name),

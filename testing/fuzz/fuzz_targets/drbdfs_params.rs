@@ -25,7 +25,7 @@ const FORBIDDEN: &[&str] = &[
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let declared = clever_drbdfs::DECLARATION.parameters;
+    let declared = clever_agent_drbdfs::DECLARATION.parameters;
     // NUL separates the values (the environment cannot hold a NUL); a missing field is unset.
     let values: Vec<&[u8]> = data.split(|b| *b == 0).collect();
     let lookup = |key: &str| {
@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(parameters) = clever_ocf::Parameters::load(declared, lookup) else {
         return;
     };
-    let Ok(config) = clever_drbdfs::Config::from_parameters(&parameters) else {
+    let Ok(config) = clever_agent_drbdfs::Config::from_parameters(&parameters) else {
         return;
     };
     assert!(config.device.as_path().is_absolute());

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStringExt;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let declared = clever_gwping::DECLARATION.parameters;
+    let declared = clever_agent_gwping::DECLARATION.parameters;
     // NUL separates the values (the environment cannot hold a NUL); a missing field is unset.
     let values: Vec<&[u8]> = data.split(|b| *b == 0).collect();
     let lookup = |key: &str| {
@@ -22,13 +22,14 @@ fuzz_target!(|data: &[u8]| {
     let Ok(parameters) = clever_ocf::Parameters::load(declared, lookup) else {
         return;
     };
-    let Ok(settings) = clever_gwping::params::Settings::from_parameters(&parameters) else {
+    let Ok(settings) = clever_agent_gwping::params::Settings::from_parameters(&parameters) else {
         return;
     };
     assert!(!settings.hosts.is_empty());
-    assert!(settings.hosts.len() <= clever_gwping::params::MAX_HOSTS);
+    assert!(settings.hosts.len() <= clever_agent_gwping::params::MAX_HOSTS);
     assert!(
-        settings.multiplier.unsigned_abs() <= clever_gwping::params::MAX_MULTIPLIER.unsigned_abs()
+        settings.multiplier.unsigned_abs()
+            <= clever_agent_gwping::params::MAX_MULTIPLIER.unsigned_abs()
     );
     assert!(settings.attempts >= 1);
     assert!(!settings.timeout.is_zero());

@@ -2,7 +2,7 @@
 //! error structure): no panic, whatever a daemon or an impostor on the socket sends.
 #![no_main]
 
-use clever_vm::rpc::{decode_reply, Reader};
+use clever_agent_vm::rpc::{decode_reply, Reader};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! is called usable only with a complete header naming the expected domain.
 #![no_main]
 
-use clever_vm::image::{inspect_start, Inspection, MAGIC_SAVE};
+use clever_agent_vm::image::{inspect_start, Inspection, MAGIC_SAVE};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -94,7 +94,11 @@ fn ok(args: &[&str]) -> String {
 
 /// Our agents as in the tree, built in release (what the lab installs into its nodes).
 fn release_dir() -> PathBuf {
-    release_binaries(&["clever-gwping", "clever-drbdfs", "clever-vm"])
+    release_binaries(&[
+        "clever-agent-gwping",
+        "clever-agent-drbdfs",
+        "clever-agent-vm",
+    ])
 }
 
 /// Polls `done` every [`PERIOD`] (no back-off: the moment matters) until it holds.

@@ -481,7 +481,7 @@ impl Lab {
         let clever_agents = stage_agents(&layout, options)?;
         if options.vm && !options.stock && !clever_agents.iter().any(|a| a == "vm") {
             return Err(LabError::Prerequisite(format!(
-                "{}/vm (the ocf:clever:vm agent): cargo build --release -p clever-vm",
+                "{}/vm (the ocf:clever:vm agent): cargo build --release -p clever-agent-vm",
                 options.agents_dir.display()
             )));
         }

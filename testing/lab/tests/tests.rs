@@ -45,7 +45,12 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 /// Our agents, built now (release, as installed), so that the lab runs the current code; the
 /// lab installs them into its nodes. Built once per test run.
 fn release_dir() -> PathBuf {
-    release_binaries(&["clever-gwping", "clever-drbdfs", "clever-vm", "clevervm"])
+    release_binaries(&[
+        "clever-agent-gwping",
+        "clever-agent-drbdfs",
+        "clever-agent-vm",
+        "clevervm",
+    ])
 }
 
 /// A running lab, torn down on drop (also when the test panics).

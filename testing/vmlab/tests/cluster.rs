@@ -258,7 +258,7 @@ const MOUNT: &str = "/mnt/data";
 /// Our agents and the labs' fence agent, built now (release, as installed), so the guests run
 /// the current code.
 fn release_dir() -> PathBuf {
-    release_binaries(&["clever-drbdfs", "clever-gwping", "clever-lab"])
+    release_binaries(&["clever-agent-drbdfs", "clever-agent-gwping", "clever-lab"])
 }
 
 /// Runs one of the provisioning scripts, as the Vagrantfile does.

@@ -40,7 +40,7 @@ const SCRATCH_SECTORS: u64 = 32 * 2048;
 
 /// Our agent, built now (release, as installed), so the guests run the current code.
 fn release_dir() -> PathBuf {
-    release_binaries(&["clever-drbdfs"])
+    release_binaries(&["clever-agent-drbdfs"])
 }
 
 /// Runs a script that must succeed.

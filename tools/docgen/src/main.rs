@@ -19,16 +19,16 @@ fn write(path: &Path, content: &[u8]) -> Result<(), String> {
 fn generate(out: &Path) -> Result<(), String> {
     let agents = [
         (
-            clever_drbdfs::DECLARATION.name,
-            clever_ocf::man_page(&clever_drbdfs::DECLARATION),
+            clever_agent_drbdfs::DECLARATION.name,
+            clever_ocf::man_page(&clever_agent_drbdfs::DECLARATION),
         ),
         (
-            clever_gwping::DECLARATION.name,
-            clever_ocf::man_page(&clever_gwping::DECLARATION),
+            clever_agent_gwping::DECLARATION.name,
+            clever_ocf::man_page(&clever_agent_gwping::DECLARATION),
         ),
         (
-            clever_vm::DECLARATION.name,
-            clever_ocf::man_page(&clever_vm::DECLARATION),
+            clever_agent_vm::DECLARATION.name,
+            clever_ocf::man_page(&clever_agent_vm::DECLARATION),
         ),
     ];
     for (name, page) in agents {

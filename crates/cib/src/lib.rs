@@ -12,7 +12,6 @@
 //! `ocf:clever:gwping` clone's attribute) is undefined or ≤ 0.
 
 pub mod build;
-pub mod cli;
 pub mod crm;
 pub mod description;
 pub mod error;

@@ -1,7 +1,7 @@
 //! The checked-in examples in `pacemaker-cib/examples/`: each `<name>.toml` has its generated
 //! `<name>/cib.xml`, `crm.txt` and `pcs.sh`, which must match what the generator makes now.
 //! Regenerate them with `UPDATE_EXAMPLES=1 cargo test -p clever-cib --test tests examples`
-//! (or one at a time: `cargo run -p clever-cib -- generate pacemaker-cib/examples/<name>.toml
+//! (or one at a time: `cargo run -p clever-cib-cli -- generate pacemaker-cib/examples/<name>.toml
 //! -o pacemaker-cib/examples/<name>`).
 
 use std::fs;

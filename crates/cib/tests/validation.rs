@@ -382,65 +382,6 @@ fn the_three_outputs_agree() {
     }
 }
 
-/// The binary: writes the three files, or one format to stdout; a bad description is one
-/// `clever-cib: error:` line and a failure exit.
-#[test]
-fn the_binary_generates_and_refuses() {
-    use clever_command::CommandLine;
-
-    let dir = std::env::temp_dir().join(format!("clever-cib-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let good = dir.join("good.toml");
-    std::fs::write(&good, VALID).unwrap();
-    let out = dir.join("out");
-    let binary = env!("CARGO_BIN_EXE_clever-cib");
-    let output = crate::sim::run_tool(
-        &CommandLine::new(binary)
-            .arg("generate")
-            .arg(&good)
-            .arg("-o")
-            .arg(&out),
-    );
-    assert!(output
-        .stderr_text()
-        .contains("WARNING: FENCING IS NOT CONFIGURED"));
-    let expected = generate(VALID).unwrap();
-    assert_eq!(
-        std::fs::read_to_string(out.join("cib.xml")).unwrap(),
-        expected.cib_xml
-    );
-    assert_eq!(
-        std::fs::read_to_string(out.join("crm.txt")).unwrap(),
-        expected.crm
-    );
-    assert_eq!(
-        std::fs::read_to_string(out.join("pcs.sh")).unwrap(),
-        expected.pcs
-    );
-    let output = crate::sim::run_tool(
-        &CommandLine::new(binary)
-            .args(["generate", "-f", "crm"])
-            .arg(&good),
-    );
-    assert_eq!(output.stdout_text(), expected.crm);
-
-    let bad = dir.join("bad.toml");
-    std::fs::write(&bad, VALID.replace("192.0.2.10", "192.0.2.300")).unwrap();
-    let output = clever_command::RunCommand::run(
-        &clever_command::HostCommands,
-        &CommandLine::new(binary).arg("check").arg(&bad),
-        &clever_deadline::Deadline::after(crate::sim::TOOL_BUDGET),
-    )
-    .unwrap();
-    assert_eq!(output.code(), Some(1));
-    let stderr = output.stderr_text();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("clever-cib: error: "), "{stderr}");
-    assert!(stderr.contains("not an IPv4 or IPv6 address"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
 #[test]
 fn libvirtd_class_is_chosen_by_the_description() {
     let systemd = generate(VALID).unwrap();

@@ -45,7 +45,7 @@ fn generate(out: &Path) -> Result<(), String> {
         .map_err(|e| format!("clevervm man page: {e}"))?;
     write(&out.join("man8/clevervm.8"), &page)?;
     let mut page = Vec::new();
-    clap_mangen::Man::new(clever_cib::cli::Cli::command())
+    clap_mangen::Man::new(clever_cib_cli::cli::Cli::command())
         .section("8")
         .render(&mut page)
         .map_err(|e| format!("clever-cib man page: {e}"))?;

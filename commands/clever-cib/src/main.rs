@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use clever_cib::cli::{Cli, Command, Format};
+use clever_cib_cli::cli::{Cli, Command, Format};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -12,13 +12,16 @@ mod error;
 pub mod hypervisor;
 pub mod image;
 pub mod monitor;
-pub mod params;
 pub mod process;
 pub mod rpc;
 pub mod start;
 pub mod stop;
 pub mod validate;
 pub mod xml;
+
+/// The parameters and their first stage live in `clever-agent-params`, which the CIB generator
+/// shares.
+pub use clever_agent_params::vm as params;
 
 use std::fmt;
 use std::fs;
@@ -28,16 +31,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clever_deadline::Deadline;
-use clever_ocf::{Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters};
+use clever_ocf::{Action, Agent, Context, Declaration, ParameterError, Parameters};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 pub use error::VmError;
 use hypervisor::{FastStatus, Hypervisor, HypervisorError, Libvirt};
-use params::{
-    Settings, CONFIG, DOMAIN, HIBERNATE_DIR, HYPERVISOR, LIBVIRT_SAVE_DIR, ON_RESTORE_FAILURE,
-    SHUTDOWN_TIMEOUT, STOP_METHOD,
-};
+use params::{Settings, LIBVIRT_SAVE_DIR};
 
 /// One `ocf:clever:vm` resource, from its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,7 +410,7 @@ fn validate_all(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmErro
 
 /// Everything Pacemaker sees of `ocf:clever:vm`.
 pub static DECLARATION: Declaration<Vm> = Declaration {
-    name: "vm",
+    name: params::AGENT_NAME,
     version: env!("CARGO_PKG_VERSION"),
     shortdesc: "Keeps a libvirt VM running; moves it by hibernate and resume",
     longdesc: "Manages one persistent libvirt domain, defined at every start from the XML file \
@@ -433,22 +433,12 @@ pub static DECLARATION: Declaration<Vm> = Declaration {
         (hibernate) followed by start (resume). meta-data needs no libvirt connection. Default \
         timeouts: start 180 s (a resume reads the whole image), stop 300 s (a hibernation \
         writes the whole RAM, with 60 s kept for a graceful shutdown and 10 s for power-off).",
-    parameters: &[
-        &CONFIG,
-        &DOMAIN,
-        &HYPERVISOR,
-        &HIBERNATE_DIR,
-        &STOP_METHOD,
-        &SHUTDOWN_TIMEOUT,
-        &ON_RESTORE_FAILURE,
-    ],
+    parameters: params::PARAMETERS,
     actions: &[
-        ActionSpec::new(Action::Start, 180, start),
-        ActionSpec::new(Action::Stop, 300, stop),
-        ActionSpec::new(Action::Monitor, 30, monitor)
-            .interval(10)
-            .depth(0),
-        ActionSpec::new(Action::ValidateAll, 30, validate_all),
+        params::START.with(start),
+        params::STOP.with(stop),
+        params::MONITOR.with(monitor),
+        params::VALIDATE_ALL.with(validate_all),
     ],
 };
 
@@ -616,6 +606,15 @@ mod tests {
     #[test]
     fn declaration_has_no_problems() {
         assert_eq!(DECLARATION.problems(), Vec::<String>::new());
+    }
+
+    /// The generator reads this agent's parameters and timeouts from `clever-agent-params`.
+    #[test]
+    fn declaration_is_the_shared_table() {
+        assert_eq!(
+            params::AGENT.differences(&DECLARATION),
+            Vec::<String>::new()
+        );
     }
 
     fn vm(scratch: &Scratch, policy: OnRestoreFailure) -> Vm {

@@ -8,7 +8,53 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use clever_ocf::{AbsolutePath, ContentType, Parameter, ParameterError, ParameterType, Parameters};
+use clever_ocf::{
+    AbsolutePath, Action, ContentType, Parameter, ParameterError, ParameterSpec, ParameterType,
+    Parameters,
+};
+
+use crate::{AdvertisedAction, AgentParameters};
+
+/// The type name: `ocf:clever:gwping`.
+pub const AGENT_NAME: &str = "gwping";
+
+pub const START: AdvertisedAction = AdvertisedAction::new(Action::Start, 20);
+pub const STOP: AdvertisedAction = AdvertisedAction::new(Action::Stop, 20);
+pub const MONITOR: AdvertisedAction = AdvertisedAction::new(Action::Monitor, 20)
+    .interval(10)
+    .depth(0);
+pub const VALIDATE_ALL: AdvertisedAction = AdvertisedAction::new(Action::ValidateAll, 20);
+
+/// Every action line of the metadata, in order.
+pub static ACTIONS: &[AdvertisedAction] = &[START, STOP, MONITOR, VALIDATE_ALL];
+
+/// Every parameter, in the order of the metadata.
+pub static PARAMETERS: &[&dyn ParameterSpec] = &[
+    &HOST_LIST,
+    &NAME,
+    &MULTIPLIER,
+    &DAMPEN,
+    &ATTEMPTS,
+    &TIMEOUT,
+    &FAILURE_SCORE,
+    &INTERFACE,
+    &PIDFILE,
+    &OPTIONS,
+    &USE_FPING,
+    &DEBUG,
+];
+
+/// The agent as the generator checks it.
+pub static AGENT: AgentParameters = AgentParameters {
+    name: AGENT_NAME,
+    parameters: PARAMETERS,
+    actions: ACTIONS,
+    configure,
+};
+
+fn configure(parameters: &Parameters) -> Result<(), ParameterError> {
+    Settings::from_parameters(parameters).map(drop)
+}
 
 /// Most entries `host_list` may hold: every one is probed at once, each with its own sequence
 /// number.
@@ -599,7 +645,7 @@ mod tests {
     }
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ParameterError> {
-        let parameters = Parameters::load(crate::DECLARATION.parameters, |key| {
+        let parameters = Parameters::load(PARAMETERS, |key| {
             pairs
                 .iter()
                 .find(|(k, _)| format!("OCF_RESKEY_{k}") == key)

@@ -6,7 +6,49 @@
 
 use std::time::Duration;
 
-use clever_ocf::{choice, AbsolutePath, Parameter, ParameterError, Parameters};
+use clever_ocf::{
+    choice, AbsolutePath, Action, Parameter, ParameterError, ParameterSpec, Parameters,
+};
+
+use crate::{AdvertisedAction, AgentParameters};
+
+/// The type name: `ocf:clever:vm`.
+pub const AGENT_NAME: &str = "vm";
+
+/// A resume reads the whole image.
+pub const START: AdvertisedAction = AdvertisedAction::new(Action::Start, 180);
+/// A hibernation writes the whole RAM; 60 s are kept for a graceful shutdown, 10 s for power-off.
+pub const STOP: AdvertisedAction = AdvertisedAction::new(Action::Stop, 300);
+pub const MONITOR: AdvertisedAction = AdvertisedAction::new(Action::Monitor, 30)
+    .interval(10)
+    .depth(0);
+pub const VALIDATE_ALL: AdvertisedAction = AdvertisedAction::new(Action::ValidateAll, 30);
+
+/// Every action line of the metadata, in order.
+pub static ACTIONS: &[AdvertisedAction] = &[START, STOP, MONITOR, VALIDATE_ALL];
+
+/// Every parameter, in the order of the metadata.
+pub static PARAMETERS: &[&dyn ParameterSpec] = &[
+    &CONFIG,
+    &DOMAIN,
+    &HYPERVISOR,
+    &HIBERNATE_DIR,
+    &STOP_METHOD,
+    &SHUTDOWN_TIMEOUT,
+    &ON_RESTORE_FAILURE,
+];
+
+/// The agent as the generator checks it.
+pub static AGENT: AgentParameters = AgentParameters {
+    name: AGENT_NAME,
+    parameters: PARAMETERS,
+    actions: ACTIONS,
+    configure,
+};
+
+fn configure(parameters: &Parameters) -> Result<(), ParameterError> {
+    Settings::from_parameters(parameters).map(drop)
+}
 
 /// Where libvirt's QEMU driver writes and looks for managed-save images; no setting moves it.
 pub const LIBVIRT_SAVE_DIR: &str = "/var/lib/libvirt/qemu/save";
@@ -207,7 +249,7 @@ mod tests {
     use std::ffi::OsString;
 
     fn load(pairs: &[(&str, &str)]) -> Result<Settings, ParameterError> {
-        let params = Parameters::load(crate::DECLARATION.parameters, |key| {
+        let params = Parameters::load(PARAMETERS, |key| {
             pairs
                 .iter()
                 .find(|(k, _)| format!("OCF_RESKEY_{k}") == key)

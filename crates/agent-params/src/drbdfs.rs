@@ -1,7 +1,54 @@
-//! The parameters of `ocf:clever:drbdfs` and the typed configuration built from them.
+//! The parameters of `ocf:clever:drbdfs`, the typed configuration built from them, and the
+//! action timeouts it advertises.
 
 use clever_drbd::Promotion;
-use clever_ocf::{choice, AbsolutePath, Parameter, ParameterError, Parameters};
+use clever_ocf::{
+    choice, AbsolutePath, Action, Parameter, ParameterError, ParameterSpec, Parameters,
+};
+
+use crate::{AdvertisedAction, AgentParameters};
+
+/// The type name: `ocf:clever:drbdfs`.
+pub const AGENT_NAME: &str = "drbdfs";
+
+pub const START: AdvertisedAction = AdvertisedAction::new(Action::Start, 60);
+pub const STOP: AdvertisedAction = AdvertisedAction::new(Action::Stop, 60);
+/// The monitor a CIB runs: whether the filesystem is mounted and DRBD allows it.
+pub const MONITOR: AdvertisedAction = AdvertisedAction::new(Action::Monitor, 40)
+    .interval(20)
+    .depth(0);
+/// The deeper monitor: also reads the device's first block.
+pub const MONITOR_READ: AdvertisedAction = AdvertisedAction::new(Action::Monitor, 40)
+    .interval(61)
+    .depth(10);
+pub const VALIDATE_ALL: AdvertisedAction = AdvertisedAction::new(Action::ValidateAll, 20);
+
+/// Every action line of the metadata, in order.
+pub static ACTIONS: &[AdvertisedAction] = &[START, STOP, MONITOR, MONITOR_READ, VALIDATE_ALL];
+
+/// Every parameter, in the order of the metadata.
+pub static PARAMETERS: &[&dyn ParameterSpec] = &[
+    &DEVICE,
+    &DIRECTORY,
+    &FSTYPE,
+    &OPTIONS,
+    &DRBD_RESOURCE,
+    &DRBD_PROMOTION,
+    &FSCK,
+    &FORCE_UNMOUNT,
+];
+
+/// The agent as the generator checks it.
+pub static AGENT: AgentParameters = AgentParameters {
+    name: AGENT_NAME,
+    parameters: PARAMETERS,
+    actions: ACTIONS,
+    configure,
+};
+
+fn configure(parameters: &Parameters) -> Result<(), ParameterError> {
+    Config::from_parameters(parameters).map(drop)
+}
 
 choice! {
     /// When to check the filesystem before mounting.
@@ -235,7 +282,7 @@ mod tests {
     use std::ffi::OsString;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ParameterError> {
-        let parameters = Parameters::load(crate::DECLARATION.parameters, |key| {
+        let parameters = Parameters::load(PARAMETERS, |key| {
             pairs
                 .iter()
                 .find(|(k, _)| format!("OCF_RESKEY_{k}") == key)

@@ -208,6 +208,60 @@ fn bad_descriptions_get_one_clear_line() {
     }
 }
 
+/// What an agent refuses never reaches the CIB: the generator runs the parameters it writes
+/// through the agent's own first stage and names the resource, the parameter and the agent's
+/// reason. A CIB with `options=ro,bind` passes crm_verify, but drbdfs refuses it at every start
+/// (exit 6), so the filesystem could never start.
+#[test]
+fn what_an_agent_would_refuse_is_refused_with_the_agents_reason() {
+    for (from, to, expected) in [
+        (
+            "mount = { directory = \"/srv/web\" }",
+            "mount = { directory = \"/srv/web\", options = \"ro,bind\" }",
+            [
+                "ocf:clever:drbdfs",
+                "fs_web",
+                "options=\"ro,bind\"",
+                "changes what the mount means",
+            ],
+        ),
+        (
+            "mount = { directory = \"/srv/web\" }",
+            "mount = { directory = \"/srv/web\", fstype = \"ext4,bind\" }",
+            [
+                "ocf:clever:drbdfs",
+                "fs_web",
+                "fstype=\"ext4,bind\"",
+                "not a filesystem type name",
+            ],
+        ),
+        (
+            "config = \"/srv/web/web.xml\"",
+            "config = \"/srv/web/web.xml\"\nhypervisor = \"qemu:///session\"",
+            [
+                "ocf:clever:vm",
+                "vm_web",
+                "hypervisor=\"qemu:///session\"",
+                "must be the local QEMU system driver",
+            ],
+        ),
+        (
+            "host_list = [\"192.0.2.1\"]",
+            "host_list = [\"192.0.2.1\"]\ndampen = \"2h\"",
+            ["ocf:clever:gwping", "gwping", "dampen=\"2h\"", "at most 1h"],
+        ),
+    ] {
+        let message = error_of(&replaced(from, to));
+        for needle in expected {
+            assert!(
+                message.contains(needle),
+                "expected {needle:?} in {message:?}"
+            );
+        }
+        assert!(!message.contains('\n'), "not one line: {message:?}");
+    }
+}
+
 #[test]
 fn seventeen_to_thirty_two_nodes_work_and_thirty_three_do_not() {
     let nodes = |count: usize| {

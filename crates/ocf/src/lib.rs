@@ -18,10 +18,10 @@ mod run;
 mod status;
 mod watchdog;
 
-pub use action::{Action, ActionSpec, Handler, Role};
+pub use action::{Action, Role};
 pub use clever_deadline::{Deadline, DeadlineExceeded};
 pub use context::{Context, Invocation};
-pub use declaration::{Agent, Declaration, META_DATA_TIMEOUT_SECS};
+pub use declaration::{ActionSpec, Agent, Declaration, Handler, META_DATA_TIMEOUT_SECS};
 pub use manpage::man_page;
 pub use metadata::{metadata_xml, OCF_VERSION};
 pub use parameter::{

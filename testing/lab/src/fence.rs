@@ -20,6 +20,9 @@ use crate::cgroup::Cgroup;
 use crate::lab::{power_off, LabState};
 use crate::layout::Layout;
 
+/// `fence_lab` in a VM lab node, through the host over a serial port.
+mod port;
+
 /// The agent's metadata, as the fencer and `stonith_admin --metadata` read it.
 pub const METADATA: &str = r#"<?xml version="1.0" ?>
 <resource-agent name="fence_lab" shortdesc="Fence agent for clever-lab nodes">
@@ -123,7 +126,7 @@ pub fn run(options: &BTreeMap<String, String>, out: &mut dyn Write, err: &mut dy
         .find_map(|name| options.get(*name))
         .map(String::as_str);
     if let Some(port) = options.get("serial_port") {
-        return crate::fence_port::run(port, action, target, out, err);
+        return port::run(port, action, target, out, err);
     }
     let lab_dir = options
         .get("lab_dir")

@@ -25,7 +25,6 @@ pub mod cgroup;
 pub mod config;
 pub mod error;
 pub mod fence;
-pub mod fence_port;
 pub mod guest;
 pub mod init;
 pub mod lab;

@@ -1,5 +1,5 @@
 //! `fence_lab` in a VM lab node: the power switch is the host's, reached over a virtio serial
-//! port (see [`crate::fence`] for the line protocol). Requests from several fencer calls are
+//! port (see [`super`] for the line protocol). Requests from several fencer calls are
 //! serialised by a lock file; an answer left on the port by a request that gave up is skipped
 //! by its id.
 
@@ -15,7 +15,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use crate::fence::{EXIT_FAILED, EXIT_OFF, EXIT_OK};
+use super::{EXIT_FAILED, EXIT_OFF, EXIT_OK};
 
 /// How long one request may wait for the port and the host's answer (killing a qemu takes
 /// milliseconds; the fencer's own timeout is longer).

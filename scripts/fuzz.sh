@@ -14,17 +14,19 @@ seconds=${1:-20}
 shift || true
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root/testing/fuzz"
+# cargo-fuzz looks for fuzz/ under the project root unless told where the fuzz project is.
+fuzz_dir="$root/testing/fuzz"
+cd "$fuzz_dir"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: cargo-fuzz is missing; make setup installs it" >&2
   exit 1
 fi
 
-flags=(-s none --debug-assertions)
+flags=(--fuzz-dir "$fuzz_dir" -s none --debug-assertions)
 cargo fuzz build "${flags[@]}"
 
-if (($#)); then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
+if (($#)); then targets=("$@"); else mapfile -t targets < <(cargo fuzz list --fuzz-dir "$fuzz_dir"); fi
 failed=()
 for target in "${targets[@]}"; do
   [[ -d "seeds/$target" ]] || { echo "fuzz: no seeds/$target" >&2; exit 1; }

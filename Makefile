@@ -16,10 +16,9 @@ endif
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-# Every package under agents/ is a binary of the same name: the OCF agents, and clevervm, the admin
-# command (installed to sbin with its LSB init script).
-AGENTS := $(patsubst agents/%/Cargo.toml,%,$(wildcard agents/*/Cargo.toml))
-OCF_AGENTS := $(filter-out clevervm,$(AGENTS))
+# Every package under agents/ is an OCF agent whose binary has the agent's name; the admin commands
+# (commands/: clevervm with its LSB init script, clever-cib) are installed to sbin.
+OCF_AGENTS := $(patsubst agents/%/Cargo.toml,%,$(wildcard agents/*/Cargo.toml))
 RELEASE_DIR := $(or $(CARGO_TARGET_DIR),target)/release
 # Agents that need no C library but libc ship statically linked: that spares the dynamic loader's
 # work on every call, a quarter of a millisecond of a one-millisecond monitor (make bench). A
@@ -48,7 +47,7 @@ build-only:
 	$(CARGO) build --release --workspace --bins
 	@test -n "$(HOST_TRIPLE)" || { echo "rustc -vV named no host triple" >&2; exit 1; }
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(HOST_TRIPLE) \
-	  $(addprefix -p clever-,$(STATIC_AGENTS))
+	  $(addprefix -p clever-agent-,$(STATIC_AGENTS))
 	$(RELEASE_DIR)/clever-docgen $(DOC_DIR)
 
 lint: setup
@@ -70,7 +69,7 @@ install-test: build
 
 test: lint unit-test install-test deb-test fuzz-smoke vagrant-validate
 
-# The cluster stack on VM nodes (crates/vmlab/tests/cluster.rs): Corosync + Pacemaker in two qemu
+# The cluster stack on VM nodes (testing/vmlab/tests/cluster.rs): Corosync + Pacemaker in two qemu
 # (TCG) guests booting a debootstrapped Debian 12 root image (built once, ~3 min, cached in
 # /var/cache/clever-vmlab). Not part of `make test` yet: see docs/labs.md for its cost.
 test-vmcluster: setup

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Corosync + Pacemaker on a lab node. The same script sets up the VM nodes of the test tier
-# (crates/vmlab, no systemd) and the Vagrant nodes (Debian 12), so what CI tests is what an admin
+# (testing/vmlab, no systemd) and the Vagrant nodes (Debian 12), so what CI tests is what an admin
 # gets from `vagrant up`.
 #
 #   cluster.sh corosync NAME=IP,NAME=IP [TOKEN_MS]

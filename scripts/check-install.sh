@@ -47,7 +47,7 @@ if [[ " $* " == *" vm "* ]]; then
   cmp -s <(env -i "$linked" meta-data) "$scratch/vm.xml" || fail "vm-libvirt's metadata differs from vm's"
   checks=$((checks + 5))
 fi
-if [[ -d agents/clevervm ]]; then
+if [[ -d commands/clevervm ]]; then
   [[ -x "$scratch/root/usr/sbin/clevervm" ]] || fail "clevervm not installed in /usr/sbin"
   [[ -x "$scratch/root/etc/init.d/clevervm" ]] || fail "LSB script /etc/init.d/clevervm not installed"
   grep -q '^### BEGIN INIT INFO' "$scratch/root/etc/init.d/clevervm" || fail "init script lacks the LSB header"

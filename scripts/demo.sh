@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 release="${CARGO_TARGET_DIR:-target}/release"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-agents=$(ls agents 2>/dev/null | grep -vx clevervm || true)
+agents=$(ls agents 2>/dev/null || true)
 
 say "Agents built ($release), installed by 'make install' to /usr/lib/ocf/resource.d/clever/"
 for agent in $agents; do

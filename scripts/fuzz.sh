@@ -5,26 +5,28 @@
 #   scripts/fuzz.sh 3600       an hour per target (`make fuzz`)
 #   scripts/fuzz.sh 60 events2 only the named targets
 # Stable toolchain, no sanitizer (-s none); debug assertions on, so integer overflow panics.
-# Seeds are the checked-in fuzz/seeds/TARGET; what libFuzzer learns goes to the working corpus
-# fuzz/corpus/TARGET (ignored by git) and carries over between runs. A crasher is left in
-# fuzz/artifacts/TARGET/: turn it into a unit test in the crate it belongs to.
+# Seeds are the checked-in testing/fuzz/seeds/TARGET; what libFuzzer learns goes to the working
+# corpus testing/fuzz/corpus/TARGET (ignored by git) and carries over between runs. A crasher is
+# left in testing/fuzz/artifacts/TARGET/: turn it into a unit test in the crate it belongs to.
 set -euo pipefail
 
 seconds=${1:-20}
 shift || true
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2; }
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root/fuzz"
+# cargo-fuzz looks for fuzz/ under the project root unless told where the fuzz project is.
+fuzz_dir="$root/testing/fuzz"
+cd "$fuzz_dir"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: cargo-fuzz is missing; make setup installs it" >&2
   exit 1
 fi
 
-flags=(-s none --debug-assertions)
+flags=(--fuzz-dir "$fuzz_dir" -s none --debug-assertions)
 cargo fuzz build "${flags[@]}"
 
-if (($#)); then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
+if (($#)); then targets=("$@"); else mapfile -t targets < <(cargo fuzz list --fuzz-dir "$fuzz_dir"); fi
 failed=()
 for target in "${targets[@]}"; do
   [[ -d "seeds/$target" ]] || { echo "fuzz: no seeds/$target" >&2; exit 1; }
@@ -42,7 +44,7 @@ for target in "${targets[@]}"; do
 done
 
 if ((${#failed[@]})); then
-  echo "fuzz: FAILED: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
+  echo "fuzz: FAILED: ${failed[*]} (inputs in testing/fuzz/artifacts/)" >&2
   exit 1
 fi
 echo "fuzz: ${#targets[@]} targets, ${seconds}s each, no crash"

@@ -20,11 +20,11 @@ packages=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 tini binutils
   # the CIB generator's tests apply its crm and pcs renderings with the real tools
   crmsh pcs
-  # crates/vmlab: VM nodes built from Debian packages (apt-get download, dpkg-deb -x, depmod and
+  # testing/vmlab: VM nodes built from Debian packages (apt-get download, dpkg-deb -x, depmod and
   # modprobe --show-depends on the unpacked kernel, ldd, setpriv) booted by qemu-system-x86;
   # dmsetup is copied into the guests to put failing devices under drbdfs
   apt dpkg kmod libc-bin util-linux dmsetup
-  # crates/vmlab's cluster nodes (make test-vmcluster): a Debian root filesystem made with
+  # testing/vmlab's cluster nodes (make test-vmcluster): a Debian root filesystem made with
   # debootstrap, turned into an ext4 image by mke2fs -d
   debootstrap e2fsprogs
   # `vagrant validate` of the Vagrantfile, for both of its providers (works offline)
@@ -93,7 +93,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${extra_flags[@]}" "${request[@]}" >/dev/null
 fi
 
-# crates/vmlab downloads Debian's kernel, busybox-static and drbd-utils with apt-get download at
+# testing/vmlab downloads Debian's kernel, busybox-static and drbd-utils with apt-get download at
 # test time: the package lists must name them.
 if ! apt-cache show linux-image-amd64 busybox-static drbd-utils >/dev/null 2>&1; then
   echo "setup: apt-get update (the VM tier downloads Debian packages)"

@@ -11,15 +11,17 @@ mod error;
 mod filesystem;
 pub mod host;
 mod monitor;
-pub mod params;
 mod start;
 mod stop;
+
+/// The parameters and their first stage live in `clever-agent-params`, which the CIB generator
+/// shares.
+pub use clever_agent_params::drbdfs as params;
 
 use std::os::unix::fs::FileTypeExt;
 
 use clever_ocf::{
-    Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters, ResourceLock,
-    Status,
+    Action, Agent, Context, Declaration, ParameterError, Parameters, ResourceLock, Status,
 };
 
 pub use check::STATUS_DIR;
@@ -133,7 +135,7 @@ fn handle_validate(_agent: &Drbdfs, _context: &Context) -> Result<Status, Drbdfs
 }
 
 pub static DECLARATION: Declaration<Drbdfs> = Declaration {
-    name: "drbdfs",
+    name: params::AGENT_NAME,
     version: env!("CARGO_PKG_VERSION"),
     shortdesc: "DRBD-aware filesystem mount",
     longdesc:
@@ -151,25 +153,26 @@ pub static DECLARATION: Declaration<Drbdfs> = Declaration {
         (found in /proc: open files, working directories, memory maps) with TERM, then KILL, \
         and succeeds only when the filesystem is really unmounted. start and stop of one mount \
         point never overlap on a node (a lock file in $HA_RSCTMP).",
-    parameters: &[
-        &params::DEVICE,
-        &params::DIRECTORY,
-        &params::FSTYPE,
-        &params::OPTIONS,
-        &params::DRBD_RESOURCE,
-        &params::DRBD_PROMOTION,
-        &params::FSCK,
-        &params::FORCE_UNMOUNT,
-    ],
+    parameters: params::PARAMETERS,
     actions: &[
-        ActionSpec::new(Action::Start, 60, handle_start),
-        ActionSpec::new(Action::Stop, 60, handle_stop),
-        ActionSpec::new(Action::Monitor, 40, handle_monitor)
-            .interval(20)
-            .depth(0),
-        ActionSpec::new(Action::Monitor, 40, handle_monitor)
-            .interval(61)
-            .depth(10),
-        ActionSpec::new(Action::ValidateAll, 20, handle_validate),
+        params::START.with(handle_start),
+        params::STOP.with(handle_stop),
+        params::MONITOR.with(handle_monitor),
+        params::MONITOR_READ.with(handle_monitor),
+        params::VALIDATE_ALL.with(handle_validate),
     ],
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generator reads this agent's parameters and timeouts from `clever-agent-params`.
+    #[test]
+    fn declaration_is_the_shared_table() {
+        assert_eq!(
+            params::AGENT.differences(&DECLARATION),
+            Vec::<String>::new()
+        );
+    }
+}

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    clever_ocf::run(&clever_drbdfs::DECLARATION)
+    clever_ocf::run(&clever_agent_drbdfs::DECLARATION)
 }

@@ -298,7 +298,7 @@ fn a_full_filesystem_is_degraded_at_depth_20_with_the_reason() {
         ("OCF_RESKEY_CRM_meta_on_node", "node1"),
     ];
     assert_eq!(bench.run("start", &[], &path).code, Some(0));
-    let status_dir = bench.fs.directory.join(clever_drbdfs::STATUS_DIR);
+    let status_dir = bench.fs.directory.join(clever_agent_drbdfs::STATUS_DIR);
     // Full before the status directory exists (mkdir fails), then with the directory but not
     // the file (creating it fails).
     for case in ["no status directory", "no status file"] {

@@ -14,7 +14,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
-use clever_drbdfs::{monitor, start, stop, Config, DECLARATION, STATUS_DIR};
+use clever_agent_drbdfs::{monitor, start, stop, Config, DECLARATION, STATUS_DIR};
 use clever_ocf::{run_with, Invocation, OcfExitCode, Parameters};
 use ocf_conformance::hostile::{answer_problems, panicked, tree, Fake, FakeTools, Tally};
 

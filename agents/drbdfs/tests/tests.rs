@@ -13,12 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use clever_agent_drbdfs::{
+    monitor, start, stop, Config, DrbdfsError, Host, DECLARATION, STATUS_DIR,
+};
 use clever_command::HostCommands;
 use clever_deadline::Deadline;
 use clever_drbd::{
     parse_status_json, parse_status_text, DrbdStatusError, DrbdStatusSource, ProcDrbd, Resource,
 };
-use clever_drbdfs::{monitor, start, stop, Config, DrbdfsError, Host, DECLARATION, STATUS_DIR};
 use clever_ocf::{Action, Context, Parameters, Status};
 
 fn run(program: &str, args: &[&str]) -> String {

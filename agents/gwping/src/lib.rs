@@ -10,7 +10,6 @@ pub mod attribute;
 mod error;
 pub mod monitor;
 pub mod packet;
-pub mod params;
 pub mod probe;
 pub mod score;
 pub mod start;
@@ -18,17 +17,18 @@ pub mod state;
 pub mod stop;
 pub mod validate;
 
+/// The parameters and their first stage live in `clever-agent-params`, which the CIB generator
+/// shares.
+pub use clever_agent_params::gwping as params;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clever_command::{HostCommands, RunCommand};
-use clever_ocf::{Action, ActionSpec, Agent, Context, Declaration, ParameterError, Parameters};
+use clever_ocf::{Action, Agent, Context, Declaration, ParameterError, Parameters};
 
 pub use error::GwpingError;
-use params::{
-    Settings, ATTEMPTS, DAMPEN, DEBUG, FAILURE_SCORE, HOST_LIST, INTERFACE, MULTIPLIER, NAME,
-    OPTIONS, PIDFILE, TIMEOUT, USE_FPING,
-};
+use params::Settings;
 use probe::{IcmpProber, ProbeSettings, Prober};
 use state::StateFile;
 
@@ -131,7 +131,7 @@ fn validate_all(agent: &Gwping, context: &Context) -> Result<clever_ocf::Status,
 
 /// Everything Pacemaker sees of `ocf:clever:gwping`.
 pub static DECLARATION: Declaration<Gwping> = Declaration {
-    name: "gwping",
+    name: params::AGENT_NAME,
     version: env!("CARGO_PKG_VERSION"),
     shortdesc: "Node connectivity score by ICMP echo, as a node attribute",
     longdesc: "Every monitor sends ICMP echo requests from the agent itself to all hosts of \
@@ -143,27 +143,12 @@ pub static DECLARATION: Declaration<Gwping> = Declaration {
         that answers as fast as the network does and adds per-host weights (host=weight) and \
         interface binding. Raw ICMP sockets need root; otherwise datagram ICMP sockets are \
         used, which need net.ipv4.ping_group_range to include the agent's group.",
-    parameters: &[
-        &HOST_LIST,
-        &NAME,
-        &MULTIPLIER,
-        &DAMPEN,
-        &ATTEMPTS,
-        &TIMEOUT,
-        &FAILURE_SCORE,
-        &INTERFACE,
-        &PIDFILE,
-        &OPTIONS,
-        &USE_FPING,
-        &DEBUG,
-    ],
+    parameters: params::PARAMETERS,
     actions: &[
-        ActionSpec::new(Action::Start, 20, start),
-        ActionSpec::new(Action::Stop, 20, stop),
-        ActionSpec::new(Action::Monitor, 20, monitor)
-            .interval(10)
-            .depth(0),
-        ActionSpec::new(Action::ValidateAll, 20, validate_all),
+        params::START.with(start),
+        params::STOP.with(stop),
+        params::MONITOR.with(monitor),
+        params::VALIDATE_ALL.with(validate_all),
     ],
 };
 
@@ -235,6 +220,15 @@ mod tests {
     #[test]
     fn declaration_has_no_problems() {
         assert_eq!(DECLARATION.problems(), Vec::<String>::new());
+    }
+
+    /// The generator reads this agent's parameters and timeouts from `clever-agent-params`.
+    #[test]
+    fn declaration_is_the_shared_table() {
+        assert_eq!(
+            params::AGENT.differences(&DECLARATION),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

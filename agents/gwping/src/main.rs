@@ -1,5 +1,5 @@
-//! `ocf:clever:gwping`: everything lives in the library; see `clever_gwping::DECLARATION`.
+//! `ocf:clever:gwping`: everything lives in the library; see `clever_agent_gwping::DECLARATION`.
 
 fn main() -> std::process::ExitCode {
-    clever_ocf::run(&clever_gwping::DECLARATION)
+    clever_ocf::run(&clever_agent_gwping::DECLARATION)
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use clever_gwping::DECLARATION;
+use clever_agent_gwping::DECLARATION;
 use clever_ocf::{run_with, Invocation, OcfExitCode};
 use ocf_conformance::hostile::{self, answer_problems, panicked, tree, Fake, FakeTools, Tally};
 

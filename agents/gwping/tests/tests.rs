@@ -22,9 +22,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use clever_gwping::params::{Host, HostList, HostSpec};
-use clever_gwping::probe::{IcmpProber, Outcome, ProbeSettings, Prober};
-use clever_gwping::score::score;
+use clever_agent_gwping::params::{Host, HostList, HostSpec};
+use clever_agent_gwping::probe::{IcmpProber, Outcome, ProbeSettings, Prober};
+use clever_agent_gwping::score::score;
 use clever_ocf::{metadata_xml, Deadline, ParameterType};
 use support::{alive, ip, scratch_dir, Cluster, Lab, AGENT};
 
@@ -536,7 +536,10 @@ fn metadata_is_valid_and_complete() {
     let output = run_agent("meta-data", &[]);
     assert_eq!(output.status.code(), Some(0));
     let xml = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(xml, metadata_xml(&clever_gwping::DECLARATION).unwrap());
+    assert_eq!(
+        xml,
+        metadata_xml(&clever_agent_gwping::DECLARATION).unwrap()
+    );
     xmllint(
         &xml,
         "--dtdvalid",
@@ -544,7 +547,10 @@ fn metadata_is_valid_and_complete() {
     )
     .unwrap();
     xmllint(&xml, "--relaxng", "/usr/share/resource-agents/metadata.rng").unwrap();
-    assert_eq!(clever_gwping::DECLARATION.problems(), Vec::<String>::new());
+    assert_eq!(
+        clever_agent_gwping::DECLARATION.problems(),
+        Vec::<String>::new()
+    );
     for needle in [
         r#"<resource-agent name="gwping""#,
         r#"<parameter name="host_list" required="1">"#,
@@ -576,7 +582,7 @@ fn every_stock_parameter_is_accepted() {
         "use_fping",
         "debug",
     ];
-    let ours: Vec<&str> = clever_gwping::DECLARATION
+    let ours: Vec<&str> = clever_agent_gwping::DECLARATION
         .parameters
         .iter()
         .map(|p| p.name())
@@ -722,7 +728,7 @@ fn readme_documents_every_parameter() {
         .nth(1)
         .and_then(|rest| rest.split("\n## ").next())
         .expect("README has a section for ocf:clever:gwping");
-    for parameter in clever_gwping::DECLARATION.parameters {
+    for parameter in clever_agent_gwping::DECLARATION.parameters {
         let cell = format!("| `{}` |", parameter.name());
         assert!(
             readme.contains(&cell),

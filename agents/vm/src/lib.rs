@@ -12,13 +12,16 @@ pub mod hypervisor;
 pub mod image;
 pub mod linked;
 pub mod monitor;
-pub mod params;
 pub mod process;
 pub mod rpc;
 pub mod start;
 pub mod stop;
 pub mod validate;
 pub mod xml;
+
+/// The parameters and their first stage live in `clever-agent-params`, which the CIB generator
+/// shares.
+pub use clever_agent_params::vm as params;
 
 use std::fmt;
 use std::fs;
@@ -29,15 +32,12 @@ use std::path::{Path, PathBuf};
 use clever_deadline::Deadline;
 use clever_ocf::{
     run_dir, Action, ActionSpec, Agent, Context, Declaration, Handler, LockError, ParameterError,
-    ParameterSpec, Parameters, ResourceLock,
+    Parameters, ResourceLock,
 };
 
 pub use error::VmError;
 use hypervisor::{FastStatus, Hypervisor, HypervisorError};
-use params::{
-    Settings, CONFIG, DOMAIN, HIBERNATE_DIR, HYPERVISOR, LIBVIRT_SAVE_DIR, ON_RESTORE_FAILURE,
-    SHUTDOWN_TIMEOUT, STOP_METHOD,
-};
+use params::{Settings, LIBVIRT_SAVE_DIR};
 
 /// One `ocf:clever:vm` resource, from its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -401,19 +401,18 @@ fn validate_all(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmErro
     validate::validate(vm, context, Path::new(LIBVIRT_SAVE_DIR))
 }
 
-/// The actions Pacemaker sees, with one build's handlers for those that reach libvirt.
+/// The actions Pacemaker sees, with one build's handlers for those that reach libvirt; names,
+/// timeouts and intervals are the ones the agent advertises (`clever-agent-params`).
 pub const fn actions(
     start: Handler<Vm>,
     stop: Handler<Vm>,
     monitor: Handler<Vm>,
 ) -> [ActionSpec<Vm>; 4] {
     [
-        ActionSpec::new(Action::Start, 180, start),
-        ActionSpec::new(Action::Stop, 300, stop),
-        ActionSpec::new(Action::Monitor, 30, monitor)
-            .interval(10)
-            .depth(0),
-        ActionSpec::new(Action::ValidateAll, 30, validate_all),
+        params::START.with(start),
+        params::STOP.with(stop),
+        params::MONITOR.with(monitor),
+        params::VALIDATE_ALL.with(validate_all),
     ]
 }
 
@@ -423,22 +422,11 @@ static ACTIONS: [ActionSpec<Vm>; 4] = actions(start, stop, monitor);
 /// Everything Pacemaker sees of `ocf:clever:vm`, as the `vm` binary answers it.
 pub static DECLARATION: Declaration<Vm> = declaration(&ACTIONS);
 
-/// The parameters of `ocf:clever:vm`.
-const PARAMETERS: &[&dyn ParameterSpec] = &[
-    &CONFIG,
-    &DOMAIN,
-    &HYPERVISOR,
-    &HIBERNATE_DIR,
-    &STOP_METHOD,
-    &SHUTDOWN_TIMEOUT,
-    &ON_RESTORE_FAILURE,
-];
-
 /// Everything Pacemaker sees of `ocf:clever:vm`, with one build's actions: both builds answer
 /// the same metadata.
 pub const fn declaration(actions: &'static [ActionSpec<Vm>]) -> Declaration<Vm> {
     Declaration {
-        name: "vm",
+        name: params::AGENT_NAME,
         version: env!("CARGO_PKG_VERSION"),
         shortdesc: "Keeps a libvirt VM running; moves it by hibernate and resume",
         longdesc:
@@ -462,7 +450,7 @@ pub const fn declaration(actions: &'static [ActionSpec<Vm>]) -> Declaration<Vm> 
         (hibernate) followed by start (resume). meta-data needs no libvirt connection. Default \
         timeouts: start 180 s (a resume reads the whole image), stop 300 s (a hibernation \
         writes the whole RAM, with 60 s kept for a graceful shutdown and 10 s for power-off).",
-        parameters: PARAMETERS,
+        parameters: params::PARAMETERS,
         actions,
     }
 }
@@ -631,6 +619,15 @@ mod tests {
     #[test]
     fn declaration_has_no_problems() {
         assert_eq!(DECLARATION.problems(), Vec::<String>::new());
+    }
+
+    /// The generator reads this agent's parameters and timeouts from `clever-agent-params`.
+    #[test]
+    fn declaration_is_the_shared_table() {
+        assert_eq!(
+            params::AGENT.differences(&DECLARATION),
+            Vec::<String>::new()
+        );
     }
 
     fn vm(scratch: &Scratch, policy: OnRestoreFailure) -> Vm {

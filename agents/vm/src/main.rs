@@ -1,5 +1,5 @@
-//! `ocf:clever:vm`: everything lives in the library; see `clever_vm::DECLARATION`.
+//! `ocf:clever:vm`: everything lives in the library; see `clever_agent_vm::DECLARATION`.
 
 fn main() -> std::process::ExitCode {
-    clever_ocf::run(&clever_vm::DECLARATION)
+    clever_ocf::run(&clever_agent_vm::DECLARATION)
 }

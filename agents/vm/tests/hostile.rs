@@ -10,8 +10,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use clever_agent_vm::DECLARATION;
 use clever_ocf::{run_with, Invocation, OcfExitCode};
-use clever_vm::DECLARATION;
 use ocf_conformance::hostile::{exit_reasons, panicked, tree, Tally};
 
 use super::lab::{self, Lab, Node, NodeOptions};

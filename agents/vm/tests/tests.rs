@@ -10,9 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use clever_agent_vm::image::{MAGIC_PARTIAL, MAGIC_SAVE};
+use clever_agent_vm::DECLARATION;
 use clever_ocf::metadata_xml;
-use clever_vm::image::{MAGIC_PARTIAL, MAGIC_SAVE};
-use clever_vm::DECLARATION;
 use lab::{patch, signal, wait_until, Lab, Node, NodeOptions};
 
 const PROBE: (&str, &str) = ("OCF_RESKEY_CRM_meta_interval", "0");

@@ -1,5 +1,9 @@
 //! From a [`Description`] to a Pacemaker [`Configuration`]: every check first, then the
-//! resources and constraints of each VM stack.
+//! resources and constraints of each VM stack, then the agents' own first stage on the parameters
+//! written for each `ocf:clever:*` resource ([`crate::agents`]), which has the last word. The
+//! checks here are the description's own rules (names that become ids, uniqueness, references,
+//! the paths the generator derives) and cluster policy; operation timeouts and intervals of our
+//! agents are the ones each agent advertises.
 //!
 //! Resource ids (derived, so the scenario tests and `clevervm` can rely on them):
 //! `drbd_<drbd>` in `drbd_<drbd>-clone`, `fs_<vm>`, `vm_<vm>`, `ip_<vm>`, `libvirtd` in
@@ -8,6 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+
+use clever_agent_params::{drbdfs, gwping, vm, AdvertisedAction};
 
 use crate::description::{
     Description, FenceDeviceSpec, FencingMode, LibvirtdClass, NodeSpec, VmSpec,
@@ -50,7 +56,7 @@ pub fn save_id(vm: &str) -> String {
 }
 
 /// libvirt's managed-save directory: fixed, no configuration key moves it.
-pub const LIBVIRT_SAVE_DIR: &str = "/var/lib/libvirt/qemu/save";
+pub use clever_agent_params::vm::LIBVIRT_SAVE_DIR;
 
 /// The VM's hibernation directory: as described, else `hibernate/` on its DRBD filesystem.
 pub fn hibernate_dir(vm: &VmSpec) -> String {
@@ -160,6 +166,7 @@ pub fn build(description: &Description) -> Result<Configuration, DescriptionErro
         ],
     };
     check_unique_ids(&configuration)?;
+    crate::agents::check(&configuration)?;
     Ok(configuration)
 }
 
@@ -246,7 +253,9 @@ fn check_gwping(description: &Description) -> Result<(), DescriptionError> {
         ));
     }
     check_interval("gwping.dampen", &gwping.dampen, true)?;
-    check_interval("gwping.monitor_interval", &gwping.monitor_interval, false)?;
+    if let Some(interval) = &gwping.monitor_interval {
+        check_interval("gwping.monitor_interval", interval, false)?;
+    }
     if let Some(interface) = &gwping.interface {
         check_interface("gwping.interface", interface)?;
     }
@@ -392,16 +401,12 @@ fn check_vms(description: &Description) -> Result<(), DescriptionError> {
             return Err(duplicate("vm config", &vm.config));
         }
         if let Some(uri) = &vm.hypervisor {
-            let field = format!("vm {:?} hypervisor", vm.name);
-            check_token(&field, uri)?;
-            // The agent's own rule: a URI it would refuse at every start stays out of the CIB.
-            clever_vm::params::check_uri(uri).map_err(|reason| invalid(&field, uri, &reason))?;
+            // Which URIs the agent accepts is its own rule, applied to the generated resource.
+            check_token(&format!("vm {:?} hypervisor", vm.name), uri)?;
         }
-        check_interval(
-            &format!("vm {:?} stop_timeout", vm.name),
-            &vm.stop_timeout,
-            false,
-        )?;
+        if let Some(timeout) = &vm.stop_timeout {
+            check_interval(&format!("vm {:?} stop_timeout", vm.name), timeout, false)?;
+        }
         check_mount(vm)?;
         if !directories.insert(vm.mount.directory.trim_end_matches('/')) {
             return Err(duplicate("mount directory", &vm.mount.directory));
@@ -432,19 +437,7 @@ fn check_mount(vm: &VmSpec) -> Result<(), DescriptionError> {
             "the root directory cannot be a VM's mount point",
         ));
     }
-    let fstype_ok = !mount.fstype.is_empty()
-        && mount.fstype.len() <= 32
-        && mount
-            .fstype
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.');
-    if !fstype_ok {
-        return Err(invalid(
-            field("fstype"),
-            &mount.fstype,
-            "must be a filesystem type such as ext4 or xfs",
-        ));
-    }
+    // fstype, and which options may be given, are drbdfs's own rules, applied to the resource.
     if let Some(options) = &mount.options {
         check_token(&field("options"), options)?;
     }
@@ -680,9 +673,12 @@ fn gwping_clone(description: &Description) -> CloneResource {
             params,
             meta: Vec::new(),
             ops: vec![
-                Operation::new("start", "0s", "60s"),
-                Operation::new("stop", "0s", "20s"),
-                Operation::new("monitor", &gwping.monitor_interval, "60s"),
+                advertised(&gwping::START),
+                advertised(&gwping::STOP),
+                with_interval(
+                    advertised(&gwping::MONITOR),
+                    gwping.monitor_interval.as_deref(),
+                ),
             ],
         },
     }
@@ -758,9 +754,9 @@ fn vm_resources(vm: &VmSpec, device: &str, replicas: usize) -> Vec<Resource> {
         params: fs_params,
         meta: Vec::new(),
         ops: vec![
-            Operation::new("start", "0s", "60s"),
-            Operation::new("stop", "0s", "120s"),
-            Operation::new("monitor", "20s", "40s"),
+            advertised(&drbdfs::START),
+            advertised(&drbdfs::STOP),
+            advertised(&drbdfs::MONITOR),
         ],
     };
     let mut vm_params = vec![
@@ -802,9 +798,9 @@ fn vm_resources(vm: &VmSpec, device: &str, replicas: usize) -> Vec<Resource> {
         params: vm_params,
         meta: Vec::new(),
         ops: vec![
-            Operation::new("start", "0s", "180s"),
-            Operation::new("stop", "0s", &vm.stop_timeout),
-            Operation::new("monitor", "10s", "30s"),
+            advertised(&vm::START),
+            with_timeout(advertised(&vm::STOP), vm.stop_timeout.as_deref()),
+            advertised(&vm::MONITOR),
         ],
     };
     let mut ip_params = vec![NvPair::new("ip", vm.address.ip.clone())];
@@ -934,6 +930,32 @@ fn vm_constraints(
         order("vm_then_ip", &domain, Action::Start, &ip),
     ]);
     constraints
+}
+
+/// The operation as our agent advertises it: its timeout, and a monitor's interval.
+fn advertised(action: &AdvertisedAction) -> Operation {
+    let seconds = |secs: u32| format!("{secs}s");
+    Operation::new(
+        action.action.as_str(),
+        &seconds(action.interval_secs.unwrap_or(0)),
+        &seconds(action.timeout_secs),
+    )
+}
+
+/// `operation` with the description's timeout, when it gives one.
+fn with_timeout(mut operation: Operation, timeout: Option<&str>) -> Operation {
+    if let Some(timeout) = timeout {
+        timeout.clone_into(&mut operation.timeout);
+    }
+    operation
+}
+
+/// `operation` with the description's interval, when it gives one.
+fn with_interval(mut operation: Operation, interval: Option<&str>) -> Operation {
+    if let Some(interval) = interval {
+        interval.clone_into(&mut operation.interval);
+    }
+    operation
 }
 
 fn check_unique_ids(configuration: &Configuration) -> Result<(), DescriptionError> {

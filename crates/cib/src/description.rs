@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use clever_agent_params::gwping;
+use clever_ocf::ParameterSpec;
 use serde::Deserialize;
 
 use crate::error::DescriptionError;
@@ -180,24 +182,27 @@ pub struct GwpingSpec {
     pub dampen: String,
     /// Send probes through this interface only.
     pub interface: Option<String>,
-    #[serde(default = "default_gwping_monitor")]
-    pub monitor_interval: String,
+    /// How often gwping's monitor runs; default: the interval the agent advertises.
+    pub monitor_interval: Option<String>,
 }
 
+/// The agent's own default (`pingd`).
 fn default_attribute() -> String {
-    "pingd".to_owned()
+    agent_default(&gwping::NAME)
 }
 
 fn default_multiplier() -> i64 {
     1000
 }
 
+/// The agent's own default (`5s`).
 fn default_dampen() -> String {
-    "5s".to_owned()
+    agent_default(&gwping::DAMPEN)
 }
 
-fn default_gwping_monitor() -> String {
-    "10s".to_owned()
+/// The default an agent declares for `parameter` (a unit test checks there is one).
+fn agent_default(parameter: &dyn ParameterSpec) -> String {
+    parameter.default().unwrap_or_default().to_owned()
 }
 
 /// libvirtd as a cluster resource (a clone on every node).
@@ -265,15 +270,11 @@ pub struct VmSpec {
     /// VM's DRBD filesystem so images travel with the VM. Default: `<mount directory>/hibernate`.
     /// It is bind-mounted over libvirt's fixed save directory by a Filesystem resource.
     pub hibernate_dir: Option<String>,
-    /// Timeout of the VM's stop (a managed save of all its memory): a Pacemaker interval.
-    #[serde(default = "default_vm_stop_timeout")]
-    pub stop_timeout: String,
+    /// Timeout of the VM's stop (a managed save of all its memory): a Pacemaker interval;
+    /// default: the stop timeout the vm agent advertises.
+    pub stop_timeout: Option<String>,
     pub mount: MountSpec,
     pub address: AddressSpec,
-}
-
-fn default_vm_stop_timeout() -> String {
-    "300s".to_owned()
 }
 
 /// Where the VM's DRBD device is mounted.
@@ -316,6 +317,12 @@ mod tests {
     fn missing_section_is_reported() {
         let err = Description::from_toml("[cluster]\nname = \"c\"\n").unwrap_err();
         assert!(err.to_string().contains("gwping"), "{err}");
+    }
+
+    #[test]
+    fn gwping_defaults_are_the_agents() {
+        assert_eq!(default_attribute(), "pingd");
+        assert_eq!(default_dampen(), "5s");
     }
 
     #[test]

@@ -56,6 +56,14 @@ pub enum DescriptionError {
     /// A fencing setting that does not fit the chosen mode.
     #[error("fencing: {0}")]
     Fencing(String),
+    /// A resource whose own agent refuses its parameters: it would fail every start with exit 6
+    /// (not configured), however valid the CIB is to Pacemaker.
+    #[error("resource {resource}: {agent} would refuse it at every start: {reason}")]
+    AgentRefuses {
+        resource: String,
+        agent: String,
+        reason: String,
+    },
 }
 
 /// Generating output failed (the only cause is the XML writer).

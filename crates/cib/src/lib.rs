@@ -11,8 +11,8 @@
 //! the libvirtd clone. The Promoted role is banned from nodes whose gateway score (the
 //! `ocf:clever:gwping` clone's attribute) is undefined or ≤ 0.
 
+pub mod agents;
 pub mod build;
-pub mod cli;
 pub mod crm;
 pub mod description;
 pub mod error;

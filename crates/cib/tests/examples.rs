@@ -1,7 +1,7 @@
 //! The checked-in examples in `pacemaker-cib/examples/`: each `<name>.toml` has its generated
 //! `<name>/cib.xml`, `crm.txt` and `pcs.sh`, which must match what the generator makes now.
 //! Regenerate them with `UPDATE_EXAMPLES=1 cargo test -p clever-cib --test tests examples`
-//! (or one at a time: `cargo run -p clever-cib -- generate pacemaker-cib/examples/<name>.toml
+//! (or one at a time: `cargo run -p clever-cib-cli -- generate pacemaker-cib/examples/<name>.toml
 //! -o pacemaker-cib/examples/<name>`).
 
 use std::fs;
@@ -187,5 +187,117 @@ impl RunChecked for clever_command::HostCommands {
             output.stderr_text()
         );
         output
+    }
+}
+
+/// Our agents' resources in a rendered CIB: id, agent name, the instance attributes as written
+/// and the operations (name, interval, timeout).
+#[allow(clippy::type_complexity, reason = "a test's tuple")]
+fn clever_primitives(
+    cib_xml: &str,
+) -> Vec<(
+    String,
+    String,
+    Vec<(String, String)>,
+    Vec<(String, String, String)>,
+)> {
+    let root = parse_xml(cib_xml);
+    let mut primitives = Vec::new();
+    root.descendants("primitive", &mut primitives);
+    primitives
+        .into_iter()
+        .filter(|p| p.attr("class") == Some("ocf") && p.attr("provider") == Some("clever"))
+        .map(|p| {
+            let mut pairs = Vec::new();
+            for attributes in p.children_named("instance_attributes") {
+                for pair in attributes.children_named("nvpair") {
+                    pairs.push((
+                        pair.attr("name").unwrap().to_owned(),
+                        pair.attr("value").unwrap().to_owned(),
+                    ));
+                }
+            }
+            let mut ops = Vec::new();
+            if let Some(operations) = p.child("operations") {
+                for op in operations.children_named("op") {
+                    ops.push((
+                        op.attr("name").unwrap().to_owned(),
+                        op.attr("interval").unwrap().to_owned(),
+                        op.attr("timeout").unwrap().to_owned(),
+                    ));
+                }
+            }
+            (
+                p.attr("id").unwrap().to_owned(),
+                p.attr("type").unwrap().to_owned(),
+                pairs,
+                ops,
+            )
+        })
+        .collect()
+}
+
+/// Every resource of every example, with the parameters exactly as the CIB writes them, passes
+/// its agent's own first stage: what `crm_verify` accepts, the agent starts.
+#[test]
+fn every_generated_resource_passes_its_agents_own_checks() {
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for (name, text) in examples() {
+        let outputs = clever_cib::generate(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (id, agent_name, pairs, _) in clever_primitives(&outputs.cib_xml) {
+            let agent = clever_agent_params::agent(&agent_name)
+                .unwrap_or_else(|| panic!("{name}: {id} uses unknown ocf:clever:{agent_name}"));
+            let values = pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+            if let Err(refusal) = agent.check(values) {
+                panic!("{name}: {id} (ocf:clever:{agent_name}) refused: {refusal}");
+            }
+            *seen.entry(agent_name).or_default() += 1;
+        }
+    }
+    let agents: Vec<&str> = seen.keys().map(String::as_str).collect();
+    assert_eq!(agents, ["drbdfs", "gwping", "vm"], "{seen:?}");
+}
+
+/// The operations of our agents' resources carry the timeouts and intervals the agents
+/// advertise; only a VM's stop timeout and gwping's monitor interval may come from the
+/// description.
+#[test]
+fn operations_take_the_agents_advertised_timeouts() {
+    for (name, text) in examples() {
+        let description = Description::from_toml(&text).unwrap();
+        let outputs = clever_cib::generate(&text).unwrap();
+        for (id, agent_name, _, ops) in clever_primitives(&outputs.cib_xml) {
+            let agent = clever_agent_params::agent(&agent_name).unwrap();
+            assert!(!ops.is_empty(), "{name}: {id} has no operations");
+            for (op, interval, timeout) in ops {
+                let advertised = agent
+                    .actions
+                    .iter()
+                    .find(|a| a.action.as_str() == op)
+                    .unwrap_or_else(|| {
+                        panic!("{name}: {id} runs {op}, which it does not advertise")
+                    });
+                let secs = |secs: u32| format!("{secs}s");
+                let expected_timeout = match (agent_name.as_str(), op.as_str()) {
+                    ("vm", "stop") => description
+                        .vms
+                        .iter()
+                        .find(|vm| id == clever_cib::build::vm_id(&vm.name))
+                        .and_then(|vm| vm.stop_timeout.clone())
+                        .unwrap_or_else(|| secs(advertised.timeout_secs)),
+                    _ => secs(advertised.timeout_secs),
+                };
+                assert_eq!(timeout, expected_timeout, "{name}: {id} {op}");
+                let expected_interval = match (agent_name.as_str(), op.as_str()) {
+                    ("gwping", "monitor") => description
+                        .gwping
+                        .monitor_interval
+                        .clone()
+                        .unwrap_or_else(|| secs(advertised.interval_secs.unwrap_or(0))),
+                    _ => secs(advertised.interval_secs.unwrap_or(0)),
+                };
+                assert_eq!(interval, expected_interval, "{name}: {id} {op}");
+            }
+        }
     }
 }

@@ -208,6 +208,60 @@ fn bad_descriptions_get_one_clear_line() {
     }
 }
 
+/// What an agent refuses never reaches the CIB: the generator runs the parameters it writes
+/// through the agent's own first stage and names the resource, the parameter and the agent's
+/// reason. A CIB with `options=ro,bind` passes crm_verify, but drbdfs refuses it at every start
+/// (exit 6), so the filesystem could never start.
+#[test]
+fn what_an_agent_would_refuse_is_refused_with_the_agents_reason() {
+    for (from, to, expected) in [
+        (
+            "mount = { directory = \"/srv/web\" }",
+            "mount = { directory = \"/srv/web\", options = \"ro,bind\" }",
+            [
+                "ocf:clever:drbdfs",
+                "fs_web",
+                "options=\"ro,bind\"",
+                "changes what the mount means",
+            ],
+        ),
+        (
+            "mount = { directory = \"/srv/web\" }",
+            "mount = { directory = \"/srv/web\", fstype = \"ext4,bind\" }",
+            [
+                "ocf:clever:drbdfs",
+                "fs_web",
+                "fstype=\"ext4,bind\"",
+                "not a filesystem type name",
+            ],
+        ),
+        (
+            "config = \"/srv/web/web.xml\"",
+            "config = \"/srv/web/web.xml\"\nhypervisor = \"qemu:///session\"",
+            [
+                "ocf:clever:vm",
+                "vm_web",
+                "hypervisor=\"qemu:///session\"",
+                "must be the local QEMU system driver",
+            ],
+        ),
+        (
+            "host_list = [\"192.0.2.1\"]",
+            "host_list = [\"192.0.2.1\"]\ndampen = \"2h\"",
+            ["ocf:clever:gwping", "gwping", "dampen=\"2h\"", "at most 1h"],
+        ),
+    ] {
+        let message = error_of(&replaced(from, to));
+        for needle in expected {
+            assert!(
+                message.contains(needle),
+                "expected {needle:?} in {message:?}"
+            );
+        }
+        assert!(!message.contains('\n'), "not one line: {message:?}");
+    }
+}
+
 #[test]
 fn seventeen_to_thirty_two_nodes_work_and_thirty_three_do_not() {
     let nodes = |count: usize| {
@@ -380,65 +434,6 @@ fn the_three_outputs_agree() {
             "pcs {id}"
         );
     }
-}
-
-/// The binary: writes the three files, or one format to stdout; a bad description is one
-/// `clever-cib: error:` line and a failure exit.
-#[test]
-fn the_binary_generates_and_refuses() {
-    use clever_command::CommandLine;
-
-    let dir = std::env::temp_dir().join(format!("clever-cib-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let good = dir.join("good.toml");
-    std::fs::write(&good, VALID).unwrap();
-    let out = dir.join("out");
-    let binary = env!("CARGO_BIN_EXE_clever-cib");
-    let output = crate::sim::run_tool(
-        &CommandLine::new(binary)
-            .arg("generate")
-            .arg(&good)
-            .arg("-o")
-            .arg(&out),
-    );
-    assert!(output
-        .stderr_text()
-        .contains("WARNING: FENCING IS NOT CONFIGURED"));
-    let expected = generate(VALID).unwrap();
-    assert_eq!(
-        std::fs::read_to_string(out.join("cib.xml")).unwrap(),
-        expected.cib_xml
-    );
-    assert_eq!(
-        std::fs::read_to_string(out.join("crm.txt")).unwrap(),
-        expected.crm
-    );
-    assert_eq!(
-        std::fs::read_to_string(out.join("pcs.sh")).unwrap(),
-        expected.pcs
-    );
-    let output = crate::sim::run_tool(
-        &CommandLine::new(binary)
-            .args(["generate", "-f", "crm"])
-            .arg(&good),
-    );
-    assert_eq!(output.stdout_text(), expected.crm);
-
-    let bad = dir.join("bad.toml");
-    std::fs::write(&bad, VALID.replace("192.0.2.10", "192.0.2.300")).unwrap();
-    let output = clever_command::RunCommand::run(
-        &clever_command::HostCommands,
-        &CommandLine::new(binary).arg("check").arg(&bad),
-        &clever_deadline::Deadline::after(crate::sim::TOOL_BUDGET),
-    )
-    .unwrap();
-    assert_eq!(output.code(), Some(1));
-    let stderr = output.stderr_text();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("clever-cib: error: "), "{stderr}");
-    assert!(stderr.contains("not an IPv4 or IPv6 address"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

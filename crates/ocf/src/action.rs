@@ -1,12 +1,7 @@
-//! The actions an agent can declare and the metadata each declaration carries.
+//! The actions an agent can declare and the roles a monitor can check.
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
-
-use crate::context::Context;
-use crate::declaration::Agent;
-use crate::status::Status;
 
 /// Every action name the OCF API defines for `argv[1]`, except `meta-data`, which the framework
 /// answers itself.
@@ -87,66 +82,6 @@ impl Role {
             Self::Promoted => "Promoted",
             Self::Unpromoted => "Unpromoted",
         }
-    }
-}
-
-/// The code behind one action.
-pub type Handler<A> = fn(&A, &Context) -> Result<Status, <A as Agent>::Error>;
-
-/// One `<action>` line of the metadata together with the code that performs it. An action that
-/// appears several times (monitor per role or depth) names the same handler each time.
-pub struct ActionSpec<A: Agent> {
-    pub action: Action,
-    /// Default timeout in seconds, offered to the admin in the metadata and used as the budget
-    /// when the agent is run by hand without `OCF_RESKEY_CRM_meta_timeout`.
-    pub timeout_secs: u32,
-    pub interval_secs: Option<u32>,
-    pub depth: Option<u32>,
-    pub role: Option<Role>,
-    pub handler: Handler<A>,
-}
-
-impl<A: Agent> ActionSpec<A> {
-    pub const fn new(action: Action, timeout_secs: u32, handler: Handler<A>) -> Self {
-        Self {
-            action,
-            timeout_secs,
-            interval_secs: None,
-            depth: None,
-            role: None,
-            handler,
-        }
-    }
-
-    pub const fn interval(mut self, secs: u32) -> Self {
-        self.interval_secs = Some(secs);
-        self
-    }
-
-    pub const fn depth(mut self, depth: u32) -> Self {
-        self.depth = Some(depth);
-        self
-    }
-
-    pub const fn role(mut self, role: Role) -> Self {
-        self.role = Some(role);
-        self
-    }
-
-    pub fn timeout(&self) -> Duration {
-        Duration::from_secs(u64::from(self.timeout_secs))
-    }
-}
-
-impl<A: Agent> fmt::Debug for ActionSpec<A> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ActionSpec")
-            .field("action", &self.action)
-            .field("timeout_secs", &self.timeout_secs)
-            .field("interval_secs", &self.interval_secs)
-            .field("depth", &self.depth)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
     }
 }
 

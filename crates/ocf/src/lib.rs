@@ -20,11 +20,11 @@ pub mod run_dir;
 mod status;
 mod watchdog;
 
-pub use action::{Action, ActionSpec, Handler, Role};
+pub use action::{Action, Role};
 pub use clever_command::{shorten, SHOWN_VALUE_LEN};
 pub use clever_deadline::{Deadline, DeadlineExceeded};
 pub use context::{Context, Invocation};
-pub use declaration::{Agent, Declaration, META_DATA_TIMEOUT_SECS};
+pub use declaration::{ActionSpec, Agent, Declaration, Handler, META_DATA_TIMEOUT_SECS};
 pub use lock::{LockError, ResourceLock};
 pub use manpage::man_page;
 pub use metadata::{metadata_xml, OCF_VERSION};

@@ -78,7 +78,7 @@ pcs -f "$CIB" stonith create fence_node16 fence_ipmilan ip=CHANGE-ME username=CH
     op monitor interval=60s timeout=20s \
     meta target-role=Stopped
 pcs -f "$CIB" resource create gwping ocf:clever:gwping 'host_list=10.16.0.1 10.16.0.2' name=pingd multiplier=1000 dampen=5s \
-    op start interval=0s timeout=60s stop interval=0s timeout=20s monitor interval=10s timeout=60s \
+    op start interval=0s timeout=20s stop interval=0s timeout=20s monitor interval=10s timeout=20s \
     clone gwping-clone interleave=true
 pcs -f "$CIB" resource create libvirtd systemd:libvirtd \
     op start interval=0s timeout=100s stop interval=0s timeout=100s monitor interval=30s timeout=100s \
@@ -87,7 +87,7 @@ pcs -f "$CIB" resource create drbd_r0 ocf:linbit:drbd drbd_resource=r0 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r0-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm0 ocf:clever:drbdfs device=/dev/drbd0 directory=/srv/vm0 fstype=ext4 drbd_resource=r0 \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_vm0 ocf:heartbeat:Filesystem device=/srv/vm0/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
@@ -100,7 +100,7 @@ pcs -f "$CIB" resource create drbd_r1 ocf:linbit:drbd drbd_resource=r1 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r1-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm1 ocf:clever:drbdfs device=/dev/drbd1 directory=/srv/vm1 fstype=ext4 drbd_resource=r1 \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_vm1 ocf:heartbeat:Filesystem device=/srv/vm1/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
@@ -113,7 +113,7 @@ pcs -f "$CIB" resource create drbd_r2 ocf:linbit:drbd drbd_resource=r2 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r2-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm2 ocf:clever:drbdfs device=/dev/drbd2 directory=/srv/vm2 fstype=ext4 drbd_resource=r2 \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_vm2 ocf:heartbeat:Filesystem device=/srv/vm2/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
@@ -126,7 +126,7 @@ pcs -f "$CIB" resource create drbd_r3 ocf:linbit:drbd drbd_resource=r3 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r3-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm3 ocf:clever:drbdfs device=/dev/drbd3 directory=/srv/vm3 fstype=ext4 drbd_resource=r3 \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_vm3 ocf:heartbeat:Filesystem device=/srv/vm3/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
@@ -139,7 +139,7 @@ pcs -f "$CIB" resource create drbd_r4 ocf:linbit:drbd drbd_resource=r4 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r4-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm4 ocf:clever:drbdfs device=/dev/drbd4 directory=/srv/vm4 fstype=ext4 drbd_resource=r4 \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_vm4 ocf:heartbeat:Filesystem device=/srv/vm4/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
@@ -152,7 +152,7 @@ pcs -f "$CIB" resource create drbd_r5 ocf:linbit:drbd drbd_resource=r5 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r5-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm5 ocf:clever:drbdfs device=/dev/drbd5 directory=/srv/vm5 fstype=ext4 drbd_resource=r5 \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_vm5 ocf:heartbeat:Filesystem device=/srv/vm5/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
@@ -165,7 +165,7 @@ pcs -f "$CIB" resource create drbd_r6 ocf:linbit:drbd drbd_resource=r6 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r6-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm6 ocf:clever:drbdfs device=/dev/drbd6 directory=/srv/vm6 fstype=ext4 drbd_resource=r6 \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_vm6 ocf:heartbeat:Filesystem device=/srv/vm6/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
@@ -178,7 +178,7 @@ pcs -f "$CIB" resource create drbd_r7 ocf:linbit:drbd drbd_resource=r7 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r7-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm7 ocf:clever:drbdfs device=/dev/drbd7 directory=/srv/vm7 fstype=ext4 drbd_resource=r7 \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_vm7 ocf:heartbeat:Filesystem device=/srv/vm7/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
@@ -191,7 +191,7 @@ pcs -f "$CIB" resource create drbd_r8 ocf:linbit:drbd drbd_resource=r8 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r8-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm8 ocf:clever:drbdfs device=/dev/drbd8 directory=/srv/vm8 fstype=ext4 drbd_resource=r8 \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_vm8 ocf:heartbeat:Filesystem device=/srv/vm8/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
@@ -204,7 +204,7 @@ pcs -f "$CIB" resource create drbd_r9 ocf:linbit:drbd drbd_resource=r9 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r9-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm9 ocf:clever:drbdfs device=/dev/drbd9 directory=/srv/vm9 fstype=ext4 drbd_resource=r9 \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_vm9 ocf:heartbeat:Filesystem device=/srv/vm9/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \

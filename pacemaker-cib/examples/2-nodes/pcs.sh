@@ -22,7 +22,7 @@ pcs -f "$CIB" stonith create fence_node2 fence_ipmilan ip=CHANGE-ME username=CHA
     op monitor interval=60s timeout=20s \
     meta target-role=Stopped
 pcs -f "$CIB" resource create gwping ocf:clever:gwping host_list=192.168.1.1 name=pingd multiplier=1000 dampen=5s \
-    op start interval=0s timeout=60s stop interval=0s timeout=20s monitor interval=10s timeout=60s \
+    op start interval=0s timeout=20s stop interval=0s timeout=20s monitor interval=10s timeout=20s \
     clone gwping-clone interleave=true
 pcs -f "$CIB" resource create libvirtd systemd:libvirtd \
     op start interval=0s timeout=100s stop interval=0s timeout=100s monitor interval=30s timeout=100s \
@@ -31,7 +31,7 @@ pcs -f "$CIB" resource create drbd_a3 ocf:linbit:drbd drbd_resource=a3 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_a3-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_clever ocf:clever:drbdfs device=/dev/drbd1 directory=/opt fstype=ext4 options=noatime drbd_resource=a3 \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_clever ocf:heartbeat:Filesystem device=/opt/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \

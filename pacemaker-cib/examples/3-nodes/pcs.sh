@@ -15,7 +15,7 @@ pcs -f "$CIB" stonith create fence_node2 fence_ipmilan ip=10.0.9.2 lanplus=1 pas
 pcs -f "$CIB" stonith create fence_node3 fence_ipmilan ip=10.0.9.3 lanplus=1 password=secret3 username=fence pcmk_host_list=node3 \
     op monitor interval=60s timeout=20s
 pcs -f "$CIB" resource create gwping ocf:clever:gwping 'host_list=10.0.0.1 10.0.0.2=2' name=pingd multiplier=100 dampen=5s \
-    op start interval=0s timeout=60s stop interval=0s timeout=20s monitor interval=10s timeout=60s \
+    op start interval=0s timeout=20s stop interval=0s timeout=20s monitor interval=10s timeout=20s \
     clone gwping-clone interleave=true
 pcs -f "$CIB" resource create libvirtd systemd:libvirtd \
     op start interval=0s timeout=100s stop interval=0s timeout=100s monitor interval=30s timeout=100s \
@@ -24,7 +24,7 @@ pcs -f "$CIB" resource create drbd_mail ocf:linbit:drbd drbd_resource=mail \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_mail-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_mail ocf:clever:drbdfs device=/dev/drbd10 directory=/srv/mail fstype=xfs drbd_resource=mail \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_mail ocf:heartbeat:Filesystem device=/srv/mail/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
@@ -37,7 +37,7 @@ pcs -f "$CIB" resource create drbd_web ocf:linbit:drbd drbd_resource=web \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_web-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_web ocf:clever:drbdfs device=/dev/drbd11 directory=/srv/web fstype=ext4 drbd_resource=web \
-    op start interval=0s timeout=60s stop interval=0s timeout=120s monitor interval=20s timeout=40s
+    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 # libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
 # on the DRBD filesystem over it
 pcs -f "$CIB" resource create save_web ocf:heartbeat:Filesystem device=/srv/web/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \

@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use clever_gwping::params::HostList;
-use clever_gwping::probe::{IcmpProber, Outcome, ProbeSettings, Prober};
+use clever_agent_gwping::params::HostList;
+use clever_agent_gwping::probe::{IcmpProber, Outcome, ProbeSettings, Prober};
 use clever_ocf::{Deadline, ParameterType};
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_gwping");

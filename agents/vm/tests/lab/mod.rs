@@ -389,7 +389,7 @@ impl Node {
             .into_iter()
             .filter(|pid| {
                 fs::read(format!("/proc/{pid}/cmdline"))
-                    .map(|c| clever_vm::process::runs_domain(&c, domain))
+                    .map(|c| clever_agent_vm::process::runs_domain(&c, domain))
                     .unwrap_or(false)
             })
             .collect()

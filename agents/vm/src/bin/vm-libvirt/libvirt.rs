@@ -1,6 +1,6 @@
 //! libvirt's C API through the `virt` crate: the real [`Hypervisor`], in the libvirt-linked
 //! build only (the `vm` binary Pacemaker runs must not load `libvirt.so`; see
-//! `clever_vm::linked`).
+//! `clever_agent_vm::linked`).
 //!
 //! Two habits of `virt` 0.5 are kept away from the agent:
 //!
@@ -24,9 +24,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use clever_agent_vm::hypervisor::{DomainStatus, Hypervisor, HypervisorError, SaveProgress};
 use clever_command::{CommandLine, HostCommands, RunCommand};
 use clever_deadline::Deadline;
-use clever_vm::hypervisor::{DomainStatus, Hypervisor, HypervisorError, SaveProgress};
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainStateReason, DomainStateReasonEnum};
 use virt::enumutil::Enum;
@@ -99,7 +99,7 @@ fn raw_reason(reason: DomainStateReasonEnum) -> i32 {
     i32::try_from(raw).unwrap_or(-1)
 }
 
-/// The [`clever_vm::Connector`] of this build.
+/// The [`clever_agent_vm::Connector`] of this build.
 pub fn connect(uri: &str, deadline: &Deadline) -> Result<Box<dyn Hypervisor>, HypervisorError> {
     Libvirt::connect(uri, deadline).map(|l| Box::new(l) as Box<dyn Hypervisor>)
 }

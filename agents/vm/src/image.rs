@@ -44,6 +44,12 @@ pub enum ImageProblem {
         size: u64,
         needed: u64,
     },
+    /// More bytes were read than the file had when its size was taken: something is still
+    /// writing it, so no decision can rest on what was read.
+    ChangedWhileRead {
+        size: u64,
+        read: u64,
+    },
     /// The header's domain XML is not readable or names no domain.
     BadDomainXml(String),
     OtherDomain(String),
@@ -63,6 +69,7 @@ impl ImageProblem {
             Self::Partial => "partial",
             Self::NotAnImage | Self::UnsupportedVersion(_) | Self::NoQemuStream => "corrupt",
             Self::BadDomainXml(_) => "corrupt",
+            Self::ChangedWhileRead { .. } => "changing",
             Self::OtherDomain(_) => "other-domain",
             Self::RestoreFailed(_) => "restore-failed",
             Self::NotResumed(_) => "not-resumed",
@@ -92,6 +99,11 @@ impl fmt::Display for ImageProblem {
                     "the image is truncated: {size} bytes, at least {needed} needed"
                 )
             }
+            Self::ChangedWhileRead { size, read } => write!(
+                f,
+                "the image changed while it was read ({read} bytes read from a file of {size}): \
+                 something is still writing it"
+            ),
             Self::BadDomainXml(why) => write!(f, "the image's domain XML is unreadable: {why}"),
             Self::OtherDomain(name) => write!(f, "the image belongs to domain {name:?}"),
             Self::NoQemuStream => write!(f, "the image has no QEMU state after its header"),
@@ -142,6 +154,10 @@ pub fn inspect(path: &Path, domain: &str, uuid: &str) -> io::Result<Inspection> 
 /// What an image of `size` bytes whose first bytes are `start` (its header, data and the first
 /// four bytes of the QEMU stream, as far as they exist) holds: the pure part of [`inspect`].
 pub fn inspect_start(start: &[u8], size: u64, domain: &str, uuid: &str) -> Inspection {
+    let read = u64::try_from(start.len()).unwrap_or(u64::MAX);
+    if read > size {
+        return Inspection::Unusable(ImageProblem::ChangedWhileRead { size, read });
+    }
     let header_len = usize::try_from(HEADER_LEN).unwrap_or(usize::MAX);
     let header = start.get(..start.len().min(header_len)).unwrap_or_default();
     let problem = match check_header(header, size) {
@@ -491,6 +507,25 @@ mod tests {
             .collect();
         assert_eq!(older.len(), 1);
         assert_eq!(fs::read(older[0].path()).unwrap(), b"older");
+    }
+
+    /// Found by fuzzing: a whole image read from a file that claimed fewer bytes (it grew
+    /// between the size and the read) was called usable with the smaller size.
+    #[test]
+    fn an_image_that_grew_while_read_is_not_usable() {
+        let whole = image(MAGIC_SAVE, "clever", b"QEVM\0\0\0\x03");
+        let size = u64::try_from(whole.len()).unwrap();
+        assert!(matches!(
+            inspect_start(&whole, size, "clever", ""),
+            Inspection::Usable { .. }
+        ));
+        assert_eq!(
+            inspect_start(&whole, size - 10, "clever", ""),
+            Inspection::Unusable(ImageProblem::ChangedWhileRead {
+                size: size - 10,
+                read: size
+            })
+        );
     }
 
     #[test]

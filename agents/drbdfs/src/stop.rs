@@ -5,23 +5,23 @@ use std::time::Duration;
 use clever_command::RunCommand;
 use clever_deadline::Deadline;
 use clever_drbd::DrbdStatusSource;
-use clever_mounts::{find_holders, Holder};
+use clever_mounts::Holder;
 use clever_ocf::Status;
 use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 use crate::error::DrbdfsError;
 use crate::filesystem::{is_mount_of, mounted_at, unmount};
-use crate::host::Host;
+use crate::host::{DrbdfsHost, Syscalls};
 use crate::params::{Config, ForceUnmount};
 
 /// How long holders get to react to TERM before KILL, at most.
 const TERM_GRACE: Duration = Duration::from_secs(5);
 
-pub fn stop<R: RunCommand, D: DrbdStatusSource>(
+pub fn stop<R: RunCommand, D: DrbdStatusSource, S: Syscalls>(
     config: &Config,
-    host: &Host<R, D>,
+    host: &DrbdfsHost<R, D, S>,
     deadline: &Deadline,
 ) -> Result<Status, DrbdfsError> {
     let directory = config.directory.as_path();
@@ -41,7 +41,7 @@ pub fn stop<R: RunCommand, D: DrbdStatusSource>(
             );
             return Ok(Status::Success);
         }
-        match unmount(directory) {
+        match unmount(&host.syscalls, directory) {
             Ok(()) => {
                 log::info!("unmounted {}", config.directory);
                 continue;
@@ -56,7 +56,7 @@ pub fn stop<R: RunCommand, D: DrbdStatusSource>(
                 })
             }
         }
-        last_holders = find_holders(&host.proc_root, directory, std::process::id());
+        last_holders = host.syscalls.holders(directory);
         if deadline.expired() {
             break;
         }
@@ -83,9 +83,9 @@ pub fn stop<R: RunCommand, D: DrbdStatusSource>(
                 holder.how,
                 holder.path.display()
             );
-            if let Ok(pid) = i32::try_from(holder.pid) {
+            if let Some(pid) = signalable(holder.pid) {
                 // A holder that exited already is what we wanted.
-                let _ = kill(Pid::from_raw(pid), signal);
+                let _ = host.syscalls.kill(pid, signal);
             }
         }
         std::thread::sleep(Duration::from_millis(50).min(deadline.remaining()));
@@ -103,4 +103,14 @@ pub fn stop<R: RunCommand, D: DrbdStatusSource>(
         directory: directory.to_owned(),
         holders,
     })
+}
+
+/// The pid to signal for a holder, unless it is init, this agent, or not a pid at all: the
+/// scan already leaves those out, and this keeps it so whatever the scan returned, since
+/// `kill(0)` and `kill(-1)` would reach a whole group or every process.
+fn signalable(pid: u32) -> Option<Pid> {
+    if pid <= 1 || pid == std::process::id() {
+        return None;
+    }
+    i32::try_from(pid).ok().map(Pid::from_raw)
 }

@@ -10,12 +10,12 @@ use clever_drbd::{
 };
 
 use crate::error::DrbdfsError;
-use crate::host::Host;
+use crate::host::DrbdfsHost;
 use crate::params::{is_drbd_path, Config};
 
 /// The DRBD resource behind the configured device, if it is DRBD.
-pub fn resource_name<R: RunCommand, D: DrbdStatusSource>(
-    host: &Host<R, D>,
+pub fn resource_name<R: RunCommand, D: DrbdStatusSource, S>(
+    host: &DrbdfsHost<R, D, S>,
     config: &Config,
 ) -> Result<Option<String>, DrbdfsError> {
     if let Some(name) = &config.drbd_resource {
@@ -30,8 +30,8 @@ pub fn resource_name<R: RunCommand, D: DrbdStatusSource>(
 }
 
 /// Waits, within the deadline, until DRBD allows mounting here; a refusal ends the wait at once.
-pub fn wait_until_mountable<R: RunCommand, D: DrbdStatusSource>(
-    host: &Host<R, D>,
+pub fn wait_until_mountable<R: RunCommand, D: DrbdStatusSource, S>(
+    host: &DrbdfsHost<R, D, S>,
     config: &Config,
     name: &str,
     deadline: &Deadline,
@@ -75,8 +75,8 @@ pub fn wait_until_mountable<R: RunCommand, D: DrbdStatusSource>(
 }
 
 /// Replication health of a mounted resource.
-pub fn health<R: RunCommand, D: DrbdStatusSource>(
-    host: &Host<R, D>,
+pub fn health<R: RunCommand, D: DrbdStatusSource, S>(
+    host: &DrbdfsHost<R, D, S>,
     name: &str,
     deadline: &Deadline,
 ) -> Result<ReplicationHealth, DrbdfsError> {

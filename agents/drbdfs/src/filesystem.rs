@@ -7,19 +7,19 @@ use clever_command::{CommandLine, RunCommand};
 use clever_deadline::Deadline;
 use clever_drbd::DrbdStatusSource;
 use clever_mounts::{parse_mountinfo, MountEntry};
-use nix::mount::{umount2, MntFlags};
+use nix::mount::MntFlags;
 use nix::sys::stat::{major, minor};
 
 use crate::error::DrbdfsError;
-use crate::host::Host;
+use crate::host::{DrbdfsHost, Syscalls};
 use crate::params::{Config, Fsck};
 
 /// Filesystems without a journal: the only ones `fsck=auto` checks.
 const UNJOURNALED: &[&str] = &["ext2", "vfat", "msdos", "fat", "minix"];
 
 /// The top-most mount at `directory`, if any.
-pub fn mounted_at<R: RunCommand, D: DrbdStatusSource>(
-    host: &Host<R, D>,
+pub fn mounted_at<R: RunCommand, D: DrbdStatusSource, S>(
+    host: &DrbdfsHost<R, D, S>,
     directory: &Path,
 ) -> Result<Option<MountEntry>, DrbdfsError> {
     let text =
@@ -59,8 +59,8 @@ pub fn is_mount_of(entry: &MountEntry, device: &Path) -> bool {
 }
 
 /// Runs fsck when the policy asks for it; errors it could not repair fail the start.
-pub fn check_filesystem<R: RunCommand, D: DrbdStatusSource>(
-    host: &Host<R, D>,
+pub fn check_filesystem<R: RunCommand, D: DrbdStatusSource, S>(
+    host: &DrbdfsHost<R, D, S>,
     config: &Config,
     deadline: &Deadline,
 ) -> Result<(), DrbdfsError> {
@@ -108,8 +108,8 @@ pub fn check_filesystem<R: RunCommand, D: DrbdStatusSource>(
 }
 
 /// Mounts through mount(8), which knows every filesystem's option syntax.
-pub fn mount<R: RunCommand, D: DrbdStatusSource>(
-    host: &Host<R, D>,
+pub fn mount<R: RunCommand, D: DrbdStatusSource, S>(
+    host: &DrbdfsHost<R, D, S>,
     config: &Config,
     deadline: &Deadline,
 ) -> Result<(), DrbdfsError> {
@@ -126,7 +126,7 @@ pub fn mount<R: RunCommand, D: DrbdStatusSource>(
     Ok(())
 }
 
-/// One unmount attempt of the top-most mount at `directory`.
-pub fn unmount(directory: &Path) -> Result<(), nix::errno::Errno> {
-    umount2(directory, MntFlags::UMOUNT_NOFOLLOW)
+/// One unmount attempt of the top-most mount at `directory`, never following a symlink there.
+pub fn unmount<S: Syscalls>(syscalls: &S, directory: &Path) -> Result<(), nix::errno::Errno> {
+    syscalls.umount(directory, MntFlags::UMOUNT_NOFOLLOW)
 }

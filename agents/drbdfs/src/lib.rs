@@ -26,27 +26,30 @@ use clever_ocf::{
 
 pub use check::STATUS_DIR;
 pub use error::DrbdfsError;
-pub use host::{Host, SystemHost};
+pub use host::{DrbdfsHost, HostSyscalls, Syscalls};
 pub use monitor::monitor;
 pub use params::Config;
 pub use start::start;
 pub use stop::stop;
 
-/// The agent as Pacemaker runs it: configuration plus the real host.
+/// The agent as Pacemaker runs it: its configuration; the host comes from [`Agent::host`].
 #[derive(Debug)]
 pub struct Drbdfs {
     pub config: Config,
-    host: SystemHost,
 }
 
 impl Agent for Drbdfs {
     type Error = DrbdfsError;
+    type Host = DrbdfsHost;
 
     fn configure(parameters: &Parameters) -> Result<Self, ParameterError> {
         Ok(Self {
             config: Config::from_parameters(parameters)?,
-            host: SystemHost::system(),
         })
+    }
+
+    fn host(&self, _context: &Context) -> DrbdfsHost {
+        DrbdfsHost::system()
     }
 
     /// start and validate-all need the device and mount(8); stop and monitor must work even when
@@ -99,14 +102,22 @@ impl Agent for Drbdfs {
     }
 }
 
-fn handle_start(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError> {
+fn handle_start(
+    agent: &Drbdfs,
+    context: &Context,
+    host: &DrbdfsHost,
+) -> Result<Status, DrbdfsError> {
     let _lock = agent.lock(context)?;
-    start(&agent.config, &agent.host, &context.deadline)
+    start(&agent.config, host, &context.deadline)
 }
 
-fn handle_stop(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError> {
+fn handle_stop(
+    agent: &Drbdfs,
+    context: &Context,
+    host: &DrbdfsHost,
+) -> Result<Status, DrbdfsError> {
     let _lock = agent.lock(context)?;
-    stop(&agent.config, &agent.host, &context.deadline)
+    stop(&agent.config, host, &context.deadline)
 }
 
 impl Drbdfs {
@@ -125,11 +136,19 @@ impl Drbdfs {
     }
 }
 
-fn handle_monitor(agent: &Drbdfs, context: &Context) -> Result<Status, DrbdfsError> {
-    monitor(&agent.config, &agent.host, context)
+fn handle_monitor(
+    agent: &Drbdfs,
+    context: &Context,
+    host: &DrbdfsHost,
+) -> Result<Status, DrbdfsError> {
+    monitor(&agent.config, host, context)
 }
 
-fn handle_validate(_agent: &Drbdfs, _context: &Context) -> Result<Status, DrbdfsError> {
+fn handle_validate(
+    _agent: &Drbdfs,
+    _context: &Context,
+    _host: &DrbdfsHost,
+) -> Result<Status, DrbdfsError> {
     // Both stages of checks already ran before any handler; reaching here means valid.
     Ok(Status::Success)
 }

@@ -9,12 +9,12 @@ use crate::check::{read_device, write_status};
 use crate::drbd::{health, resource_name};
 use crate::error::DrbdfsError;
 use crate::filesystem::{is_mount_of, mounted_at};
-use crate::host::Host;
+use crate::host::DrbdfsHost;
 use crate::params::Config;
 
-pub fn monitor<R: RunCommand, D: DrbdStatusSource>(
+pub fn monitor<R: RunCommand, D: DrbdStatusSource, S>(
     config: &Config,
-    host: &Host<R, D>,
+    host: &DrbdfsHost<R, D, S>,
     context: &Context,
 ) -> Result<Status, DrbdfsError> {
     let directory = config.directory.as_path();

@@ -10,12 +10,12 @@ use clever_ocf::Status;
 use crate::drbd::{resource_name, wait_until_mountable};
 use crate::error::DrbdfsError;
 use crate::filesystem::{check_filesystem, is_mount_of, mount, mounted_at};
-use crate::host::Host;
+use crate::host::DrbdfsHost;
 use crate::params::Config;
 
-pub fn start<R: RunCommand, D: DrbdStatusSource>(
+pub fn start<R: RunCommand, D: DrbdStatusSource, S>(
     config: &Config,
-    host: &Host<R, D>,
+    host: &DrbdfsHost<R, D, S>,
     deadline: &Deadline,
 ) -> Result<Status, DrbdfsError> {
     let directory = config.directory.as_path();

@@ -14,7 +14,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use clever_agent_drbdfs::{
-    monitor, start, stop, Config, DrbdfsError, Host, DECLARATION, STATUS_DIR,
+    monitor, start, stop, Config, DrbdfsError, DrbdfsHost, HostSyscalls, DECLARATION, STATUS_DIR,
 };
 use clever_command::HostCommands;
 use clever_deadline::Deadline;
@@ -155,16 +155,19 @@ fn fixture(name: &str) -> Resource {
     resources.into_iter().next().unwrap()
 }
 
-fn host<D: DrbdStatusSource>(drbd: D) -> Host<HostCommands, D> {
-    Host {
+fn host<D: DrbdStatusSource>(drbd: D) -> DrbdfsHost<HostCommands, D> {
+    DrbdfsHost {
         commands: HostCommands,
         drbd,
+        syscalls: HostSyscalls {
+            proc_root: PathBuf::from("/proc"),
+        },
         root: PathBuf::from("/"),
         proc_root: PathBuf::from("/proc"),
     }
 }
 
-fn plain() -> Host<HostCommands, Recorded> {
+fn plain() -> DrbdfsHost<HostCommands, Recorded> {
     // A plain device never consults DRBD; a recorded state that refuses everything proves it.
     host(Recorded(fixture(
         "drbd9-status-text-outdated-peer-connecting.txt",
@@ -582,9 +585,12 @@ fn a_program_that_cannot_start_is_not_installed_only_when_it_is_missing() {
             (nix::libc::ENOENT, 5),
             (nix::libc::EACCES, 5),
         ] {
-            let host = Host {
+            let host = DrbdfsHost {
                 commands: CannotStart(errno),
                 drbd: Recorded(fixture("drbd9-status-text-outdated-peer-connecting.txt")),
+                syscalls: HostSyscalls {
+                    proc_root: PathBuf::from("/proc"),
+                },
                 root: PathBuf::from("/"),
                 proc_root: PathBuf::from("/proc"),
             };

@@ -52,16 +52,17 @@ impl Gwping {
     }
 
     /// The state file: `pidfile` if set, else one per instance in the run directory.
-    pub fn state_file(&self, context: &Context, backends: &Backends<'_>) -> StateFile {
+    pub fn state_file(&self, context: &Context, host: &GwpingHost<'_>) -> StateFile {
         match &self.settings.pidfile {
             Some(path) => StateFile::new(path.as_path()),
-            None => StateFile::for_instance(&backends.run_dir, &context.instance),
+            None => StateFile::for_instance(&host.run_dir, &context.instance),
         }
     }
 }
 
 impl Agent for Gwping {
     type Error = GwpingError;
+    type Host = GwpingHost<'static>;
 
     fn configure(parameters: &Parameters) -> Result<Self, ParameterError> {
         Settings::from_parameters(parameters).map(|settings| Self { settings })
@@ -75,10 +76,15 @@ impl Agent for Gwping {
         }
         Ok(())
     }
+
+    fn host(&self, context: &Context) -> GwpingHost<'static> {
+        GwpingHost::real(context)
+    }
 }
 
-/// What the handlers act on: the host in production, recorded fakes in unit tests.
-pub struct Backends<'a> {
+/// gwping's seam to the machine: `attrd_updater` and ICMP on this host in production, recorded
+/// fakes in unit tests.
+pub struct GwpingHost<'a> {
     pub commands: &'a dyn RunCommand,
     pub prober: &'a dyn Prober,
     /// `attrd_updater`; `None` when it is not installed.
@@ -87,18 +93,18 @@ pub struct Backends<'a> {
     pub run_dir: PathBuf,
 }
 
-impl std::fmt::Debug for Backends<'_> {
+impl std::fmt::Debug for GwpingHost<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backends")
+        f.debug_struct("GwpingHost")
             .field("attrd_updater", &self.attrd_updater)
             .field("run_dir", &self.run_dir)
             .finish_non_exhaustive()
     }
 }
 
-impl Backends<'static> {
+impl GwpingHost<'static> {
     /// This host: real commands, real ICMP, the cluster's environment.
-    pub fn host(context: &Context) -> Self {
+    pub fn real(context: &Context) -> Self {
         Self {
             commands: &HostCommands,
             prober: &IcmpProber,
@@ -113,20 +119,36 @@ pub(crate) fn attribute_reserve(remaining: Duration) -> Duration {
     (remaining / 4).min(Duration::from_secs(3))
 }
 
-fn start(agent: &Gwping, context: &Context) -> Result<clever_ocf::Status, GwpingError> {
-    start::start(agent, context, &Backends::host(context))
+fn start(
+    agent: &Gwping,
+    context: &Context,
+    host: &GwpingHost<'static>,
+) -> Result<clever_ocf::Status, GwpingError> {
+    start::start(agent, context, host)
 }
 
-fn stop(agent: &Gwping, context: &Context) -> Result<clever_ocf::Status, GwpingError> {
-    stop::stop(agent, context, &Backends::host(context))
+fn stop(
+    agent: &Gwping,
+    context: &Context,
+    host: &GwpingHost<'static>,
+) -> Result<clever_ocf::Status, GwpingError> {
+    stop::stop(agent, context, host)
 }
 
-fn monitor(agent: &Gwping, context: &Context) -> Result<clever_ocf::Status, GwpingError> {
-    monitor::monitor(agent, context, &Backends::host(context))
+fn monitor(
+    agent: &Gwping,
+    context: &Context,
+    host: &GwpingHost<'static>,
+) -> Result<clever_ocf::Status, GwpingError> {
+    monitor::monitor(agent, context, host)
 }
 
-fn validate_all(agent: &Gwping, context: &Context) -> Result<clever_ocf::Status, GwpingError> {
-    validate::validate(agent, context, &Backends::host(context))
+fn validate_all(
+    agent: &Gwping,
+    context: &Context,
+    host: &GwpingHost<'static>,
+) -> Result<clever_ocf::Status, GwpingError> {
+    validate::validate(agent, context, host)
 }
 
 /// Everything Pacemaker sees of `ocf:clever:gwping`.

@@ -6,19 +6,19 @@ use crate::attribute::Attribute;
 use crate::error::GwpingError;
 use crate::probe::Outcome;
 use crate::score::{score, Score};
-use crate::{attribute_reserve, Backends, Gwping};
+use crate::{attribute_reserve, Gwping, GwpingHost};
 
 /// 0 while started on this node (after updating the attribute), 7 when not started. A probe
 /// on a node where the resource is not started costs one `stat`.
 pub fn monitor(
     agent: &Gwping,
     context: &Context,
-    backends: &Backends<'_>,
+    host: &GwpingHost<'_>,
 ) -> Result<Status, GwpingError> {
-    if !agent.state_file(context, backends).exists()? {
+    if !agent.state_file(context, host).exists()? {
         return Ok(Status::NotRunning);
     }
-    refresh(agent, context, backends, Write::Dampened)
+    refresh(agent, context, host, Write::Dampened)
 }
 
 /// How the new value reaches attrd.
@@ -34,11 +34,11 @@ pub(crate) enum Write {
 pub(crate) fn refresh(
     agent: &Gwping,
     context: &Context,
-    backends: &Backends<'_>,
+    host: &GwpingHost<'_>,
     write: Write,
 ) -> Result<Status, GwpingError> {
     let settings = &agent.settings;
-    let program = backends
+    let program = host
         .attrd_updater
         .as_deref()
         .ok_or(GwpingError::MissingAttrdUpdater)?;
@@ -46,10 +46,9 @@ pub(crate) fn refresh(
     let probe_deadline = context
         .deadline
         .capped(remaining.saturating_sub(attribute_reserve(remaining)));
-    let outcomes =
-        backends
-            .prober
-            .probe(&settings.hosts, &agent.probe_settings(), &probe_deadline)?;
+    let outcomes = host
+        .prober
+        .probe(&settings.hosts, &agent.probe_settings(), &probe_deadline)?;
     report(agent, &outcomes);
     let result = score(&settings.hosts, &outcomes, settings.multiplier);
     let attribute = Attribute {
@@ -58,8 +57,8 @@ pub(crate) fn refresh(
         dampen: settings.dampen,
     };
     let written = match write {
-        Write::Immediate => attribute.set_now(backends.commands, result.value, &context.deadline),
-        Write::Dampened => attribute.update(backends.commands, result.value, &context.deadline),
+        Write::Immediate => attribute.set_now(host.commands, result.value, &context.deadline),
+        Write::Dampened => attribute.update(host.commands, result.value, &context.deadline),
     };
     written.map_err(|source| GwpingError::Attribute {
         name: settings.name.to_string(),
@@ -152,12 +151,12 @@ pub(crate) mod tests {
         dir
     }
 
-    pub(crate) fn backends<'a>(
+    pub(crate) fn host<'a>(
         commands: &'a Commands,
         probes: &'a Probes,
         dir: &std::path::Path,
-    ) -> Backends<'a> {
-        Backends {
+    ) -> GwpingHost<'a> {
+        GwpingHost {
             commands,
             prober: probes,
             attrd_updater: Some(PathBuf::from("/usr/sbin/attrd_updater")),
@@ -177,7 +176,7 @@ pub(crate) mod tests {
         let status = monitor(
             &agent,
             &context(Action::Monitor),
-            &backends(&commands, &probes, &dir),
+            &host(&commands, &probes, &dir),
         );
         assert_eq!(status.unwrap(), Status::NotRunning);
         assert_eq!(*probes.count.borrow(), 0);
@@ -196,7 +195,7 @@ pub(crate) mod tests {
             ("host_list", "192.0.2.1=5 192.0.2.2 192.0.2.3=2"),
             ("multiplier", "10"),
         ]);
-        let b = backends(&commands, &probes, &dir);
+        let b = host(&commands, &probes, &dir);
         agent
             .state_file(&context(Action::Monitor), &b)
             .create()
@@ -224,7 +223,7 @@ pub(crate) mod tests {
             ("host_list", "192.0.2.1=3 192.0.2.2"),
             ("failure_score", "2"),
         ]);
-        let b = backends(&commands, &probes, &dir);
+        let b = host(&commands, &probes, &dir);
         agent
             .state_file(&context(Action::Monitor), &b)
             .create()
@@ -244,7 +243,7 @@ pub(crate) mod tests {
             outcomes: outcomes(&[true, false]),
             ..Probes::default()
         };
-        let b = backends(&commands, &probes, &dir);
+        let b = host(&commands, &probes, &dir);
         assert_eq!(
             monitor(&agent, &context(Action::Monitor), &b).unwrap(),
             Status::Success
@@ -274,7 +273,7 @@ pub(crate) mod tests {
                 outcomes: outcomes(&[true]),
                 ..Probes::default()
             };
-            let b = backends(&commands, &probes, &dir);
+            let b = host(&commands, &probes, &dir);
             agent
                 .state_file(&context(Action::Monitor), &b)
                 .create()
@@ -298,7 +297,7 @@ pub(crate) mod tests {
             ..Probes::default()
         };
         let agent = agent(&[("host_list", "192.0.2.1")]);
-        let b = backends(&commands, &probes, &dir);
+        let b = host(&commands, &probes, &dir);
         agent
             .state_file(&context(Action::Monitor), &b)
             .create()

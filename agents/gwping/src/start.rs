@@ -4,7 +4,7 @@ use clever_ocf::{Context, Status};
 
 use crate::error::GwpingError;
 use crate::monitor::{refresh, Write};
-use crate::{Backends, Gwping};
+use crate::{Gwping, GwpingHost};
 
 /// Creates the state file first, so that a failed start is cleaned up by the stop Pacemaker
 /// sends next; then writes the first value without the dampening delay. Like the stock agent,
@@ -12,17 +12,17 @@ use crate::{Backends, Gwping};
 pub fn start(
     agent: &Gwping,
     context: &Context,
-    backends: &Backends<'_>,
+    host: &GwpingHost<'_>,
 ) -> Result<Status, GwpingError> {
-    agent.state_file(context, backends).create()?;
-    refresh(agent, context, backends, Write::Immediate)
+    agent.state_file(context, host).create()?;
+    refresh(agent, context, host, Write::Immediate)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fakes::{Commands, Probes};
-    use crate::monitor::tests::{agent, backends, outcomes, run_dir};
+    use crate::monitor::tests::{agent, host, outcomes, run_dir};
     use clever_ocf::{Action, Deadline};
     use std::time::Duration;
 
@@ -40,7 +40,7 @@ mod tests {
             ("dampen", "10s"),
         ]);
         let context = Context::for_test(Action::Start, Deadline::after(Duration::from_secs(10)));
-        let b = backends(&commands, &probes, &dir);
+        let b = host(&commands, &probes, &dir);
         assert_eq!(start(&agent, &context, &b).unwrap(), Status::Success);
         assert!(agent.state_file(&context, &b).exists().unwrap());
         assert_eq!(

@@ -5,7 +5,7 @@ use clever_ocf::{Context, Status};
 use crate::attribute::Attribute;
 use crate::error::GwpingError;
 use crate::state::StateError;
-use crate::{Backends, Gwping};
+use crate::{Gwping, GwpingHost};
 
 /// Removes the state file, then deletes the attribute so `not_defined` rules apply. A failed
 /// deletion is logged but does not fail the stop: a failed stop gets the node fenced, a stale
@@ -13,9 +13,9 @@ use crate::{Backends, Gwping};
 pub fn stop(
     agent: &Gwping,
     context: &Context,
-    backends: &Backends<'_>,
+    host: &GwpingHost<'_>,
 ) -> Result<Status, GwpingError> {
-    match agent.state_file(context, backends).remove() {
+    match agent.state_file(context, host).remove() {
         Ok(()) => {}
         // Not ours (a pidfile pointing elsewhere): leave it, as a started gwping never had it.
         Err(e @ (StateError::Foreign { .. } | StateError::NotRegular { .. })) => {
@@ -24,7 +24,7 @@ pub fn stop(
         Err(e) => return Err(e.into()),
     }
     let settings = &agent.settings;
-    match backends.attrd_updater.as_deref() {
+    match host.attrd_updater.as_deref() {
         None => log::warn!(
             "attrd_updater is not installed: node attribute {} not deleted",
             settings.name
@@ -35,7 +35,7 @@ pub fn stop(
                 name: &settings.name,
                 dampen: settings.dampen,
             };
-            if let Err(e) = attribute.delete(backends.commands, &context.deadline) {
+            if let Err(e) = attribute.delete(host.commands, &context.deadline) {
                 log::warn!("node attribute {} not deleted: {e}", settings.name);
             }
         }
@@ -47,7 +47,7 @@ pub fn stop(
 mod tests {
     use super::*;
     use crate::fakes::{Commands, Probes};
-    use crate::monitor::tests::{agent, backends, run_dir};
+    use crate::monitor::tests::{agent, host, run_dir};
     use clever_ocf::{Action, Deadline};
     use std::time::Duration;
 
@@ -57,7 +57,7 @@ mod tests {
         let (commands, probes) = (Commands::default(), Probes::default());
         let agent = agent(&[("host_list", "192.0.2.1")]);
         let context = Context::for_test(Action::Stop, Deadline::after(Duration::from_secs(10)));
-        let b = backends(&commands, &probes, &dir);
+        let b = host(&commands, &probes, &dir);
         agent.state_file(&context, &b).create().unwrap();
         assert_eq!(stop(&agent, &context, &b).unwrap(), Status::Success);
         assert!(!agent.state_file(&context, &b).exists().unwrap());
@@ -81,7 +81,7 @@ mod tests {
         let agent = agent(&[("host_list", "192.0.2.1")]);
         let context = Context::for_test(Action::Stop, Deadline::after(Duration::from_secs(10)));
         assert_eq!(
-            stop(&agent, &context, &backends(&commands, &probes, &dir)).unwrap(),
+            stop(&agent, &context, &host(&commands, &probes, &dir)).unwrap(),
             Status::Success
         );
     }

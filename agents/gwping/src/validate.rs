@@ -5,7 +5,7 @@ use clever_ocf::{Context, Status};
 
 use crate::error::GwpingError;
 use crate::probe::{Outcome, ProbeSettings};
-use crate::{Backends, Gwping};
+use crate::{Gwping, GwpingHost};
 
 /// Resolves every name, warning about those that do not resolve (they count as unreachable
 /// until they do), and opens the ICMP sockets the hosts need, bound to `interface` if set: a
@@ -13,16 +13,14 @@ use crate::{Backends, Gwping};
 pub fn validate(
     agent: &Gwping,
     context: &Context,
-    backends: &Backends<'_>,
+    host: &GwpingHost<'_>,
 ) -> Result<Status, GwpingError> {
     let no_packets = ProbeSettings {
         attempts: 0,
         ..agent.probe_settings()
     };
     let hosts = &agent.settings.hosts;
-    let outcomes = backends
-        .prober
-        .probe(hosts, &no_packets, &context.deadline)?;
+    let outcomes = host.prober.probe(hosts, &no_packets, &context.deadline)?;
     for (spec, outcome) in hosts.iter().zip(&outcomes) {
         if let Outcome::Unresolved { reason } = outcome {
             log::warn!(
@@ -38,7 +36,7 @@ pub fn validate(
 mod tests {
     use super::*;
     use crate::fakes::{Commands, Probes};
-    use crate::monitor::tests::{agent, backends, run_dir};
+    use crate::monitor::tests::{agent, host, run_dir};
     use clever_ocf::{Action, Deadline};
     use std::time::Duration;
 
@@ -55,7 +53,7 @@ mod tests {
         let agent = agent(&[("host_list", "gw.invalid")]);
         let context =
             Context::for_test(Action::ValidateAll, Deadline::after(Duration::from_secs(5)));
-        let status = validate(&agent, &context, &backends(&commands, &probes, &dir));
+        let status = validate(&agent, &context, &host(&commands, &probes, &dir));
         assert_eq!(status.unwrap(), Status::Success);
         assert_eq!(*probes.count.borrow(), 1);
         assert!(commands.seen.borrow().is_empty());

@@ -91,7 +91,11 @@ impl Vm {
     /// unreadable: shared filesystem gone) the name this node last started, from `run_dir`.
     /// `Ok(None)` when none of them gives one: then this node has not started the resource
     /// since it booted, and no qemu of it can be running here.
-    pub fn domain_name(&self, host: &Host<'_>, instance: &str) -> Result<Option<String>, VmError> {
+    pub fn domain_name(
+        &self,
+        host: &VmHost<'_>,
+        instance: &str,
+    ) -> Result<Option<String>, VmError> {
         if let Some(name) = &self.settings.domain {
             return Ok(Some(name.clone()));
         }
@@ -112,7 +116,7 @@ impl Vm {
     }
 
     /// Remembers which domain this node started, for a stop or monitor without the config.
-    pub fn remember_started(&self, host: &Host<'_>, instance: &str, name: &str) {
+    pub fn remember_started(&self, host: &VmHost<'_>, instance: &str, name: &str) {
         let path = started_file(host, instance);
         let written = run_dir::create(&host.run_dir).and_then(|()| {
             // Never through a planted symlink; only root reads it.
@@ -188,7 +192,7 @@ fn read_config_file(path: &Path) -> Result<String, VmError> {
 }
 
 /// `run_dir/vm-<instance>.domain`, with the instance name made file-safe.
-fn started_file(host: &Host<'_>, instance: &str) -> PathBuf {
+fn started_file(host: &VmHost<'_>, instance: &str) -> PathBuf {
     host.run_dir
         .join(format!("{}.domain", run_dir::file_name("vm", instance)))
 }
@@ -200,8 +204,10 @@ pub type Connector = dyn Fn(&str, &Deadline) -> Result<Box<dyn Hypervisor>, Hype
 /// [`hypervisor::fast_status`]. Unit tests have none, so their fakes answer through `connect`.
 pub type StatusQuery = dyn Fn(&str, &str, &Deadline) -> FastStatus;
 
-/// What the handlers act on besides libvirt: this host's paths.
-pub struct Host<'a> {
+/// The vm agent's seam to the machine: how libvirt is reached (which differs between the two
+/// builds, see [`linked`]) and this host's paths. The framework builds it once per run
+/// ([`Agent::host`]); unit tests build it with a fake connector.
+pub struct VmHost<'a> {
     pub connect: &'a Connector,
     pub fast_status: Option<&'a StatusQuery>,
     /// `/proc`, where the domain's qemu is found without libvirt.
@@ -212,9 +218,9 @@ pub struct Host<'a> {
     pub run_dir: PathBuf,
 }
 
-impl fmt::Debug for Host<'_> {
+impl fmt::Debug for VmHost<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Host")
+        f.debug_struct("VmHost")
             .field("proc_root", &self.proc_root)
             .field("libvirt_save_dir", &self.libvirt_save_dir)
             .field("run_dir", &self.run_dir)
@@ -222,7 +228,7 @@ impl fmt::Debug for Host<'_> {
     }
 }
 
-impl<'a> Host<'a> {
+impl<'a> VmHost<'a> {
     /// This host: libvirt through `connect` (and `fast_status`, when given, for the monitor),
     /// the real `/proc`, the run directory of `context`.
     pub fn real(
@@ -236,6 +242,22 @@ impl<'a> Host<'a> {
             proc_root: PathBuf::from("/proc"),
             libvirt_save_dir: PathBuf::from(LIBVIRT_SAVE_DIR),
             run_dir: context.run_dir.clone(),
+        }
+    }
+
+    /// The same host, reaching libvirt another way: what the light build's start and stop act
+    /// on once the hand-over to the linked build could not be done.
+    pub fn connecting_through<'b>(
+        &self,
+        connect: &'b Connector,
+        fast_status: Option<&'b StatusQuery>,
+    ) -> VmHost<'b> {
+        VmHost {
+            connect,
+            fast_status,
+            proc_root: self.proc_root.clone(),
+            libvirt_save_dir: self.libvirt_save_dir.clone(),
+            run_dir: self.run_dir.clone(),
         }
     }
 }
@@ -286,6 +308,7 @@ impl Vm {
 
 impl Agent for Vm {
     type Error = VmError;
+    type Host = VmHost<'static>;
 
     fn configure(parameters: &Parameters) -> Result<Self, ParameterError> {
         Settings::from_parameters(parameters).map(|settings| Self { settings })
@@ -300,13 +323,29 @@ impl Agent for Vm {
         }
         Ok(())
     }
+
+    /// The light build's host: the monitor asks libvirt's remote protocol first and hands over
+    /// to the linked build when it declines; start and stop hand over at once (see [`start`]).
+    fn host(&self, context: &Context) -> VmHost<'static> {
+        VmHost::real(
+            &through_linked_build,
+            Some(&hypervisor::fast_status),
+            context,
+        )
+    }
+}
+
+impl AsRef<Vm> for Vm {
+    fn as_ref(&self) -> &Vm {
+        self
+    }
 }
 
 /// start on `host`, one at a time per resource on this node.
 pub fn start_on(
     vm: &Vm,
     context: &Context,
-    host: &Host<'_>,
+    host: &VmHost<'_>,
 ) -> Result<clever_ocf::Status, VmError> {
     // A configuration that start would refuse leaves nothing behind, not even the lock file.
     vm.read_config_with_uuid()?;
@@ -316,7 +355,11 @@ pub fn start_on(
 
 /// stop on `host`, one at a time per resource on this node (waiting for the lock at most half
 /// the stop timeout).
-pub fn stop_on(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<clever_ocf::Status, VmError> {
+pub fn stop_on(
+    vm: &Vm,
+    context: &Context,
+    host: &VmHost<'_>,
+) -> Result<clever_ocf::Status, VmError> {
     // Half the stop timeout at most: a hung holder must not turn this stop into fencing.
     let wait = context.deadline.capped(context.deadline.remaining() / 2);
     let _lock = exclusive(host, &context.instance, &wait, false)?;
@@ -329,7 +372,7 @@ pub fn stop_on(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<clever_ocf
 /// is fencing). A lock that cannot even be opened (a read-only run directory) is only a warning
 /// either way: it guards against an admin's mistake, and must not be one more way to fail.
 fn exclusive(
-    host: &Host<'_>,
+    host: &VmHost<'_>,
     instance: &str,
     deadline: &Deadline,
     required: bool,
@@ -363,56 +406,70 @@ fn through_linked_build(
     })
 }
 
-/// Runs `action` on a host whose libvirt is unusable for `why`.
+/// Runs `action` on `host` with its libvirt unusable for `why`.
 fn without_linked_build<T>(
     why: String,
-    context: &Context,
-    action: impl FnOnce(&Host<'_>) -> T,
+    host: &VmHost<'_>,
+    action: impl FnOnce(&VmHost<'_>) -> T,
 ) -> T {
     let unusable = move |_: &str, _: &Deadline| -> Result<Box<dyn Hypervisor>, HypervisorError> {
         Err(HypervisorError::Library {
             message: why.clone(),
         })
     };
-    action(&Host::real(&unusable, None, context))
+    action(&host.connecting_through(&unusable, None))
 }
 
-fn start(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
+/// Hands over before taking the resource's lock: the linked build takes it itself, and an
+/// `exec` with the lock held would leave it waiting for its own former self.
+fn start(
+    vm: &Vm,
+    context: &Context,
+    host: &VmHost<'static>,
+) -> Result<clever_ocf::Status, VmError> {
     let why = linked::hand_over(&context.deadline);
-    without_linked_build(why, context, |host| start_on(vm, context, host))
+    without_linked_build(why, host, |host| start_on(vm, context, host))
 }
 
-fn stop(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
+fn stop(vm: &Vm, context: &Context, host: &VmHost<'static>) -> Result<clever_ocf::Status, VmError> {
     let why = linked::hand_over(&context.deadline);
-    without_linked_build(why, context, |host| stop_on(vm, context, host))
+    without_linked_build(why, host, |host| stop_on(vm, context, host))
 }
 
-fn monitor(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    let host = Host::real(
-        &through_linked_build,
-        Some(&hypervisor::fast_status),
-        context,
-    );
-    monitor::monitor(vm, context, &host)
+fn monitor(
+    vm: &Vm,
+    context: &Context,
+    host: &VmHost<'static>,
+) -> Result<clever_ocf::Status, VmError> {
+    monitor::monitor(vm, context, host)
 }
 
 /// validate-all needs no libvirt: the same in both builds.
-fn validate_all(vm: &Vm, context: &Context) -> Result<clever_ocf::Status, VmError> {
-    validate::validate(vm, context, Path::new(LIBVIRT_SAVE_DIR))
+fn validate_all<A: AsRef<Vm>>(
+    agent: &A,
+    context: &Context,
+    host: &VmHost<'static>,
+) -> Result<clever_ocf::Status, VmError> {
+    validate::validate(agent.as_ref(), context, &host.libvirt_save_dir)
 }
 
 /// The actions Pacemaker sees, with one build's handlers for those that reach libvirt; names,
-/// timeouts and intervals are the ones the agent advertises (`clever-agent-params`).
-pub const fn actions(
-    start: Handler<Vm>,
-    stop: Handler<Vm>,
-    monitor: Handler<Vm>,
-) -> [ActionSpec<Vm>; 4] {
+/// timeouts and intervals are the ones the agent advertises (`clever-agent-params`). Generic
+/// over the agent type because each build is its own [`Agent`], differing only in the host it
+/// builds (how it reaches libvirt).
+pub const fn actions<A>(
+    start: Handler<A>,
+    stop: Handler<A>,
+    monitor: Handler<A>,
+) -> [ActionSpec<A>; 4]
+where
+    A: Agent<Error = VmError, Host = VmHost<'static>> + AsRef<Vm>,
+{
     [
         params::START.with(start),
         params::STOP.with(stop),
         params::MONITOR.with(monitor),
-        params::VALIDATE_ALL.with(validate_all),
+        params::VALIDATE_ALL.with(validate_all::<A>),
     ]
 }
 
@@ -424,7 +481,7 @@ pub static DECLARATION: Declaration<Vm> = declaration(&ACTIONS);
 
 /// Everything Pacemaker sees of `ocf:clever:vm`, with one build's actions: both builds answer
 /// the same metadata.
-pub const fn declaration(actions: &'static [ActionSpec<Vm>]) -> Declaration<Vm> {
+pub const fn declaration<A: Agent>(actions: &'static [ActionSpec<A>]) -> Declaration<A> {
     Declaration {
         name: params::AGENT_NAME,
         version: env!("CARGO_PKG_VERSION"),
@@ -655,7 +712,7 @@ mod tests {
         scratch: &Scratch,
         action: Action,
         probe: bool,
-        handler: impl FnOnce(&Context, &Host<'_>) -> T,
+        handler: impl FnOnce(&Context, &VmHost<'_>) -> T,
     ) -> T {
         let shared = Shared(Rc::clone(fake));
         let connect =
@@ -664,7 +721,7 @@ mod tests {
             };
         let empty_proc = scratch.0.join("proc");
         fs::create_dir_all(&empty_proc).unwrap();
-        let host = Host {
+        let host = VmHost {
             connect: &connect,
             fast_status: None,
             proc_root: empty_proc,
@@ -743,7 +800,7 @@ mod tests {
             };
         let context = Context::for_test(Action::Monitor, Deadline::after(Duration::from_secs(30)));
         let monitor_with = |fast: &StatusQuery| {
-            let host = Host {
+            let host = VmHost {
                 connect: &connect,
                 fast_status: Some(fast),
                 proc_root: empty_proc.clone(),
@@ -796,7 +853,7 @@ mod tests {
                 })
             };
         let fallback = |_: &str, _: &str, _: &Deadline| FastStatus::Fallback("test".to_owned());
-        let host = Host {
+        let host = VmHost {
             connect: &unusable,
             fast_status: Some(&fallback),
             proc_root,
@@ -826,7 +883,7 @@ mod tests {
     /// Both builds answer the same metadata; only the handlers differ.
     #[test]
     fn another_builds_declaration_has_the_same_metadata() {
-        fn other(_: &Vm, _: &Context) -> Result<Status, VmError> {
+        fn other(_: &Vm, _: &Context, _: &VmHost<'static>) -> Result<Status, VmError> {
             Ok(Status::Success)
         }
         static OTHER: [ActionSpec<Vm>; 4] = actions(other, other, other);
@@ -917,7 +974,7 @@ mod tests {
                 message: "unused".to_owned(),
             })
         };
-        let host = Host {
+        let host = VmHost {
             connect: &connect,
             fast_status: None,
             proc_root: scratch.0.join("proc"),

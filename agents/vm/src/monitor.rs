@@ -5,9 +5,9 @@ use clever_ocf::{Context, Status};
 
 use crate::hypervisor::{FastStatus, HypervisorError, Reason, State};
 use crate::process;
-use crate::{Host, Vm, VmError};
+use crate::{Vm, VmError, VmHost};
 
-pub fn monitor(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, VmError> {
+pub fn monitor(vm: &Vm, context: &Context, host: &VmHost<'_>) -> Result<Status, VmError> {
     let name = match vm.domain_name(host, &context.instance)? {
         Some(name) => name,
         // Config unreadable and never started here since boot: nothing of it can run here.
@@ -86,7 +86,7 @@ pub fn monitor(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, Vm
     }
 }
 
-fn not_running_unless_qemu(host: &Host<'_>, name: &str, what: &str) -> Result<Status, VmError> {
+fn not_running_unless_qemu(host: &VmHost<'_>, name: &str, what: &str) -> Result<Status, VmError> {
     let pids = process::find_qemu(&host.proc_root, name);
     if pids.is_empty() {
         Ok(Status::NotRunning)
@@ -101,7 +101,7 @@ fn not_running_unless_qemu(host: &Host<'_>, name: &str, what: &str) -> Result<St
 
 /// libvirtd is down: the qemu process alone tells whether the VM runs here.
 fn without_libvirt(
-    host: &Host<'_>,
+    host: &VmHost<'_>,
     name: &str,
     error: &HypervisorError,
 ) -> Result<Status, VmError> {

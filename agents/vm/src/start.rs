@@ -12,9 +12,9 @@ use clever_ocf::{Context, Status};
 use crate::hypervisor::{DomainStatus, Hypervisor, Reason, State};
 use crate::image::{self, ImageProblem, Inspection};
 use crate::params::OnRestoreFailure;
-use crate::{Host, Vm, VmError};
+use crate::{Vm, VmError, VmHost};
 
-pub fn start(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, VmError> {
+pub fn start(vm: &Vm, context: &Context, host: &VmHost<'_>) -> Result<Status, VmError> {
     let deadline = &context.deadline;
     let (xml, name, uuid) = vm.read_config_with_uuid()?;
     vm.check_hibernate_dir()?;

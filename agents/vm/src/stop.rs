@@ -11,7 +11,7 @@ use crate::hypervisor::{Hypervisor, SaveProgress};
 use crate::image::{self, Inspection};
 use crate::params::StopMethod;
 use crate::process;
-use crate::{Host, Vm, VmError};
+use crate::{Vm, VmError, VmHost};
 
 /// Kept back from every earlier step for the power-off and the final process check.
 pub const DESTROY_RESERVE: Duration = Duration::from_secs(10);
@@ -33,7 +33,7 @@ fn steps(method: StopMethod) -> &'static [Step] {
     }
 }
 
-pub fn stop(vm: &Vm, context: &Context, host: &Host<'_>) -> Result<Status, VmError> {
+pub fn stop(vm: &Vm, context: &Context, host: &VmHost<'_>) -> Result<Status, VmError> {
     let deadline = &context.deadline;
     let Some(name) = vm.domain_name(host, &context.instance)? else {
         // Config unreadable and never started here since boot: nothing to stop, and a failed
@@ -75,7 +75,13 @@ fn stopped(hv: &dyn Hypervisor, name: &str) -> Option<bool> {
     }
 }
 
-fn through_libvirt(vm: &Vm, hv: &dyn Hypervisor, name: &str, deadline: &Deadline, host: &Host<'_>) {
+fn through_libvirt(
+    vm: &Vm,
+    hv: &dyn Hypervisor,
+    name: &str,
+    deadline: &Deadline,
+    host: &VmHost<'_>,
+) {
     match hv.status(name) {
         Ok(None) => {
             log::info!("domain {name} is not defined here");
@@ -105,7 +111,7 @@ fn through_libvirt(vm: &Vm, hv: &dyn Hypervisor, name: &str, deadline: &Deadline
     }
 }
 
-fn hibernate(vm: &Vm, hv: &dyn Hypervisor, name: &str, deadline: &Deadline, host: &Host<'_>) {
+fn hibernate(vm: &Vm, hv: &dyn Hypervisor, name: &str, deadline: &Deadline, host: &VmHost<'_>) {
     let budget = deadline
         .remaining()
         .saturating_sub(vm.settings.shutdown_timeout)

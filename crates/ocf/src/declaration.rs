@@ -16,6 +16,11 @@ pub trait Agent: Sized + 'static {
     /// The agent's own failures; its `HasExitCode` impl is the one place they become exit codes.
     type Error: HasExitCode + 'static;
 
+    /// Everything the handlers reach the machine through (programs, kernel calls, daemons,
+    /// `/proc`): one seam per agent, so that unit tests hand the same handlers recorded fakes
+    /// of the same type while production passes straight to the host.
+    type Host;
+
     /// Stage one, pure: typed configuration from checked parameter values. Contradictions
     /// between parameters are reported here ([`ParameterError::Conflict`]).
     fn configure(parameters: &Parameters) -> Result<Self, ParameterError>;
@@ -24,10 +29,17 @@ pub trait Agent: Sized + 'static {
     /// An `OCF_ERR_INSTALLED` answer to a probe is turned into "not running" by the framework:
     /// a node without the software cannot be running the resource.
     fn check_host(&self, context: &Context) -> Result<(), Self::Error>;
+
+    /// The real host for this run, built once by the framework after both stages of checks and
+    /// handed to the handler. Building it must not touch the machine (no connection, no
+    /// program run): whatever can fail belongs in the handler, under the action's deadline and
+    /// with the handler's error.
+    fn host(&self, context: &Context) -> Self::Host;
 }
 
-/// The code behind one action.
-pub type Handler<A> = fn(&A, &Context) -> Result<Status, <A as Agent>::Error>;
+/// The code behind one action: the configured agent, the run's context and the host the
+/// framework built for it with [`Agent::host`].
+pub type Handler<A> = fn(&A, &Context, &<A as Agent>::Host) -> Result<Status, <A as Agent>::Error>;
 
 /// One `<action>` line of the metadata together with the code that performs it. An action that
 /// appears several times (monitor per role or depth) names the same handler each time.

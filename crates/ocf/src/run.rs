@@ -133,7 +133,8 @@ fn dispatch<A: Agent>(
         }
         return fail(err, code, &e.to_string());
     }
-    match (spec.handler)(&agent, &context) {
+    let host = agent.host(&context);
+    match (spec.handler)(&agent, &context, &host) {
         Ok(status) => {
             let code = status.exit_code();
             match status.reason() {

@@ -51,6 +51,10 @@ impl HasExitCode for SampleError {
     }
 }
 
+/// The sample's host: a label naming the run it was built for.
+#[derive(Debug)]
+struct SampleHost(String);
+
 #[derive(Debug)]
 struct Sample {
     path: AbsolutePath,
@@ -59,6 +63,8 @@ struct Sample {
 
 impl Agent for Sample {
     type Error = SampleError;
+    /// What the framework built for this run: the handlers echo it to prove they get that one.
+    type Host = SampleHost;
 
     fn configure(parameters: &Parameters) -> Result<Self, ParameterError> {
         let _ = FLAVOUR.get(parameters)?;
@@ -74,10 +80,18 @@ impl Agent for Sample {
             _ => Ok(()),
         }
     }
+
+    fn host(&self, context: &Context) -> SampleHost {
+        SampleHost(format!(
+            "host of {} for {}",
+            context.instance, context.action
+        ))
+    }
 }
 
-fn answer(sample: &Sample, context: &Context) -> Result<Status, SampleError> {
+fn answer(sample: &Sample, context: &Context, host: &SampleHost) -> Result<Status, SampleError> {
     match sample.outcome.as_str() {
+        "host" => Ok(Status::Degraded(host.0.clone())),
         "degraded" => Ok(Status::Degraded("peer unreachable".into())),
         "broken" => Err(SampleError::Broken(sample.path.to_string())),
         "timeout" => Ok(Status::Degraded(format!(
@@ -88,7 +102,7 @@ fn answer(sample: &Sample, context: &Context) -> Result<Status, SampleError> {
     }
 }
 
-fn not_running(_: &Sample, _: &Context) -> Result<Status, SampleError> {
+fn not_running(_: &Sample, _: &Context, _: &SampleHost) -> Result<Status, SampleError> {
     Ok(Status::NotRunning)
 }
 
@@ -261,6 +275,21 @@ fn handler_outcomes_become_exit_codes() {
         exit_reasons(&run.err),
         ["sample state at /var/lib/sample is broken"]
     );
+}
+
+/// The handler gets the host the agent built for this very run, after the checks.
+#[test]
+fn the_handler_gets_the_host_built_for_its_run() {
+    let run = invoke(
+        &["start"],
+        &[
+            CONFIGURED,
+            ("OCF_RESKEY_outcome", "host"),
+            ("OCF_RESOURCE_INSTANCE", "db"),
+        ],
+    );
+    assert_eq!(run.code, OcfExitCode::Degraded);
+    assert_eq!(exit_reasons(&run.err), ["host of db for start"]);
 }
 
 #[test]

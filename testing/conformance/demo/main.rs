@@ -61,6 +61,13 @@ impl Agent for Demo {
     fn check_host(&self, _context: &Context) -> Result<(), DemoError> {
         Ok(())
     }
+
+    /// The demo's one way out to the machine: its backend program.
+    type Host = HostCommands;
+
+    fn host(&self, _context: &Context) -> HostCommands {
+        HostCommands
+    }
 }
 
 impl Demo {
@@ -74,14 +81,14 @@ impl Demo {
         self.state_file(context).exists()
     }
 
-    fn backend(&self, context: &Context) -> Result<(), DemoError> {
+    fn backend(&self, context: &Context, host: &HostCommands) -> Result<(), DemoError> {
         if bug("stuck-in-kernel") && self.backend.is_some() {
             // Stands for a call no deadline can interrupt (I/O on a dead device): only the
             // framework's watchdog can still answer Pacemaker in time.
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
         if let Some(backend) = &self.backend {
-            HostCommands.run_ok(&CommandLine::new(backend.as_path()), &context.deadline)?;
+            host.run_ok(&CommandLine::new(backend.as_path()), &context.deadline)?;
         }
         Ok(())
     }
@@ -91,17 +98,17 @@ fn bug(name: &str) -> bool {
     std::env::var("DEMO_AGENT_BUG").is_ok_and(|bug| bug == name)
 }
 
-fn start(demo: &Demo, context: &Context) -> Result<Status, DemoError> {
+fn start(demo: &Demo, context: &Context, host: &HostCommands) -> Result<Status, DemoError> {
     if demo.running(context) && bug("start-twice") {
         return Err(DemoError::Fault("start-twice"));
     }
-    demo.backend(context)?;
+    demo.backend(context, host)?;
     let path = demo.state_file(context);
     std::fs::write(&path, b"started\n").map_err(|source| DemoError::State { path, source })?;
     Ok(Status::Success)
 }
 
-fn stop(demo: &Demo, context: &Context) -> Result<Status, DemoError> {
+fn stop(demo: &Demo, context: &Context, host: &HostCommands) -> Result<Status, DemoError> {
     if !demo.running(context) {
         return if bug("stop-twice") {
             Err(DemoError::Fault("stop-twice"))
@@ -109,13 +116,13 @@ fn stop(demo: &Demo, context: &Context) -> Result<Status, DemoError> {
             Ok(Status::Success)
         };
     }
-    demo.backend(context)?;
+    demo.backend(context, host)?;
     let path = demo.state_file(context);
     std::fs::remove_file(&path).map_err(|source| DemoError::State { path, source })?;
     Ok(Status::Success)
 }
 
-fn monitor(demo: &Demo, context: &Context) -> Result<Status, DemoError> {
+fn monitor(demo: &Demo, context: &Context, host: &HostCommands) -> Result<Status, DemoError> {
     if bug("panic") {
         let empty: Vec<u8> = Vec::new();
         let _ = empty[usize::from(context.probe) + 1];
@@ -129,11 +136,11 @@ fn monitor(demo: &Demo, context: &Context) -> Result<Status, DemoError> {
         }
         return Ok(Status::NotRunning);
     }
-    demo.backend(context)?;
+    demo.backend(context, host)?;
     Ok(Status::Success)
 }
 
-fn validate(_demo: &Demo, _context: &Context) -> Result<Status, DemoError> {
+fn validate(_demo: &Demo, _context: &Context, _host: &HostCommands) -> Result<Status, DemoError> {
     Ok(Status::Success)
 }
 

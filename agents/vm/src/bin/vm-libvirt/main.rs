@@ -5,29 +5,53 @@
 
 mod libvirt;
 
-use clever_agent_vm::{monitor, Host, Vm, VmError};
-use clever_ocf::{ActionSpec, Context, Declaration, Status};
+use clever_agent_vm::{monitor, Vm, VmError, VmHost};
+use clever_ocf::{ActionSpec, Agent, Context, Declaration, ParameterError, Parameters, Status};
 
-/// The monitor asks the C library directly: the light build has already tried the remote
-/// protocol when it hands a monitor over.
-fn host(context: &Context) -> Host<'static> {
-    Host::real(&libvirt::connect, None, context)
+/// The same resource as the light build's [`Vm`], configured and checked alike; only the host
+/// it builds differs: its connector is libvirt's C library, linked into this binary.
+#[derive(Debug)]
+struct LinkedVm(Vm);
+
+impl AsRef<Vm> for LinkedVm {
+    fn as_ref(&self) -> &Vm {
+        &self.0
+    }
 }
 
-fn start(vm: &Vm, context: &Context) -> Result<Status, VmError> {
-    clever_agent_vm::start_on(vm, context, &host(context))
+impl Agent for LinkedVm {
+    type Error = VmError;
+    type Host = VmHost<'static>;
+
+    fn configure(parameters: &Parameters) -> Result<Self, ParameterError> {
+        Vm::configure(parameters).map(Self)
+    }
+
+    fn check_host(&self, context: &Context) -> Result<(), VmError> {
+        self.0.check_host(context)
+    }
+
+    /// The monitor asks the C library directly: the light build has already tried the remote
+    /// protocol when it hands a monitor over.
+    fn host(&self, context: &Context) -> VmHost<'static> {
+        VmHost::real(&libvirt::connect, None, context)
+    }
 }
 
-fn stop(vm: &Vm, context: &Context) -> Result<Status, VmError> {
-    clever_agent_vm::stop_on(vm, context, &host(context))
+fn start(vm: &LinkedVm, context: &Context, host: &VmHost<'static>) -> Result<Status, VmError> {
+    clever_agent_vm::start_on(&vm.0, context, host)
 }
 
-fn monitor(vm: &Vm, context: &Context) -> Result<Status, VmError> {
-    monitor::monitor(vm, context, &host(context))
+fn stop(vm: &LinkedVm, context: &Context, host: &VmHost<'static>) -> Result<Status, VmError> {
+    clever_agent_vm::stop_on(&vm.0, context, host)
 }
 
-static ACTIONS: [ActionSpec<Vm>; 4] = clever_agent_vm::actions(start, stop, monitor);
-static DECLARATION: Declaration<Vm> = clever_agent_vm::declaration(&ACTIONS);
+fn monitor(vm: &LinkedVm, context: &Context, host: &VmHost<'static>) -> Result<Status, VmError> {
+    monitor::monitor(&vm.0, context, host)
+}
+
+static ACTIONS: [ActionSpec<LinkedVm>; 4] = clever_agent_vm::actions(start, stop, monitor);
+static DECLARATION: Declaration<LinkedVm> = clever_agent_vm::declaration(&ACTIONS);
 
 fn main() -> std::process::ExitCode {
     clever_ocf::run(&DECLARATION)

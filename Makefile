@@ -31,7 +31,7 @@ STATIC_DIR := $(or $(CARGO_TARGET_DIR),target)/$(HOST_TRIPLE)/release
 export CLEVER_STATIC_DIR := $(STATIC_DIR)
 export CLEVER_STATIC_AGENTS := $(STATIC_AGENTS)
 
-.PHONY: all setup build build-only lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench bench-lab clean vagrant-validate test-vmcluster
+.PHONY: all setup build build-only docs lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench bench-lab clean vagrant-validate test-vmcluster
 
 all: build
 
@@ -49,6 +49,11 @@ build-only:
 	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --target $(HOST_TRIPLE) \
 	  $(addprefix -p clever-agent-,$(STATIC_AGENTS))
 	$(RELEASE_DIR)/clever-docgen $(DOC_DIR)
+
+# docs/parameters.md, every agent's parameters and actions, rendered from the declarations: run it
+# after changing one and commit the result (cargo test -p clever-docgen fails while it differs).
+docs:
+	$(CARGO) run --release -p clever-docgen -- --parameters docs/parameters.md
 
 lint: setup
 	$(CARGO) fmt --all -- --check

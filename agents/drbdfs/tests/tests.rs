@@ -778,23 +778,3 @@ fn a_directory_that_is_a_symlink_is_refused() {
         "nothing may be mounted"
     );
 }
-
-#[test]
-fn readme_documents_every_parameter() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/agents.md"))
-            .unwrap();
-    let section = readme
-        .split("### `ocf:clever:drbdfs`")
-        .nth(1)
-        .and_then(|rest| rest.split("\n### ").next())
-        .expect("README has a section for ocf:clever:drbdfs");
-    for parameter in DECLARATION.parameters {
-        let cell = format!("| `{}` |", parameter.name());
-        assert!(
-            section.contains(&cell),
-            "README lacks parameter {}",
-            parameter.name()
-        );
-    }
-}

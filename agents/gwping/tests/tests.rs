@@ -717,31 +717,3 @@ fn attribute_lifecycle_in_a_live_cluster() {
         "corosync {corosync} survived the cluster's teardown"
     );
 }
-
-#[test]
-fn readme_documents_every_parameter() {
-    let whole =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/agents.md"))
-            .unwrap();
-    let readme = whole
-        .split("### `ocf:clever:gwping`")
-        .nth(1)
-        .and_then(|rest| rest.split("\n## ").next())
-        .expect("README has a section for ocf:clever:gwping");
-    for parameter in clever_agent_gwping::DECLARATION.parameters {
-        let cell = format!("| `{}` |", parameter.name());
-        assert!(
-            readme.contains(&cell),
-            "README lacks parameter {}",
-            parameter.name()
-        );
-        if let Some(default) = parameter.default() {
-            let row = readme.lines().find(|l| l.starts_with(&cell)).unwrap();
-            assert!(
-                row.contains(&format!("`{default}`")),
-                "README default of {}",
-                parameter.name()
-            );
-        }
-    }
-}

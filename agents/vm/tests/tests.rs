@@ -823,18 +823,3 @@ fn validate_all_refuses_what_would_lose_images() {
     assert_eq!(code, Some(5));
     let _ = fs::remove_dir_all(&dir);
 }
-
-#[test]
-fn readme_documents_every_parameter() {
-    let whole =
-        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/agents.md")).unwrap();
-    let readme = whole
-        .split("### `ocf:clever:vm`")
-        .nth(1)
-        .and_then(|rest| rest.split("\n## ").next())
-        .expect("README has a section for ocf:clever:vm");
-    for parameter in DECLARATION.parameters {
-        let cell = format!("| `{}` |", parameter.name());
-        assert!(readme.contains(&cell), "README.md lacks {cell}");
-    }
-}

@@ -2,6 +2,11 @@
 //! `man8/clever-cib.8`) and
 //! completions (`completions/clevervm.{bash,zsh,fish}`), generated from the same declarations
 //! that give the metadata and the command line, for `make install` and the Debian package.
+//!
+//! `clever-docgen --parameters FILE`: the Markdown parameter reference of every agent, committed
+//! as `docs/parameters.md` (`make docs` writes it; a test fails when it is out of date).
+
+mod parameters;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,11 +68,18 @@ fn generate(out: &Path) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let Some(out) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: clever-docgen OUTDIR");
-        return ExitCode::from(2);
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let result = match args.as_slice() {
+        [flag, file] if flag == "--parameters" => {
+            write(Path::new(file), parameters::reference().as_bytes())
+        }
+        [out] if out != "--parameters" => generate(&PathBuf::from(out)),
+        _ => {
+            eprintln!("usage: clever-docgen OUTDIR | clever-docgen --parameters FILE");
+            return ExitCode::from(2);
+        }
     };
-    match generate(&out) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clever-docgen: {e}");

@@ -213,9 +213,9 @@ mod tests {
     use std::os::unix::process::CommandExt;
     use std::process::Command;
 
-    /// A stand-in for a node's qemu: `sleep` run under the marker's name, so its command line
-    /// carries the marker from the moment it is spawned (a shell exec'ing `sleep` would show an
-    /// empty command line for an instant, and the node would look off).
+    /// A stand-in for a node's qemu: `sleep` run under the marker's name. `spawn` returns once
+    /// exec has begun, but the kernel sets the new command line a moment later (an empty
+    /// `/proc/PID/cmdline` until then), so this waits until the node reads as running.
     fn node(marker: &str) -> (std::process::Child, Target) {
         let child = Command::new("sleep")
             .arg0(marker)
@@ -226,6 +226,14 @@ mod tests {
             pid: i32::try_from(child.id()).ok(),
             marker: marker.to_owned(),
         };
+        let deadline = Deadline::after(Duration::from_secs(5));
+        while !target.running() {
+            assert!(
+                !deadline.expired(),
+                "{marker} never showed its command line"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
         (child, target)
     }
 

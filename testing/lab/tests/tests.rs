@@ -811,6 +811,10 @@ fn vm_outlives_a_libvirtd_kill_and_a_killed_qemu_restarts_in_place_then_moves() 
             fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "libvirtd")
         })
     };
+    // Each step has a bound of its own: one bound for the whole test would make the last step's
+    // wait depend on how long the earlier ones took on a loaded machine.
+    let step_bound = || Deadline::after(Duration::from_secs(180));
+    let deadline = step_bound();
     let old = libvirtd(&active).unwrap();
     let before = lab.serial().last().unwrap();
     watch.mark(format!("FAULT: libvirtd killed on {active}"));
@@ -840,6 +844,7 @@ fn vm_outlives_a_libvirtd_kill_and_a_killed_qemu_restarts_in_place_then_moves() 
     // Step 2: qemu killed three times. The first two are recovered in place (a cold boot on the
     // same node); the third reaches migration-threshold=3 and the VM moves.
     for round in 1..=3 {
+        let deadline = step_bound();
         let boots = lab.serial().boots;
         watch.mark(format!("FAULT: qemu killed on {active} (round {round})"));
         ok(&test.dir, &["kill-daemon", &active, "qemu-system-x86_64"]);
@@ -863,7 +868,7 @@ fn vm_outlives_a_libvirtd_kill_and_a_killed_qemu_restarts_in_place_then_moves() 
             "step 2, round {round}: VM running again on {expected}"
         ));
     }
-    let status = lab.status_from(&standby, &deadline).unwrap();
+    let status = lab.status_from(&standby, &step_bound()).unwrap();
     let failures = status
         .fail_counts
         .iter()

@@ -31,7 +31,7 @@ STATIC_DIR := $(or $(CARGO_TARGET_DIR),target)/$(HOST_TRIPLE)/release
 export CLEVER_STATIC_DIR := $(STATIC_DIR)
 export CLEVER_STATIC_AGENTS := $(STATIC_AGENTS)
 
-.PHONY: all setup build build-only docs lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench bench-lab clean vagrant-validate test-vmcluster
+.PHONY: all setup build build-only docs lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench bench-lab clean vagrant-validate test-vmcluster soak
 
 all: build
 
@@ -79,6 +79,15 @@ test: lint unit-test install-test deb-test fuzz-smoke vagrant-validate
 # /var/cache/clever-vmlab). Not part of `make test` yet: see docs/labs.md for its cost.
 test-vmcluster: setup
 	$(CARGO) test -p clever-vmlab --features cluster --test cluster -- --nocapture
+
+# Randomized faults and operator actions against the namespace lab with the VM, one after another
+# (testing/lab/src/soak.rs); not part of `make test`. RUNS= sizes it, SEED= replays one.
+RUNS ?= 100
+SEED ?=
+SOAK_DIR := /run/clever-lab-soak
+soak: build
+	$(RELEASE_DIR)/clever-lab --dir $(SOAK_DIR) soak --runs $(RUNS) $(if $(SEED),--seed $(SEED)) \
+	  --agents $(RELEASE_DIR)
 
 # The Vagrantfile parses and its configuration is valid, for both providers (no VM is started:
 # CI has no box to boot).

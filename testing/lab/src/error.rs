@@ -46,6 +46,14 @@ pub enum LabError {
     /// The machine lacks something the lab needs (a program, root, cgroup2).
     #[error("missing prerequisite: {0}")]
     Prerequisite(String),
+    /// A soak run could not go on (the cluster did not converge, a fault could not be caused).
+    #[error("soak run {run} ({fault}): {source}")]
+    Soak {
+        run: usize,
+        fault: String,
+        #[source]
+        source: Box<LabError>,
+    },
     /// A node or holder process could not set itself up.
     #[error("{what} failed to start: {message}")]
     Start { what: String, message: String },

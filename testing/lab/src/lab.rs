@@ -361,6 +361,24 @@ impl Lab {
             .collect()
     }
 
+    /// The powered nodes that hold the service address (read from each node's
+    /// `/proc/PID/net/fib_trie`, whose local table lists the node's own addresses: no process
+    /// spawned, so it can be sampled as often as the mounts).
+    pub fn address_on(&self) -> Vec<String> {
+        let address = layout::service_address().to_string();
+        self.state
+            .nodes
+            .iter()
+            .filter(|node| {
+                self.node_pid(node).is_ok_and(|pid| {
+                    fs::read_to_string(format!("/proc/{pid}/net/fib_trie"))
+                        .is_ok_and(|text| holds_local(&text, &address))
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
     /// What the test guest printed so far (all nodes append to one console file).
     pub fn serial(&self) -> guest::Serial {
         guest::Serial::read(&self.layout.serial_file(VM_DOMAIN))
@@ -946,4 +964,57 @@ pub fn down(dir: impl Into<PathBuf>) -> Result<DownReport, LabError> {
         report.removed_dir = true;
     }
     Ok(report)
+}
+
+/// Whether a `fib_trie` listing has `address` as a local (own) address: its leaf line is
+/// followed by a `/32 host LOCAL` line.
+fn holds_local(fib_trie: &str, address: &str) -> bool {
+    let leaf = format!("|-- {address}");
+    let mut lines = fib_trie.lines().map(str::trim).peekable();
+    while let Some(line) = lines.next() {
+        if line == leaf {
+            while let Some(next) = lines.peek() {
+                if next.starts_with("|--") || next.starts_with("+--") {
+                    break;
+                }
+                if next.contains("/32 host LOCAL") {
+                    return true;
+                }
+                lines.next();
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds_local;
+
+    const FIB_TRIE: &str = "\
+Main:
+  +-- 0.0.0.0/0 3 0 5
+     +-- 10.213.1.0/24 2 0 2
+        |-- 10.213.1.0
+           /24 link UNICAST
+        |-- 10.213.1.12
+           /32 host LOCAL
+        |-- 10.213.1.100
+           /24 link UNICAST
+           /32 host LOCAL
+        |-- 10.213.1.101
+           /24 link UNICAST
+        |-- 10.213.1.255
+           /32 link BROADCAST
+";
+
+    #[test]
+    fn a_local_address_is_told_from_a_route_to_it() {
+        assert!(holds_local(FIB_TRIE, "10.213.1.12"));
+        assert!(holds_local(FIB_TRIE, "10.213.1.100"));
+        assert!(!holds_local(FIB_TRIE, "10.213.1.101"));
+        assert!(!holds_local(FIB_TRIE, "10.213.1.255"));
+        assert!(!holds_local(FIB_TRIE, "10.213.1.1"));
+        assert!(!holds_local("", "10.213.1.100"));
+    }
 }

@@ -18,6 +18,7 @@
 //!   Filesystem, for comparisons).
 //! - **Faults**: power cut, interconnect cut, uplink/gateway cut, daemon kill.
 //! - **Watching** ([`watch`]): a timeline of a fault and the "never active on two nodes" check.
+//! - **Soak** ([`soak`]): randomized faults one after another, with nothing acknowledged lost.
 //!
 //! Everything belongs to one directory and one cgroup, so [`lab::down`] can always clean up.
 
@@ -29,6 +30,7 @@ pub mod guest;
 pub mod init;
 pub mod lab;
 pub mod layout;
+pub mod soak;
 pub mod watch;
 
 pub use error::LabError;

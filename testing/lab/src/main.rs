@@ -77,6 +77,28 @@ enum Commands {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Randomized faults and operator actions, one after another, on a lab of its own (brought
+    /// up with the VM, taken down at the end); prints the figures and fails unless every
+    /// figure whose goal is zero is zero.
+    Soak {
+        /// How many faults.
+        #[arg(long, default_value_t = 100)]
+        runs: usize,
+        /// The seed of the sequence (default: from the clock; printed, to replay a soak).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Where our agents' and clevervm's release binaries are.
+        #[arg(long)]
+        agents: PathBuf,
+    },
+    /// Internal: the soak's record writer, run inside a node.
+    #[command(hide = true)]
+    SoakWriter {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        from: u64,
+    },
     /// Internal: the init process of a lab machine.
     #[command(hide = true)]
     Init {
@@ -239,12 +261,70 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             println!("{node}: killed {daemon} {pids:?}");
             Ok(ExitCode::SUCCESS)
         }
+        Commands::Soak { runs, seed, agents } => soak(dir, runs, seed, agents),
+        Commands::SoakWriter { file, from } => {
+            clever_lab::soak::writer(&file, from)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::Exec { node, command } => {
             let status = Lab::open(dir)?.exec(&node, &command)?;
             let code = status.code().unwrap_or(128);
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
     }
+}
+
+fn soak(
+    dir: PathBuf,
+    runs: usize,
+    seed: Option<u64>,
+    agents: PathBuf,
+) -> Result<ExitCode, LabError> {
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    println!("soak: {runs} runs, seed {seed} (replay with --seed {seed})");
+    let self_exe = sibling("clever-lab")?;
+    // Leftovers of an interrupted soak.
+    clever_lab::down(&dir)?;
+    let lab = Lab::up(&UpOptions {
+        dir: dir.clone(),
+        nodes: 2,
+        fence_agent: sibling("fence_lab")?,
+        agents_dir: agents.clone(),
+        self_exe: self_exe.clone(),
+        wait: Duration::from_secs(60),
+        vm: true,
+        stock: false,
+        vm_mib: clever_lab::lab::VM_MIB,
+    })?;
+    let options = clever_lab::soak::SoakOptions {
+        runs,
+        seed,
+        self_exe,
+        clevervm: agents.join("clevervm"),
+    };
+    let figures = match clever_lab::soak::run(&lab, &options) {
+        Ok(figures) => figures,
+        Err(e) => {
+            eprintln!(
+                "the lab is left up for inspection: clever-lab --dir {} status; remove it with \
+                 clever-lab --dir {} down",
+                dir.display(),
+                dir.display()
+            );
+            return Err(e);
+        }
+    };
+    clever_lab::down(&dir)?;
+    println!("{figures}");
+    Ok(if figures.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn tour(lab: &Lab) -> Result<(), LabError> {

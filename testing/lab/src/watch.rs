@@ -3,7 +3,8 @@
 //! active on two nodes at once.
 //!
 //! A background thread samples, every [`FAST`], what needs no program (each node's power from its
-//! cgroup, its mounts from `/proc/PID/mountinfo`, its qemu processes, new lines of the power log (`fence.log`));
+//! cgroup, its mounts from `/proc/PID/mountinfo`, its qemu processes, the service address from
+//! `/proc/PID/net/fib_trie`, new lines of the power log (`fence.log`));
 //! another, every [`SLOW`], the cluster's view through `crm_mon` on a powered node (node states, where
 //! `watched` resources run). Every change becomes an event.
 
@@ -37,7 +38,9 @@ pub struct Report {
     pub events: Vec<Event>,
     /// Cheap samples taken.
     pub samples: usize,
-    /// Moments when the filesystem or a qemu was active on several nodes.
+    /// The longest time between two cheap samples: an overlap shorter than this could be missed.
+    pub max_gap: Duration,
+    /// Moments when the filesystem, a qemu or the service address was active on several nodes.
     pub doubles: Vec<Event>,
 }
 
@@ -58,8 +61,9 @@ impl fmt::Display for Report {
         }
         write!(
             f,
-            "  ({} samples every {FAST:?}; active on two nodes at once: {})",
+            "  ({} samples every {FAST:?}, at most {:?} apart; active on two nodes at once: {})",
             self.samples,
+            self.max_gap,
             if self.doubles.is_empty() {
                 "never".to_owned()
             } else {
@@ -75,7 +79,7 @@ pub struct Watch {
     started: Instant,
     stop: Arc<AtomicBool>,
     events: Arc<Mutex<Vec<Event>>>,
-    handle: Option<JoinHandle<(usize, Vec<Event>)>>,
+    handle: Option<JoinHandle<(usize, Duration, Vec<Event>)>>,
     cluster: Option<JoinHandle<()>>,
 }
 
@@ -119,7 +123,7 @@ impl Watch {
     /// Stops the watch and returns everything it saw, in time order.
     pub fn finish(mut self) -> Report {
         self.stop.store(true, Ordering::Relaxed);
-        let (samples, doubles) = self
+        let (samples, max_gap, doubles) = self
             .handle
             .take()
             .and_then(|h| h.join().ok())
@@ -133,6 +137,7 @@ impl Watch {
         Report {
             events,
             samples,
+            max_gap,
             doubles,
         }
     }
@@ -166,8 +171,10 @@ fn fast(
     started: Instant,
     stop: &AtomicBool,
     events: &Mutex<Vec<Event>>,
-) -> (usize, Vec<Event>) {
+) -> (usize, Duration, Vec<Event>) {
     let mut samples = 0;
+    let mut max_gap = Duration::ZERO;
+    let mut last_sample: Option<Instant> = None;
     let mut doubles = Vec::new();
     let mut tracker = Tracker::default();
     let mut fence_lines = fs::read_to_string(lab.layout().fence_log())
@@ -175,6 +182,11 @@ fn fast(
         .unwrap_or(0);
     while !stop.load(Ordering::Relaxed) {
         samples += 1;
+        let now = Instant::now();
+        if let Some(last) = last_sample {
+            max_gap = max_gap.max(now - last);
+        }
+        last_sample = Some(now);
         for node in lab.nodes() {
             let power = if lab.is_on(node) { "on" } else { "OFF" };
             if tracker.update(&format!("power {node}"), power.to_owned()) {
@@ -197,7 +209,19 @@ fn fast(
                 format!("qemu running on [{}]", qemu.join(" ")),
             );
         }
-        for (what, nodes) in [("filesystem", &mounted), ("qemu", &qemu)] {
+        let address = lab.address_on();
+        if tracker.update("address", address.join(" ")) {
+            push(
+                events,
+                started,
+                format!("service address on [{}]", address.join(" ")),
+            );
+        }
+        for (what, nodes) in [
+            ("filesystem", &mounted),
+            ("qemu", &qemu),
+            ("service address", &address),
+        ] {
             if nodes.len() > 1 {
                 doubles.push(Event {
                     at: started.elapsed(),
@@ -214,7 +238,7 @@ fn fast(
         }
         thread::sleep(FAST);
     }
-    (samples, doubles)
+    (samples, max_gap, doubles)
 }
 
 fn slow(

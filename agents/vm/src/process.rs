@@ -3,6 +3,13 @@
 //! libvirt starts qemu with `-name guest=NAME,...` (commas in NAME doubled). Scanning
 //! `/proc/*/cmdline` for that finds the process whatever libvirtd's state, so a probe never says
 //! "not running" while the VM lives and a stop can end it when libvirtd cannot.
+//!
+//! Only processes in this process's network namespace count. `/proc` shows every process of the
+//! PID namespace, and machines that share a kernel (containers, the namespace lab's nodes) share
+//! it: there a scan without this rule saw the other node's qemu, so a node that had just booted
+//! reported the VM running on it (Pacemaker then stopped it everywhere, and the stop ended the
+//! other node's qemu). libvirt gives qemu a mount namespace of its own but never a network
+//! namespace, so on a real node the VM's qemu always shares the agent's.
 
 use std::fs;
 use std::path::Path;
@@ -17,16 +24,28 @@ pub fn find_qemu(proc_root: &Path, name: &str) -> Vec<u32> {
     let Ok(entries) = fs::read_dir(proc_root) else {
         return Vec::new();
     };
+    let own_network = fs::read_link(proc_root.join("self/ns/net")).ok();
     let mut pids: Vec<u32> = entries
         .flatten()
         .filter_map(|entry| {
             let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
             let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
-            runs_domain(&cmdline, name).then_some(pid)
+            (runs_domain(&cmdline, name) && !other_machine(&own_network, &entry.path()))
+                .then_some(pid)
         })
         .collect();
     pids.sort_unstable();
     pids
+}
+
+/// Whether the process at `process_dir` (`/proc/PID`) is in another network namespace than
+/// ours: only when both are known and differ, so a process whose namespace cannot be read still
+/// counts as this node's (a probe must not call a running VM stopped).
+fn other_machine(own_network: &Option<std::path::PathBuf>, process_dir: &Path) -> bool {
+    match (own_network, fs::read_link(process_dir.join("ns/net"))) {
+        (Some(own), Ok(theirs)) => *own != theirs,
+        _ => false,
+    }
 }
 
 /// Whether a NUL-separated command line is a qemu running domain `name`.
@@ -144,6 +163,33 @@ mod tests {
         let not_qemu = cmdline(&["/usr/bin/vim", "-name", "guest=clever"]);
         assert!(!runs_domain(&not_qemu, "clever"));
         assert!(!runs_domain(b"", "clever"));
+    }
+
+    #[test]
+    fn a_qemu_in_another_network_namespace_is_another_machines() {
+        use std::os::unix::fs::symlink;
+        let root = std::env::temp_dir().join(format!("clever-vm-proc-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let qemu = cmdline(&["/usr/bin/qemu-system-x86_64", "-name", "guest=clever"]);
+        for (pid, net) in [
+            ("10", Some("net:[1]")),
+            ("20", Some("net:[2]")),
+            ("30", None),
+        ] {
+            let dir = root.join(pid);
+            fs::create_dir_all(dir.join("ns")).unwrap();
+            fs::write(dir.join("cmdline"), &qemu).unwrap();
+            if let Some(net) = net {
+                symlink(net, dir.join("ns/net")).unwrap();
+            }
+        }
+        // Without our own namespace known (a recorded /proc), every qemu counts.
+        assert_eq!(find_qemu(&root, "clever"), [10, 20, 30]);
+        fs::create_dir_all(root.join("self/ns")).unwrap();
+        symlink("net:[1]", root.join("self/ns/net")).unwrap();
+        // Ours, and the one whose namespace cannot be read; never the other machine's.
+        assert_eq!(find_qemu(&root, "clever"), [10, 30]);
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

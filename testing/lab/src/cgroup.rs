@@ -45,6 +45,13 @@ impl Cgroup {
             .map_err(LabError::io("joining cgroup", procs))
     }
 
+    /// Moves process `pid` into this cgroup: a program started into a node from outside
+    /// belongs to the node, and must die with it at a power cut.
+    pub fn adopt(&self, pid: u32) -> Result<(), LabError> {
+        let procs = self.path.join("cgroup.procs");
+        fs::write(&procs, pid.to_string()).map_err(LabError::io("joining cgroup", procs))
+    }
+
     /// Whether any process is left in this cgroup or below it.
     pub fn populated(&self) -> bool {
         fs::read_to_string(self.path.join("cgroup.events"))

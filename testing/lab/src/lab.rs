@@ -613,6 +613,23 @@ impl Lab {
             .position(|n| n == node)
             .unwrap_or_default();
         let bridge_pid = self.holder_pid("bridge")?;
+        // The kernel removes a dead namespace's interfaces in the background, and with them the
+        // node's ports on the bridges: the new node can only plug in once the old ports are gone.
+        let ports = [node.to_owned(), layout::uplink_port(node)];
+        Deadline::after(Duration::from_secs(30)).poll(
+            &format!("the old ports of {node} to go"),
+            Duration::from_millis(20),
+            || {
+                fs::read_to_string(format!("/proc/{bridge_pid}/net/dev"))
+                    .ok()
+                    .filter(|dev| {
+                        !dev.lines().any(|line| {
+                            line.split_once(':')
+                                .is_some_and(|(name, _)| ports.iter().any(|p| p == name.trim()))
+                        })
+                    })
+            },
+        )?;
         let _ = fs::remove_file(Layout::failure_file(&self.layout.node_dir(node)));
         let pid = self.spawn(
             self_exe,

@@ -286,20 +286,34 @@ fn soak(
             .map_or(0, |d| d.as_secs())
     });
     println!("soak: {runs} runs, seed {seed} (replay with --seed {seed})");
+    // Programs are run inside the nodes, whose working directory is not ours.
+    let agents = std::fs::canonicalize(&agents).map_err(|e| LabError::Io {
+        what: "locating",
+        path: agents.clone(),
+        source: e,
+    })?;
     let self_exe = sibling("clever-lab")?;
     // Leftovers of an interrupted soak.
     clever_lab::down(&dir)?;
-    let lab = Lab::up(&UpOptions {
-        dir: dir.clone(),
-        nodes: 2,
-        fence_agent: sibling("fence_lab")?,
-        agents_dir: agents.clone(),
-        self_exe: self_exe.clone(),
-        wait: Duration::from_secs(60),
-        vm: true,
-        stock: false,
-        vm_mib: clever_lab::lab::VM_MIB,
-    })?;
+    // `up` in a process of its own: the machines are then not this process's children, and the
+    // host's init reaps them when a power cut or `down` ends them.
+    let up = std::process::Command::new(&self_exe)
+        .arg("--dir")
+        .arg(&dir)
+        .args(["up", "--vm", "--agents"])
+        .arg(&agents)
+        .status()
+        .map_err(|e| LabError::Io {
+            what: "running",
+            path: self_exe.clone(),
+            source: e,
+        })?;
+    if !up.success() {
+        return Err(LabError::Usage(format!(
+            "clever-lab up failed ({up}); see above"
+        )));
+    }
+    let lab = Lab::open(&dir)?;
     let options = clever_lab::soak::SoakOptions {
         runs,
         seed,
@@ -318,8 +332,8 @@ fn soak(
             return Err(e);
         }
     };
-    clever_lab::down(&dir)?;
     println!("{figures}");
+    clever_lab::down(&dir)?;
     Ok(if figures.clean() {
         ExitCode::SUCCESS
     } else {

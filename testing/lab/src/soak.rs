@@ -479,12 +479,21 @@ impl Soak<'_> {
                 lab.kill_daemon(active, "libvirtd")?;
             }
             Fault::AgentKilled(action) => {
+                // The hunt starts before the move is asked for: `clevervm migrate` may take as
+                // long as the whole move when the machine is loaded.
+                let hunt = {
+                    let lab = lab.clone();
+                    thread::spawn(move || kill_agent_in(&lab, action))
+                };
                 if action != Action::Monitor {
                     self.clevervm(active, &["migrate"])?;
                 }
-                let killed = self.kill_agent_in(action, watch);
+                let killed = hunt.join().ok().flatten();
+                if let Some(what) = &killed {
+                    watch.mark(format!("FAULT: SIGKILL to {what}"));
+                }
                 self.clevervm(active, &["unmigrate"])?;
-                return Ok(killed);
+                return Ok(killed.is_some());
             }
             Fault::AwkwardCommands => {
                 self.clevervm(active, &["migrate"])?;
@@ -501,39 +510,12 @@ impl Soak<'_> {
         Ok(true)
     }
 
-    /// SIGKILLs the first of our agents seen running `action` on any node; false when none came
-    /// within a minute.
-    fn kill_agent_in(&self, action: Action, watch: &Watch) -> bool {
-        let found = Deadline::after(Duration::from_secs(60)).poll(
-            "an agent action to interrupt",
-            Duration::from_millis(5),
-            || {
-                self.lab.nodes().iter().find_map(|node| {
-                    self.lab
-                        .node_cgroup(node)
-                        .all_pids()
-                        .into_iter()
-                        .find(|pid| agent_running(*pid, action))
-                        .map(|pid| (node.clone(), pid))
-                })
-            },
-        );
-        match found {
-            Ok((node, pid)) => {
-                let what = agent_command_line(pid).unwrap_or_default();
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                watch.mark(format!("FAULT: SIGKILL to `{what}` on {node}"));
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
     /// Heals what the fault left (links, gateways, powered-off nodes, constraints and failures)
     /// and waits until exactly one stack runs with the guest counting; returns its node.
     fn converge(&self, deadline: &Deadline) -> Result<String, LabError> {
         let lab = self.lab;
-        for node in lab.nodes() {
+        // A powered-off node has no ports; powering it on makes new ones, up.
+        for node in lab.nodes().iter().filter(|n| lab.is_on(n)) {
             lab.link_restore(node)?;
             lab.gateway_restore(Some(node))?;
         }
@@ -557,17 +539,32 @@ impl Soak<'_> {
                 },
             )?;
             for node in &off {
-                lab.power_on(node, &self.options.self_exe)?;
+                self.lab_command(&["power-on", node])?;
             }
         }
-        deadline.poll("every node online", Duration::from_millis(200), || {
-            self.status()
-                .ok()
-                .filter(|(_, status)| lab.cluster_formed(status))
-        })?;
+        deadline.poll(
+            "every node online and able to take resources",
+            Duration::from_millis(200),
+            || {
+                self.status().ok().filter(|(_, status)| {
+                    lab.cluster_formed(status)
+                        && status
+                            .nodes
+                            .iter()
+                            .all(|n| !n.standby && !n.unclean && !n.maintenance)
+                })
+            },
+        )?;
         let any = lab.nodes().first().cloned().unwrap_or_default();
         self.clevervm(&any, &["unmigrate"])?;
         self.clevervm(&any, &["cleanup"])?;
+        // A killed libvirtd is restarted by the node's init, as systemd would.
+        deadline.poll("libvirtd on every node", Duration::from_millis(100), || {
+            lab.nodes()
+                .iter()
+                .all(|node| runs(lab, node, "libvirtd"))
+                .then_some(())
+        })?;
         let node = deadline.poll(
             "exactly one active stack",
             Duration::from_millis(200),
@@ -599,6 +596,28 @@ impl Soak<'_> {
         (settled && seen.iter().all(|nodes| *nodes == [node.as_str()])).then_some(node)
     }
 
+    /// Runs `clever-lab` itself: the machines it starts are then not this process's children,
+    /// and the host's init reaps them when they die (this process would not, and `down` waits
+    /// until every machine is reaped).
+    fn lab_command(&self, args: &[&str]) -> Result<(), LabError> {
+        let output = HostCommands.run(
+            &CommandLine::new(&self.options.self_exe)
+                .arg("--dir")
+                .arg(self.lab.layout().dir())
+                .args(args),
+            &Deadline::after(Duration::from_secs(120)),
+        )?;
+        if output.code() == Some(0) {
+            Ok(())
+        } else {
+            Err(LabError::Usage(format!(
+                "clever-lab {}: {}",
+                args.join(" "),
+                output.stderr_text().trim()
+            )))
+        }
+    }
+
     fn start_writer(&self, node: &str) -> Result<Writer, LabError> {
         let pid = self.lab.node_pid(node)?;
         let file = Path::new(SHARED_MOUNT).join(RECORDS_DIR).join(RECORDS_FILE);
@@ -616,6 +635,14 @@ impl Soak<'_> {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(LabError::io("running", "/usr/bin/nsenter"))?;
+        // nsenter execs the writer in place (no fork without a PID namespace), so this is the
+        // writer itself: in the node's cgroup it dies with the node. Outside, it would keep the
+        // node's mount namespace, and the filesystem mounted in it, alive after a power cut.
+        if let Err(e) = self.lab.node_cgroup(node).adopt(child.id()) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
         let stdout = child.stdout.take();
         let acked = Arc::clone(&self.acked);
         let reader = thread::spawn(move || {
@@ -722,6 +749,29 @@ impl Soak<'_> {
     }
 }
 
+/// SIGKILLs the first of our agents seen running `action` on any node, and says which; `None`
+/// when none came within a minute.
+fn kill_agent_in(lab: &Lab, action: Action) -> Option<String> {
+    let (node, pid) = Deadline::after(Duration::from_secs(60))
+        .poll(
+            "an agent action to interrupt",
+            Duration::from_millis(2),
+            || {
+                lab.nodes().iter().find_map(|node| {
+                    lab.node_cgroup(node)
+                        .all_pids()
+                        .into_iter()
+                        .find(|pid| agent_running(*pid, action))
+                        .map(|pid| (node.clone(), pid))
+                })
+            },
+        )
+        .ok()?;
+    let what = agent_command_line(pid).unwrap_or_default();
+    kill(Pid::from_raw(pid), Signal::SIGKILL).ok()?;
+    Some(format!("`{what}` on {node}"))
+}
+
 /// Acknowledged numbers (1 to `acked`) that `text` (one zero-padded number a line) lacks. A last
 /// line cut short was never acknowledged and does not count.
 pub fn missing_records(text: &str, acked: u64) -> u64 {
@@ -730,6 +780,14 @@ pub fn missing_records(text: &str, acked: u64) -> u64 {
         .filter_map(|line| line.trim().parse().ok())
         .collect();
     (1..=acked).filter(|n| !present.contains(n)).count() as u64
+}
+
+/// Whether a process called `comm` runs on `node`.
+fn runs(lab: &Lab, node: &str, comm: &str) -> bool {
+    lab.node_cgroup(node)
+        .all_pids()
+        .iter()
+        .any(|pid| fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm))
 }
 
 /// Whether `pid` is one of our agents running `action`: the executor runs an agent as

@@ -18,7 +18,9 @@ pub fn start(vm: &Vm, context: &Context, host: &VmHost<'_>) -> Result<Status, Vm
     let deadline = &context.deadline;
     let (xml, name, uuid) = vm.read_config_with_uuid()?;
     vm.check_hibernate_dir()?;
-    vm.check_bound(&host.libvirt_save_dir)?;
+    // Before anything reaches libvirt: its managed-save path must lead to this VM's own image,
+    // or libvirt would boot past it (or resume whatever a stale path holds).
+    vm.link_image(&host.libvirt_save_dir, &name)?;
     let hv = (host.connect)(&vm.settings.uri, deadline)?;
     vm.remember_started(host, &context.instance, &name);
     if let Some(status) = settled_status(&*hv, &name, deadline)? {

@@ -504,7 +504,8 @@ pub const fn declaration<A: Agent>(actions: &'static [ActionSpec<A>]) -> Declara
         longdesc:
             "Manages one persistent libvirt domain, defined at every start from the XML file \
         given by config. stop hibernates the VM (libvirt managed save) into hibernate_dir on \
-        the shared filesystem, and the next start, on this node or the other, resumes it with \
+        the VM's own shared filesystem, through a symlink from libvirt's fixed save directory \
+        that start and stop make, and the next start, on this node or the other, resumes it with \
         its RAM, so that open sessions inside the VM survive a move. Whether an image exists \
         is decided from the file, never from libvirt's per-daemon 'has managed save' flag, \
         which is stale on shared storage; after a resume the agent checks that the domain runs \

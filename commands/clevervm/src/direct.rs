@@ -305,6 +305,12 @@ pub fn start<R: RunCommand>(
             .hibernate_dir
             .map(|dir| Path::new(dir).join(format!("{}.save", target.domain)))
             .filter(|image| image.exists());
+        // Which file is resumed: libvirt removes only its link after the restore, so the image
+        // is removed here, as the vm agent does, lest a later start resume it a second time.
+        let resumed_inode = image
+            .as_ref()
+            .and_then(|image| fs::symlink_metadata(image).ok())
+            .map(|m| (m.dev(), m.ino()));
         if let Some(config) = target.config {
             // This node may never have run the VM: libvirt here must know the same definition.
             runner
@@ -314,6 +320,9 @@ pub fn start<R: RunCommand>(
         runner
             .run_ok(&target.virsh("start").arg(&target.domain), deadline)
             .map_err(ClevervmError::Virsh)?;
+        if let (Some(image), Some(inode)) = (&image, resumed_inode) {
+            release_resumed(runner, &target, image, inode, deadline);
+        }
         let _ = match image {
             Some(image) => writeln!(
                 out,
@@ -330,6 +339,26 @@ pub fn start<R: RunCommand>(
         };
     }
     Ok(())
+}
+
+/// Removes the image a `virsh start` resumed from, once libvirt says the domain runs
+/// "restored", and only if the file is still the one resumed (a newer image is never touched).
+/// Anything unclear leaves the image: the vm agent keeps it aside as stale at its next stop.
+fn release_resumed<R: RunCommand>(
+    runner: &R,
+    target: &Target<'_>,
+    image: &Path,
+    inode: (u64, u64),
+    deadline: &Deadline,
+) {
+    let command = target.virsh("domstate").args(["--reason", &target.domain]);
+    let restored = runner
+        .run_ok(&command, deadline)
+        .is_ok_and(|o| o.stdout_text().trim() == "running (restored)");
+    let same = fs::symlink_metadata(image).is_ok_and(|m| (m.dev(), m.ino()) == inode);
+    if restored && same {
+        let _ = fs::remove_file(image);
+    }
 }
 
 /// `stop`: hibernates each VM that runs here with libvirt's managed save.

@@ -36,11 +36,14 @@ pub enum VmError {
          travel with the VM, and a stale one could later be resumed over newer disks"
     )]
     HibernateDirOnRoot { path: PathBuf },
-    #[error(
-        "libvirt's save directory {libvirt_dir} is not hibernate_dir {path} on this node: bind \
-         mount it (mount --bind {path} {libvirt_dir}) before starting or stopping the VM"
-    )]
-    HibernateDirNotBound { path: PathBuf, libvirt_dir: PathBuf },
+    /// libvirt's managed-save path of the domain cannot be made to point at its image.
+    #[error("cannot link libvirt's managed-save path {link} to the image {target}: {source}")]
+    SaveLink {
+        link: PathBuf,
+        target: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error(transparent)]
     Hypervisor(#[from] HypervisorError),
     #[error(
@@ -86,10 +89,11 @@ pub enum VmError {
 impl HasExitCode for VmError {
     fn exit_code(&self) -> OcfExitCode {
         match self {
-            // Node-local: another node may have the shared filesystem or the bind mount.
+            // Node-local: another node may have the shared filesystem, or a writable libvirt
+            // directory.
             Self::ConfigUnreadable { .. }
             | Self::HibernateDirMissing { .. }
-            | Self::HibernateDirNotBound { .. } => OcfExitCode::ErrInstalled,
+            | Self::SaveLink { .. } => OcfExitCode::ErrInstalled,
             // libvirt's client library is missing here.
             Self::Hypervisor(HypervisorError::Library { .. }) => OcfExitCode::ErrInstalled,
             Self::ConfigInvalid { .. }
@@ -122,9 +126,10 @@ mod tests {
         };
         assert_eq!(refused.exit_code().code(), 6);
         assert_eq!(
-            VmError::HibernateDirNotBound {
-                path: "/srv/hib".into(),
-                libvirt_dir: "/var/lib/libvirt/qemu/save".into()
+            VmError::SaveLink {
+                link: "/var/lib/libvirt/qemu/save/clever.save".into(),
+                target: "/srv/hib/clever.save".into(),
+                source: io::Error::from(io::ErrorKind::PermissionDenied),
             }
             .exit_code()
             .code(),

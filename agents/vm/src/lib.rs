@@ -3,7 +3,8 @@
 //! inside it survive.
 //!
 //! The domain is persistent and defined from an XML file on the shared filesystem; hibernation
-//! images live on the shared filesystem too (bind-mounted over libvirt's fixed save directory).
+//! images live on the VM's own shared filesystem too, reached from libvirt's fixed save
+//! directory through one symlink per domain ([`save_link`]).
 //! Every decision about an image is taken from the file itself, never from libvirt's per-daemon
 //! "has managed save" cache, and an image is never deleted on a failure path.
 
@@ -14,6 +15,7 @@ pub mod linked;
 pub mod monitor;
 pub mod process;
 pub mod rpc;
+pub mod save_link;
 pub mod start;
 pub mod stop;
 pub mod validate;
@@ -212,7 +214,8 @@ pub struct VmHost<'a> {
     pub fast_status: Option<&'a StatusQuery>,
     /// `/proc`, where the domain's qemu is found without libvirt.
     pub proc_root: PathBuf,
-    /// libvirt's managed-save directory, which must be `hibernate_dir`.
+    /// libvirt's managed-save directory, where each domain's image path is a link to its
+    /// `hibernate_dir` ([`save_link`]).
     pub libvirt_save_dir: PathBuf,
     /// Node-local state that a reboot clears: the run's [`Context::run_dir`].
     pub run_dir: PathBuf,
@@ -262,12 +265,6 @@ impl<'a> VmHost<'a> {
     }
 }
 
-/// Whether two paths are the same directory (a bind mount shows the same device and inode).
-fn same_directory(a: &Path, b: &Path) -> io::Result<bool> {
-    let (a, b) = (fs::metadata(a)?, fs::metadata(b)?);
-    Ok(a.dev() == b.dev() && a.ino() == b.ino())
-}
-
 impl Vm {
     /// `hibernate_dir` exists here and is not on the root filesystem.
     pub fn check_hibernate_dir(&self) -> Result<(), VmError> {
@@ -292,17 +289,36 @@ impl Vm {
         Ok(())
     }
 
-    /// libvirt's save directory (`libvirt_save_dir`) is `hibernate_dir` (bind-mounted) on this
-    /// node.
-    pub fn check_bound(&self, libvirt_save_dir: &Path) -> Result<(), VmError> {
-        let path = self.settings.hibernate_dir.as_path();
-        match same_directory(path, libvirt_save_dir) {
-            Ok(true) => Ok(()),
-            Ok(false) | Err(_) => Err(VmError::HibernateDirNotBound {
-                path: path.to_path_buf(),
-                libvirt_dir: libvirt_save_dir.to_path_buf(),
-            }),
+    /// Points libvirt's managed-save path of `name` at its image in `hibernate_dir`
+    /// ([`save_link`]); the caller has checked `hibernate_dir` ([`Self::check_hibernate_dir`]).
+    pub fn link_image(&self, libvirt_save_dir: &Path, name: &str) -> Result<(), VmError> {
+        let dir = self.settings.hibernate_dir.as_path();
+        let (link, target) = save_link::paths(libvirt_save_dir, dir, name);
+        match save_link::ensure(libvirt_save_dir, dir, name) {
+            Ok(save_link::Linked::SameDirectory) => log::debug!(
+                "{} is hibernate_dir itself (bind mount): no link needed",
+                libvirt_save_dir.display()
+            ),
+            Ok(save_link::Linked::Already) => {}
+            Ok(save_link::Linked::Made { replaced }) => match replaced {
+                Some(was) => log::warn!(
+                    "{} pointed at {}; it now points at {}",
+                    link.display(),
+                    was.display(),
+                    target.display()
+                ),
+                None => log::info!("linked {} to {}", link.display(), target.display()),
+            },
+            Ok(save_link::Linked::KeptLocal { kept }) => log::error!(
+                "A HIBERNATION IMAGE OF {name} WAS ON THIS NODE'S OWN DISK at {}: it is kept as                  {} (nothing was deleted) and is not resumed; {} now points at {}",
+                link.display(),
+                kept.display(),
+                link.display(),
+                target.display()
+            ),
+            Err(source) => return Err(VmError::SaveLink { link, target, source }),
         }
+        Ok(())
     }
 }
 
@@ -319,7 +335,6 @@ impl Agent for Vm {
         // (a failed stop means fencing, a failed probe a wrong picture of the cluster).
         if context.action == Action::Start {
             self.check_hibernate_dir()?;
-            self.check_bound(Path::new(LIBVIRT_SAVE_DIR))?;
         }
         Ok(())
     }
@@ -489,7 +504,8 @@ pub const fn declaration<A: Agent>(actions: &'static [ActionSpec<A>]) -> Declara
         longdesc:
             "Manages one persistent libvirt domain, defined at every start from the XML file \
         given by config. stop hibernates the VM (libvirt managed save) into hibernate_dir on \
-        the shared filesystem, and the next start, on this node or the other, resumes it with \
+        the VM's own shared filesystem, through a symlink from libvirt's fixed save directory \
+        that start and stop make, and the next start, on this node or the other, resumes it with \
         its RAM, so that open sessions inside the VM survive a move. Whether an image exists \
         is decided from the file, never from libvirt's per-daemon 'has managed save' flag, \
         which is stale on shared storage; after a resume the agent checks that the domain runs \
@@ -543,6 +559,8 @@ pub(crate) mod fakes {
         pub status_fails_after_start: bool,
         /// A file that start deletes, as libvirt does with an image it boots past.
         pub start_deletes: Option<PathBuf>,
+        /// Where a successful hibernation writes an image, following a symlink as libvirt does.
+        pub save_writes: Option<PathBuf>,
         pub calls: RefCell<Vec<&'static str>>,
     }
 
@@ -604,6 +622,9 @@ pub(crate) mod fakes {
             });
             if self.0.save_fails {
                 return Err(err("managed save"));
+            }
+            if let Some(path) = &self.0.save_writes {
+                std::fs::write(path, image_bytes()).unwrap();
             }
             *self.0.status.borrow_mut() = Some(DomainStatus::new(State::ShutOff, Reason::Saved));
             Ok(())
@@ -714,6 +735,18 @@ mod tests {
         probe: bool,
         handler: impl FnOnce(&Context, &VmHost<'_>) -> T,
     ) -> T {
+        run_with_save_dir(fake, scratch, &scratch.0, action, probe, handler)
+    }
+
+    /// [`run`] with libvirt's save directory apart from the VM's `hibernate_dir`.
+    fn run_with_save_dir<T>(
+        fake: &Rc<Fake>,
+        scratch: &Scratch,
+        libvirt_save_dir: &Path,
+        action: Action,
+        probe: bool,
+        handler: impl FnOnce(&Context, &VmHost<'_>) -> T,
+    ) -> T {
         let shared = Shared(Rc::clone(fake));
         let connect =
             move |_: &str, _: &Deadline| -> Result<Box<dyn Hypervisor>, HypervisorError> {
@@ -725,7 +758,7 @@ mod tests {
             connect: &connect,
             fast_status: None,
             proc_root: empty_proc,
-            libvirt_save_dir: scratch.0.clone(),
+            libvirt_save_dir: libvirt_save_dir.to_path_buf(),
             run_dir: scratch.0.join("run"),
         };
         let mut context = Context::for_test(action, Deadline::after(Duration::from_secs(30)));
@@ -1150,5 +1183,81 @@ mod tests {
             names.iter().any(|n| n.ends_with("-not-resumed")),
             "{names:?}"
         );
+    }
+
+    /// The per-domain link: the image goes to `hibernate_dir` through it, libvirt's removal of
+    /// the managed-save path after a resume removes only the link, and the agent's own release
+    /// removes the resumed image.
+    #[test]
+    fn hibernation_and_resume_go_through_the_link_to_hibernate_dir() {
+        let scratch = Scratch::new("link");
+        let hibernate_dir = scratch.0.join("hib");
+        fs::create_dir_all(&hibernate_dir).unwrap();
+        let mut vm = vm(&scratch, OnRestoreFailure::Boot);
+        vm.settings.hibernate_dir = AbsolutePath::parse(hibernate_dir.to_str().unwrap()).unwrap();
+        let libvirt = scratch.0.join("libvirt-save");
+        let link = libvirt.join("clever.save");
+        let image = hibernate_dir.join("clever.save");
+
+        let fake = Rc::new(Fake {
+            status: Some(DomainStatus::new(State::Running, Reason::Booted)).into(),
+            save_writes: Some(link.clone()),
+            ..Fake::default()
+        });
+        run_with_save_dir(&fake, &scratch, &libvirt, Action::Stop, false, |c, h| {
+            stop::stop(&vm, c, h)
+        })
+        .unwrap();
+        assert_eq!(*fake.calls.borrow(), ["hibernate"]);
+        assert_eq!(fs::read_link(&link).unwrap(), image);
+        assert_eq!(fs::read(&image).unwrap(), image_bytes());
+
+        let fake = Rc::new(Fake {
+            on_start: vec![OnStart::Becomes(DomainStatus::new(
+                State::Running,
+                Reason::Restored,
+            ))]
+            .into(),
+            start_deletes: Some(link.clone()),
+            ..Fake::default()
+        });
+        let status = run_with_save_dir(&fake, &scratch, &libvirt, Action::Start, false, |c, h| {
+            start::start(&vm, c, h)
+        });
+        assert_eq!(status.unwrap(), Status::Success);
+        assert_eq!(*fake.calls.borrow(), ["define", "start"]);
+        // The resumed image is gone, and so is its hold; nothing else was there to remove.
+        assert_eq!(names_in(&hibernate_dir), Vec::<String>::new());
+        // The link libvirt removed after the restore is made again.
+        assert_eq!(fs::read_link(&link).unwrap(), image);
+    }
+
+    /// With `hibernate_dir` unmounted (missing here) stop writes no image anywhere: it falls
+    /// back to shutdown and power-off, and libvirt's directory gains nothing.
+    #[test]
+    fn stop_never_hibernates_without_hibernate_dir() {
+        let scratch = Scratch::new("unmounted");
+        let mut vm = vm(&scratch, OnRestoreFailure::Boot);
+        let gone = scratch.0.join("not-mounted/hib");
+        vm.settings.hibernate_dir = AbsolutePath::parse(gone.to_str().unwrap()).unwrap();
+        let libvirt = scratch.0.join("libvirt-save");
+        fs::create_dir_all(&libvirt).unwrap();
+        // A link from an earlier run on this node now dangles.
+        std::os::unix::fs::symlink(gone.join("clever.save"), libvirt.join("clever.save")).unwrap();
+        let fake = Rc::new(Fake {
+            status: Some(DomainStatus::new(State::Running, Reason::Booted)).into(),
+            ..Fake::default()
+        });
+        run_with_save_dir(&fake, &scratch, &libvirt, Action::Stop, false, |c, h| {
+            stop::stop(&vm, c, h)
+        })
+        .unwrap();
+        assert_eq!(*fake.calls.borrow(), ["shutdown", "destroy"]);
+        assert!(!gone.exists());
+        assert_eq!(names_in(&libvirt), ["clever.save"]);
+        assert!(fs::symlink_metadata(libvirt.join("clever.save"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 }

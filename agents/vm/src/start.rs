@@ -15,10 +15,30 @@ use crate::params::OnRestoreFailure;
 use crate::{Vm, VmError, VmHost};
 
 pub fn start(vm: &Vm, context: &Context, host: &VmHost<'_>) -> Result<Status, VmError> {
-    let deadline = &context.deadline;
     let (xml, name, uuid) = vm.read_config_with_uuid()?;
     vm.check_hibernate_dir()?;
-    vm.check_bound(&host.libvirt_save_dir)?;
+    // Before anything reaches libvirt: its managed-save path must lead to this VM's own image,
+    // or libvirt would boot past it (or resume whatever a stale path holds).
+    vm.link_image(&host.libvirt_save_dir, &name)?;
+    let status = start_domain(vm, context, host, &xml, &name, &uuid)?;
+    // libvirt removes the managed-save path (the link) after a restore: made again, so that a
+    // hibernation behind the cluster's back (virsh managedsave) also lands in hibernate_dir.
+    if let Err(e) = vm.link_image(&host.libvirt_save_dir, &name) {
+        log::warn!("{e}");
+    }
+    Ok(status)
+}
+
+fn start_domain(
+    vm: &Vm,
+    context: &Context,
+    host: &VmHost<'_>,
+    xml: &str,
+    name: &str,
+    uuid: &str,
+) -> Result<Status, VmError> {
+    let deadline = &context.deadline;
+    let (xml, name, uuid) = (xml, name.to_owned(), uuid);
     let hv = (host.connect)(&vm.settings.uri, deadline)?;
     vm.remember_started(host, &context.instance, &name);
     if let Some(status) = settled_status(&*hv, &name, deadline)? {
@@ -53,10 +73,10 @@ pub fn start(vm: &Vm, context: &Context, host: &VmHost<'_>) -> Result<Status, Vm
             }
         }
     }
-    hv.define(&xml)?;
+    hv.define(xml)?;
     let path = image::image_path(vm.settings.hibernate_dir.as_path(), &name);
     let inspection =
-        image::inspect(&path, &name, &uuid).map_err(|source| VmError::ImageUnreadable {
+        image::inspect(&path, &name, uuid).map_err(|source| VmError::ImageUnreadable {
             path: path.clone(),
             source,
         })?;

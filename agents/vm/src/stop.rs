@@ -126,7 +126,13 @@ fn hibernate(vm: &Vm, hv: &dyn Hypervisor, name: &str, deadline: &Deadline, host
         );
         return;
     }
-    if let Err(e) = vm.check_bound(&host.libvirt_save_dir) {
+    // Never an image in the wrong place: with hibernate_dir unmounted, libvirt would write
+    // through the link onto the mount point's own filesystem (or fail half way). The next steps
+    // (shutdown, power-off) lose the RAM state, never data.
+    if let Err(e) = vm
+        .check_hibernate_dir()
+        .and_then(|()| vm.link_image(&host.libvirt_save_dir, name))
+    {
         log::error!("not hibernating {name}: {e}");
         return;
     }

@@ -602,6 +602,195 @@ fn hibernate_on_one_node_resume_on_the_other_and_back() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Many VMs on one node, each on its own filesystem, through the per-domain link.
+
+/// The names of the files in `dir`, sorted.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Each VM its own resource, as Pacemaker names them: the agent's per-resource lock and its
+/// record of the domain started are per instance.
+fn instance(domain: &str) -> (&'static str, &'static str) {
+    let name: &'static str = Box::leak(format!("vm_{domain}").into_boxed_str());
+    ("OCF_RESOURCE_INSTANCE", name)
+}
+
+/// Runs `action` of every VM on `node` at once, one agent each, and checks each succeeded.
+fn at_once(node: &Node, action: &str, vms: &[(String, Vec<(&str, &str)>)]) {
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = vms
+            .iter()
+            .map(|(domain, p)| {
+                let run = move || node.agent(action, p, &[instance(domain)]);
+                (domain, scope.spawn(run))
+            })
+            .collect();
+        for (domain, run) in runs {
+            let run = run.join().unwrap();
+            assert_eq!(run.code, Some(0), "{action} {domain}: {}", run.stderr);
+        }
+    });
+}
+
+/// Three VMs, each with its hibernation directory on a filesystem of its own and nothing bound
+/// over libvirt's save directory, hibernate at once and resume at once on one node, each from
+/// its own image; then all three move to the other node; and a VM whose filesystem is not
+/// mounted is shut down rather than hibernated anywhere else.
+#[test]
+fn three_vms_on_their_own_filesystems_hibernate_and_resume_at_once_and_move_together() {
+    let _serial = lab::serial_guard();
+    let lab = Lab::new("many");
+    let names: Vec<String> = (1..=3).map(|i| format!("cvt-many{i}")).collect();
+    let dirs: Vec<_> = names.iter().map(|n| lab.own_filesystem(n)).collect();
+    let configs: Vec<String> = names
+        .iter()
+        .map(|n| lab.domain_xml(n, 32).to_str().unwrap().to_owned())
+        .collect();
+    let options = NodeOptions {
+        link_layout: true,
+        ..NodeOptions::default()
+    };
+    let a = Node::start(&lab, "a", &options);
+    let b = Node::start(&lab, "b", &options);
+    let vms: Vec<(String, Vec<(&str, &str)>)> = names
+        .iter()
+        .zip(&configs)
+        .zip(&dirs)
+        .map(|((name, config), dir)| {
+            let p = vec![
+                ("config", config.as_str()),
+                ("hibernate_dir", dir.to_str().unwrap()),
+                ("shutdown_timeout", "1"),
+            ];
+            (name.clone(), p)
+        })
+        .collect();
+    for dir in &dirs {
+        assert!(lab::off_root(dir));
+    }
+    for (name, p) in &vms {
+        assert_eq!(a.agent("validate-all", p, &[instance(name)]).code, Some(0));
+    }
+
+    at_once(&a, "start", &vms);
+    let mut last: Vec<u64> = names.iter().map(|n| lab.wait_count_above(n, 2)).collect();
+    // Every image path in libvirt's directory is a link to that VM's own filesystem.
+    for (name, dir) in names.iter().zip(&dirs) {
+        let link = a.libvirt_save_dir().join(format!("{name}.save"));
+        assert_eq!(
+            fs::read_link(&link).unwrap(),
+            dir.join(format!("{name}.save"))
+        );
+    }
+
+    // Here, then on the other node: all three hibernate at once and resume at once.
+    for (from, to) in [(&a, &a), (&a, &b)] {
+        at_once(from, "stop", &vms);
+        for ((name, dir), before) in names.iter().zip(&dirs).zip(&last) {
+            assert_eq!(from.domstate(name), "shut off (saved)", "{name}");
+            assert!(from.qemu_pids(name).is_empty(), "{name}");
+            // Its own image, on its own filesystem, and nothing else there.
+            assert_eq!(files_in(dir), [format!("{name}.save")], "{name}");
+            assert_eq!(magic(&dir.join(format!("{name}.save"))), MAGIC_SAVE);
+            let frozen = lab.serial(name).counts.last().copied().unwrap();
+            assert!(frozen >= *before, "{name}");
+        }
+        let frozen: Vec<u64> = names
+            .iter()
+            .map(|n| lab.serial(n).counts.last().copied().unwrap())
+            .collect();
+        at_once(to, "start", &vms);
+        for ((name, dir), frozen) in names.iter().zip(&dirs).zip(&frozen) {
+            assert_eq!(
+                to.domstate(name),
+                "running (restored)",
+                "{name} on {}",
+                to.name
+            );
+            assert_eq!(files_in(dir), Vec::<String>::new(), "{name}");
+            lab.wait_count_above(name, *frozen);
+        }
+        last = names
+            .iter()
+            .map(|n| lab.serial(n).counts.last().copied().unwrap())
+            .collect();
+    }
+    for (name, p) in &vms {
+        let serial = lab.serial(name);
+        assert_eq!(
+            serial.boots, 1,
+            "{name} was booted, not resumed: {serial:?}"
+        );
+        assert!(serial.increasing(), "{name}: {serial:?}");
+        assert_eq!(
+            a.agent("monitor", p, &[PROBE, instance(name)]).code,
+            Some(7),
+            "{name}"
+        );
+    }
+
+    // An admin's virsh on b, behind the cluster's back: the link the agent made again after the
+    // resume takes the image to the VM's own filesystem, and virsh start resumes it (libvirt
+    // then removes the link, not the image, which the agent's next stop keeps aside as stale).
+    let (name, p) = &vms[0];
+    let before = lab.serial(name).counts.last().copied().unwrap();
+    assert!(b.virsh(&["managedsave", name]).status.success());
+    assert_eq!(files_in(&dirs[0]), [format!("{name}.save")]);
+    assert_eq!(
+        fs::read_link(b.libvirt_save_dir().join(format!("{name}.save"))).unwrap(),
+        dirs[0].join(format!("{name}.save"))
+    );
+    assert!(b.virsh(&["start", name]).status.success());
+    assert_eq!(b.domstate(name), "running (restored)");
+    lab.wait_count_above(name, before);
+    let stop = b.agent("stop", p, &[instance(name)]);
+    assert_eq!(stop.code, Some(0), "{}", stop.stderr);
+    let left = files_in(&dirs[0]);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left[1].ends_with("-stale"), "{left:?}");
+    let start = b.agent("start", p, &[instance(name)]);
+    assert_eq!(start.code, Some(0), "{}", start.stderr);
+    assert_eq!(b.domstate(name), "running (restored)");
+    assert_eq!(lab.serial(name).boots, 1);
+
+    // The third VM's filesystem is gone on b while the VM runs: stop must not hibernate it
+    // through the link onto the mount point's own filesystem, nor anywhere else.
+    let (name, p) = &vms[2];
+    let mount_point = dirs[2].parent().unwrap();
+    b.unmount(mount_point);
+    let seen = b.sees(mount_point);
+    assert_eq!(files_in(&seen), Vec::<String>::new());
+    let stop = b.agent("stop", p, &[instance(name)]);
+    assert_eq!(stop.code, Some(0), "{}", stop.stderr);
+    assert!(stop.stderr.contains("not hibernating"), "{}", stop.stderr);
+    assert!(b.qemu_pids(name).is_empty());
+    assert_ne!(b.domstate(name), "shut off (saved)");
+    assert_eq!(
+        files_in(&seen),
+        Vec::<String>::new(),
+        "an image under the mount point"
+    );
+    let link = b.libvirt_save_dir().join(format!("{name}.save"));
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // The others still hibernate into their own filesystems.
+    for (name, p) in &vms[..2] {
+        let stop = b.agent("stop", p, &[instance(name)]);
+        assert_eq!(stop.code, Some(0), "{}", stop.stderr);
+        assert_eq!(b.domstate(name), "shut off (saved)", "{name}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Priority 6: the save directory is full.
 
 #[test]
@@ -613,6 +802,7 @@ fn full_save_directory_falls_back_within_the_deadline() {
         "a",
         &NodeOptions {
             small_tmpfs_mib: Some(4),
+            ..NodeOptions::default()
         },
     );
     let domain = "cvt-full";

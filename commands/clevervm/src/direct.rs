@@ -5,8 +5,10 @@
 //! hibernation directory are not there (DRBD Secondary), the domain may never have been defined,
 //! and a start would be a second copy of the VM. And libvirt only writes and reads hibernation
 //! images in its fixed save directory, so an image lands in `hibernate_dir` (where the peer looks
-//! for it) only while the `save_<vm>` bind mount is up here. Both are checked before libvirt is
-//! touched, and so is Pacemaker: acting while it is itself starting or stopping the VM races
+//! for it) only through the per-domain link the vm agent keeps there
+//! (`/var/lib/libvirt/qemu/save/<domain>.save` → `hibernate_dir/<domain>.save`); it is made
+//! here too when missing, as the agent makes it. Both are checked before libvirt is touched, and
+//! so is Pacemaker: acting while it is itself starting or stopping the VM races
 //! its agent (a hibernation written while the agent finishes a resume is removed under
 //! libvirt's feet).
 
@@ -136,6 +138,56 @@ fn same_directory(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Makes libvirt's managed-save path of `domain` lead to its image in `hibernate_dir`, as the vm
+/// agent does at every start and stop (see its `save_link` module): a link made under a
+/// temporary name and renamed into place. A file already there is an image written on this
+/// node's own disk: it is left alone and the verb refuses, so that nothing is overwritten.
+fn link_image(libvirt_save_dir: &Path, hibernate_dir: &Path, domain: &str) -> Result<(), String> {
+    if same_directory(libvirt_save_dir, hibernate_dir) {
+        // hibernate_dir bound over libvirt's directory (the former layout).
+        return Ok(());
+    }
+    let link = libvirt_save_dir.join(format!("{domain}.save"));
+    let target = hibernate_dir.join(format!("{domain}.save"));
+    match fs::symlink_metadata(&link) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            if fs::read_link(&link).is_ok_and(|to| to == target) {
+                return Ok(());
+            }
+        }
+        Ok(_) => {
+            return Err(format!(
+                "{} is a file on this node's own disk, not a link to {}: an image written \
+                 outside the VM's storage; move it aside (the vm agent keeps it aside at its next \
+                 start or stop), then try again",
+                link.display(),
+                target.display()
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot look at {}: {e}", link.display())),
+    }
+    let temporary = libvirt_save_dir.join(format!(".{domain}.save.link-{}", std::process::id()));
+    let made = fs::create_dir_all(libvirt_save_dir)
+        .and_then(|()| match fs::symlink_metadata(&temporary) {
+            Ok(meta) if meta.file_type().is_symlink() => fs::remove_file(&temporary),
+            _ => Ok(()),
+        })
+        .and_then(|()| std::os::unix::fs::symlink(&target, &temporary))
+        .and_then(|()| {
+            fs::rename(&temporary, &link).inspect_err(|_| {
+                let _ = fs::remove_file(&temporary);
+            })
+        });
+    made.map_err(|e| {
+        format!(
+            "cannot link {} to {}: {e}",
+            link.display(),
+            target.display()
+        )
+    })
+}
+
 /// Refuses when Pacemaker has an operation on the VM in flight.
 fn check_not_busy(status: &ClusterStatus, resource: &str) -> Result<(), ClevervmError> {
     if let Some(instance) = status
@@ -159,8 +211,8 @@ fn check_not_busy(status: &ClusterStatus, resource: &str) -> Result<(), Clevervm
     Ok(())
 }
 
-/// The checks that libvirt here can run the VM with its storage: the domain XML readable and
-/// `hibernate_dir` bound over libvirt's save directory.
+/// The checks that libvirt here can run the VM with its storage: the domain XML readable,
+/// `hibernate_dir` mounted, and libvirt's managed-save path of the domain linked to it.
 fn check_storage_here(
     target: &Target<'_>,
     host: &Host,
@@ -184,16 +236,27 @@ fn check_storage_here(
         }
     }
     if let Some(dir) = target.hibernate_dir {
-        if !same_directory(Path::new(dir), &host.libvirt_save_dir) {
+        let dir = Path::new(dir);
+        // Off the root filesystem, as the vm agent demands: an image written through the link
+        // into an unmounted mount point would stay on this node's own disk.
+        let mounted = fs::metadata(dir)
+            .ok()
+            .filter(fs::Metadata::is_dir)
+            .zip(fs::metadata("/").ok())
+            .is_some_and(|(dir, root)| dir.dev() != root.dev());
+        if !mounted {
             return Err(ClevervmError::NotHere(format!(
-                "{}: hibernate_dir {dir} is not bind-mounted over libvirt's save directory {} \
-                 on {} (the save_ bind mount resource is not active here), so libvirt would \
-                 not find or write the hibernation image there{elsewhere}",
+                "{}: hibernate_dir {} is not a directory on the VM's own filesystem on {} (the \
+                 VM's storage is not mounted here), so libvirt would not find or write the \
+                 hibernation image there{elsewhere}",
                 target.resource,
-                host.libvirt_save_dir.display(),
+                dir.display(),
                 host.node
             )));
         }
+        link_image(&host.libvirt_save_dir, dir, &target.domain).map_err(|why| {
+            ClevervmError::NotHere(format!("{}: {why}{elsewhere}", target.resource))
+        })?;
     }
     Ok(())
 }
@@ -242,6 +305,12 @@ pub fn start<R: RunCommand>(
             .hibernate_dir
             .map(|dir| Path::new(dir).join(format!("{}.save", target.domain)))
             .filter(|image| image.exists());
+        // Which file is resumed: libvirt removes only its link after the restore, so the image
+        // is removed here, as the vm agent does, lest a later start resume it a second time.
+        let resumed_inode = image
+            .as_ref()
+            .and_then(|image| fs::symlink_metadata(image).ok())
+            .map(|m| (m.dev(), m.ino()));
         if let Some(config) = target.config {
             // This node may never have run the VM: libvirt here must know the same definition.
             runner
@@ -251,6 +320,9 @@ pub fn start<R: RunCommand>(
         runner
             .run_ok(&target.virsh("start").arg(&target.domain), deadline)
             .map_err(ClevervmError::Virsh)?;
+        if let (Some(image), Some(inode)) = (&image, resumed_inode) {
+            release_resumed(runner, &target, image, inode, deadline);
+        }
         let _ = match image {
             Some(image) => writeln!(
                 out,
@@ -267,6 +339,26 @@ pub fn start<R: RunCommand>(
         };
     }
     Ok(())
+}
+
+/// Removes the image a `virsh start` resumed from, once libvirt says the domain runs
+/// "restored", and only if the file is still the one resumed (a newer image is never touched).
+/// Anything unclear leaves the image: the vm agent keeps it aside as stale at its next stop.
+fn release_resumed<R: RunCommand>(
+    runner: &R,
+    target: &Target<'_>,
+    image: &Path,
+    inode: (u64, u64),
+    deadline: &Deadline,
+) {
+    let command = target.virsh("domstate").args(["--reason", &target.domain]);
+    let restored = runner
+        .run_ok(&command, deadline)
+        .is_ok_and(|o| o.stdout_text().trim() == "running (restored)");
+    let same = fs::symlink_metadata(image).is_ok_and(|m| (m.dev(), m.ino()) == inode);
+    if restored && same {
+        let _ = fs::remove_file(image);
+    }
 }
 
 /// `stop`: hibernates each VM that runs here with libvirt's managed save.
@@ -326,4 +418,41 @@ pub fn stop<R: RunCommand>(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_link_is_made_kept_or_refused_never_over_a_file() {
+        let dir = std::env::temp_dir().join(format!("clevervm-link-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let (libvirt, one, two) = (dir.join("libvirt"), dir.join("one"), dir.join("two"));
+        for d in [&one, &two] {
+            fs::create_dir_all(d).unwrap();
+        }
+        let link = libvirt.join("a.save");
+        link_image(&libvirt, &one, "a").unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), one.join("a.save"));
+        link_image(&libvirt, &one, "a").unwrap();
+        // Another domain's link is its own; a link pointing elsewhere is replaced.
+        link_image(&libvirt, &two, "b").unwrap();
+        link_image(&libvirt, &two, "a").unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), two.join("a.save"));
+        assert_eq!(
+            fs::read_link(libvirt.join("b.save")).unwrap(),
+            two.join("b.save")
+        );
+        // A file written on the node's own disk is left as it is.
+        fs::remove_file(&link).unwrap();
+        fs::write(&link, b"local image").unwrap();
+        let why = link_image(&libvirt, &one, "a").unwrap_err();
+        assert!(why.contains("own disk"), "{why}");
+        assert_eq!(fs::read(&link).unwrap(), b"local image");
+        // The former layout: libvirt's directory is hibernate_dir.
+        link_image(&one, &one, "c").unwrap();
+        assert!(fs::symlink_metadata(one.join("c.save")).is_err());
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

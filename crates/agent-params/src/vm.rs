@@ -112,15 +112,18 @@ pub static HYPERVISOR: Parameter<String> = Parameter::new(
 pub static HIBERNATE_DIR: Parameter<AbsolutePath> = Parameter::new(
     "hibernate_dir",
     "Hibernation image directory (shared)",
-    "Directory on the shared filesystem that holds the hibernation images (NAME.save). libvirt \
-     always writes managed-save images to /var/lib/libvirt/qemu/save, so that directory must be \
-     a bind mount of this one on every node (for example an ocf:heartbeat:Filesystem resource \
-     with options=bind, grouped after the shared filesystem and before this VM). A symlink \
-     instead of the bind mount breaks libvirtd when the shared filesystem is not mounted. start \
-     and stop refuse to run when libvirt's directory is not this directory; validate-all refuses \
-     a directory on the root filesystem, because an image there would not travel with the VM \
-     and a stale one could later be resumed over newer disk contents. Images that cannot be \
-     resumed are kept here as NAME.save.kept-TIMESTAMP-REASON and never deleted by the agent.",
+    "Directory on the VM's own shared (DRBD) filesystem that holds its hibernation images \
+     (NAME.save). libvirt always writes and reads managed-save images at \
+     /var/lib/libvirt/qemu/save/NAME.save, so start and stop make that path a symlink to \
+     NAME.save here (a file found there instead is kept aside, never deleted). libvirt follows \
+     the link to save and restore, and removes only the link, never the image; any number of \
+     VMs, each with its own directory, hibernate and resume on one node at once. A bind mount \
+     of this directory over libvirt's (the former layout) is still accepted. stop hibernates \
+     only when this directory exists and is not on the root filesystem (else it shuts the VM \
+     down), so an image never lands on a node's own disk; validate-all refuses a directory on \
+     the root filesystem, because an image there would not travel with the VM and a stale one \
+     could later be resumed over newer disk contents. Images that cannot be resumed are kept \
+     here as NAME.save.kept-TIMESTAMP-REASON and never deleted by the agent.",
 )
 .required();
 

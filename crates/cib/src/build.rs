@@ -49,22 +49,16 @@ pub fn fs_id(vm: &str) -> String {
     format!("fs_{vm}")
 }
 
-/// The id of VM `vm`'s domain resource.
-/// The bind mount of the VM's hibernation directory over libvirt's save directory.
-pub fn save_id(vm: &str) -> String {
-    format!("save_{vm}")
-}
-
-/// libvirt's managed-save directory: fixed, no configuration key moves it.
-pub use clever_agent_params::vm::LIBVIRT_SAVE_DIR;
-
 /// The VM's hibernation directory: as described, else `hibernate/` on its DRBD filesystem.
+/// The vm agent links the domain's path in libvirt's fixed save directory to its image there,
+/// so no resource binds it: each VM's images stay on its own DRBD filesystem.
 pub fn hibernate_dir(vm: &VmSpec) -> String {
     vm.hibernate_dir
         .clone()
         .unwrap_or_else(|| format!("{}/hibernate", vm.mount.directory.trim_end_matches('/')))
 }
 
+/// The id of VM `vm`'s domain resource.
 pub fn vm_id(vm: &str) -> String {
     format!("vm_{vm}")
 }
@@ -770,27 +764,6 @@ fn vm_resources(vm: &VmSpec, device: &str, replicas: usize) -> Vec<Resource> {
         vm_params.push(NvPair::new("hypervisor", uri.clone()));
     }
     vm_params.push(NvPair::new("hibernate_dir", hibernate_dir(vm)));
-    let save = Primitive {
-        id: save_id(&vm.name),
-        agent: Agent::ocf("heartbeat", "Filesystem"),
-        comment: Some(
-            "libvirt writes managed-save images to its fixed directory: bind the VM's \
-             hibernation directory on the DRBD filesystem over it"
-                .to_owned(),
-        ),
-        params: vec![
-            NvPair::new("device", hibernate_dir(vm)),
-            NvPair::new("directory", LIBVIRT_SAVE_DIR),
-            NvPair::new("fstype", "none"),
-            NvPair::new("options", "bind"),
-        ],
-        meta: Vec::new(),
-        ops: vec![
-            Operation::new("start", "0s", "60s"),
-            Operation::new("stop", "0s", "60s"),
-            Operation::new("monitor", "20s", "40s"),
-        ],
-    };
     let domain = Primitive {
         id: vm_id(&vm.name),
         agent: Agent::ocf("clever", "vm"),
@@ -825,7 +798,6 @@ fn vm_resources(vm: &VmSpec, device: &str, replicas: usize) -> Vec<Resource> {
     vec![
         Resource::Clone(drbd_clone),
         Resource::Primitive(fs),
-        Resource::Primitive(save),
         Resource::Primitive(domain),
         Resource::Primitive(ip),
     ]
@@ -839,19 +811,14 @@ fn vm_constraints(
 ) -> Vec<Constraint> {
     let name = &vm.name;
     let drbd = drbd_clone_id(&vm.drbd);
-    let (fs, save, domain, ip) = (fs_id(name), save_id(name), vm_id(name), ip_id(name));
+    let (fs, domain, ip) = (fs_id(name), vm_id(name), ip_id(name));
     let mut constraints = Vec::new();
     // DRBD is configured only on its replicas (ocf:linbit:drbd probing elsewhere would fail with
     // "not configured"), and the mount and the VM live on that DRBD device: they may run, and
     // are probed, only there. The address is still probed everywhere, so a stray copy of it on
     // any node is found.
     if replicas.len() < nodes.len() {
-        for (part, rsc) in [
-            ("drbd", &drbd),
-            ("fs", &fs),
-            ("save", &save),
-            ("vm", &domain),
-        ] {
+        for (part, rsc) in [("drbd", &drbd), ("fs", &fs), ("vm", &domain)] {
             constraints.push(Constraint::Location(Location {
                 id: format!("loc_{name}_{part}_on_replicas"),
                 rsc: rsc.clone(),
@@ -915,10 +882,8 @@ fn vm_constraints(
     constraints.extend([
         colocation("fs_on_drbd", &fs, &drbd, Some(Role::Promoted)),
         order("drbd_then_fs", &drbd, Action::Promote, &fs),
-        colocation("save_with_fs", &save, &fs, None),
-        order("fs_then_save", &fs, Action::Start, &save),
-        colocation("vm_with_save", &domain, &save, None),
-        order("save_then_vm", &save, Action::Start, &domain),
+        colocation("vm_with_fs", &domain, &fs, None),
+        order("fs_then_vm", &fs, Action::Start, &domain),
         colocation("vm_with_libvirtd", &domain, LIBVIRTD_CLONE_ID, None),
         order(
             "libvirtd_then_vm",

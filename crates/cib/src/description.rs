@@ -268,7 +268,8 @@ pub struct VmSpec {
     pub hypervisor: Option<String>,
     /// Where hibernation images live (`hibernate_dir` of ocf:clever:vm); it must be on the
     /// VM's DRBD filesystem so images travel with the VM. Default: `<mount directory>/hibernate`.
-    /// It is bind-mounted over libvirt's fixed save directory by a Filesystem resource.
+    /// The vm agent links each domain's path in libvirt's fixed save directory to its image
+    /// here, so VMs on different filesystems hibernate on one node at once.
     pub hibernate_dir: Option<String>,
     /// Timeout of the VM's stop (a managed save of all its memory): a Pacemaker interval;
     /// default: the stop timeout the vm agent advertises.

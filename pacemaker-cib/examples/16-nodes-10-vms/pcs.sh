@@ -88,10 +88,6 @@ pcs -f "$CIB" resource create drbd_r0 ocf:linbit:drbd drbd_resource=r0 \
     promotable drbd_r0-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm0 ocf:clever:drbdfs device=/dev/drbd0 directory=/srv/vm0 fstype=ext4 drbd_resource=r0 \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_vm0 ocf:heartbeat:Filesystem device=/srv/vm0/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_vm0 ocf:clever:vm config=/srv/vm0/vm0.xml domain=vm0 hibernate_dir=/srv/vm0/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
 pcs -f "$CIB" resource create ip_vm0 ocf:heartbeat:IPaddr2 ip=10.16.1.10 cidr_netmask=16 \
@@ -100,10 +96,6 @@ pcs -f "$CIB" resource create drbd_r1 ocf:linbit:drbd drbd_resource=r1 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r1-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm1 ocf:clever:drbdfs device=/dev/drbd1 directory=/srv/vm1 fstype=ext4 drbd_resource=r1 \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_vm1 ocf:heartbeat:Filesystem device=/srv/vm1/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_vm1 ocf:clever:vm config=/srv/vm1/vm1.xml domain=vm1 hibernate_dir=/srv/vm1/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
@@ -114,10 +106,6 @@ pcs -f "$CIB" resource create drbd_r2 ocf:linbit:drbd drbd_resource=r2 \
     promotable drbd_r2-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm2 ocf:clever:drbdfs device=/dev/drbd2 directory=/srv/vm2 fstype=ext4 drbd_resource=r2 \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_vm2 ocf:heartbeat:Filesystem device=/srv/vm2/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_vm2 ocf:clever:vm config=/srv/vm2/vm2.xml domain=vm2 hibernate_dir=/srv/vm2/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
 pcs -f "$CIB" resource create ip_vm2 ocf:heartbeat:IPaddr2 ip=10.16.1.12 cidr_netmask=16 \
@@ -126,10 +114,6 @@ pcs -f "$CIB" resource create drbd_r3 ocf:linbit:drbd drbd_resource=r3 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r3-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm3 ocf:clever:drbdfs device=/dev/drbd3 directory=/srv/vm3 fstype=ext4 drbd_resource=r3 \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_vm3 ocf:heartbeat:Filesystem device=/srv/vm3/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_vm3 ocf:clever:vm config=/srv/vm3/vm3.xml domain=vm3 hibernate_dir=/srv/vm3/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
@@ -140,10 +124,6 @@ pcs -f "$CIB" resource create drbd_r4 ocf:linbit:drbd drbd_resource=r4 \
     promotable drbd_r4-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm4 ocf:clever:drbdfs device=/dev/drbd4 directory=/srv/vm4 fstype=ext4 drbd_resource=r4 \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_vm4 ocf:heartbeat:Filesystem device=/srv/vm4/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_vm4 ocf:clever:vm config=/srv/vm4/vm4.xml domain=vm4 hibernate_dir=/srv/vm4/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
 pcs -f "$CIB" resource create ip_vm4 ocf:heartbeat:IPaddr2 ip=10.16.1.14 cidr_netmask=16 \
@@ -152,10 +132,6 @@ pcs -f "$CIB" resource create drbd_r5 ocf:linbit:drbd drbd_resource=r5 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r5-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm5 ocf:clever:drbdfs device=/dev/drbd5 directory=/srv/vm5 fstype=ext4 drbd_resource=r5 \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_vm5 ocf:heartbeat:Filesystem device=/srv/vm5/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_vm5 ocf:clever:vm config=/srv/vm5/vm5.xml domain=vm5 hibernate_dir=/srv/vm5/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
@@ -166,10 +142,6 @@ pcs -f "$CIB" resource create drbd_r6 ocf:linbit:drbd drbd_resource=r6 \
     promotable drbd_r6-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm6 ocf:clever:drbdfs device=/dev/drbd6 directory=/srv/vm6 fstype=ext4 drbd_resource=r6 \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_vm6 ocf:heartbeat:Filesystem device=/srv/vm6/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_vm6 ocf:clever:vm config=/srv/vm6/vm6.xml domain=vm6 hibernate_dir=/srv/vm6/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
 pcs -f "$CIB" resource create ip_vm6 ocf:heartbeat:IPaddr2 ip=10.16.1.16 cidr_netmask=16 \
@@ -178,10 +150,6 @@ pcs -f "$CIB" resource create drbd_r7 ocf:linbit:drbd drbd_resource=r7 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r7-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm7 ocf:clever:drbdfs device=/dev/drbd7 directory=/srv/vm7 fstype=ext4 drbd_resource=r7 \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_vm7 ocf:heartbeat:Filesystem device=/srv/vm7/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_vm7 ocf:clever:vm config=/srv/vm7/vm7.xml domain=vm7 hibernate_dir=/srv/vm7/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
@@ -192,10 +160,6 @@ pcs -f "$CIB" resource create drbd_r8 ocf:linbit:drbd drbd_resource=r8 \
     promotable drbd_r8-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm8 ocf:clever:drbdfs device=/dev/drbd8 directory=/srv/vm8 fstype=ext4 drbd_resource=r8 \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_vm8 ocf:heartbeat:Filesystem device=/srv/vm8/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_vm8 ocf:clever:vm config=/srv/vm8/vm8.xml domain=vm8 hibernate_dir=/srv/vm8/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
 pcs -f "$CIB" resource create ip_vm8 ocf:heartbeat:IPaddr2 ip=10.16.1.18 cidr_netmask=16 \
@@ -204,10 +168,6 @@ pcs -f "$CIB" resource create drbd_r9 ocf:linbit:drbd drbd_resource=r9 \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_r9-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_vm9 ocf:clever:drbdfs device=/dev/drbd9 directory=/srv/vm9 fstype=ext4 drbd_resource=r9 \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_vm9 ocf:heartbeat:Filesystem device=/srv/vm9/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_vm9 ocf:clever:vm config=/srv/vm9/vm9.xml domain=vm9 hibernate_dir=/srv/vm9/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
@@ -231,150 +191,120 @@ pcs -f "$CIB" constraint location add loc_fence_node15_avoid_node15 fence_node15
 pcs -f "$CIB" constraint location add loc_fence_node16_avoid_node16 fence_node16 node16 -INFINITY
 pcs -f "$CIB" constraint location drbd_r0-clone rule id=loc_vm0_drbd_on_replicas-rule constraint-id=loc_vm0_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node02
 pcs -f "$CIB" constraint location fs_vm0 rule id=loc_vm0_fs_on_replicas-rule constraint-id=loc_vm0_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node02
-pcs -f "$CIB" constraint location save_vm0 rule id=loc_vm0_save_on_replicas-rule constraint-id=loc_vm0_save_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node02
 pcs -f "$CIB" constraint location vm_vm0 rule id=loc_vm0_vm_on_replicas-rule constraint-id=loc_vm0_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node02
 pcs -f "$CIB" constraint location drbd_r0-clone rule id=loc_vm0_gateway-rule constraint-id=loc_vm0_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_vm0 with Promoted drbd_r0-clone INFINITY id=col_vm0_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r0-clone then start fs_vm0 kind=Mandatory id=ord_vm0_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_vm0 with fs_vm0 INFINITY id=col_vm0_save_with_fs
-pcs -f "$CIB" constraint order start fs_vm0 then start save_vm0 kind=Mandatory id=ord_vm0_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_vm0 with save_vm0 INFINITY id=col_vm0_vm_with_save
-pcs -f "$CIB" constraint order start save_vm0 then start vm_vm0 kind=Mandatory id=ord_vm0_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_vm0 with fs_vm0 INFINITY id=col_vm0_vm_with_fs
+pcs -f "$CIB" constraint order start fs_vm0 then start vm_vm0 kind=Mandatory id=ord_vm0_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_vm0 with libvirtd-clone INFINITY id=col_vm0_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm0 kind=Mandatory id=ord_vm0_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm0 with vm_vm0 INFINITY id=col_vm0_ip_with_vm
 pcs -f "$CIB" constraint order start vm_vm0 then start ip_vm0 kind=Mandatory id=ord_vm0_vm_then_ip
 pcs -f "$CIB" constraint location drbd_r1-clone rule id=loc_vm1_drbd_on_replicas-rule constraint-id=loc_vm1_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node03 or '#uname' eq string node04
 pcs -f "$CIB" constraint location fs_vm1 rule id=loc_vm1_fs_on_replicas-rule constraint-id=loc_vm1_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node03 or '#uname' eq string node04
-pcs -f "$CIB" constraint location save_vm1 rule id=loc_vm1_save_on_replicas-rule constraint-id=loc_vm1_save_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node03 or '#uname' eq string node04
 pcs -f "$CIB" constraint location vm_vm1 rule id=loc_vm1_vm_on_replicas-rule constraint-id=loc_vm1_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node03 or '#uname' eq string node04
 pcs -f "$CIB" constraint location drbd_r1-clone rule id=loc_vm1_gateway-rule constraint-id=loc_vm1_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_vm1 with Promoted drbd_r1-clone INFINITY id=col_vm1_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r1-clone then start fs_vm1 kind=Mandatory id=ord_vm1_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_vm1 with fs_vm1 INFINITY id=col_vm1_save_with_fs
-pcs -f "$CIB" constraint order start fs_vm1 then start save_vm1 kind=Mandatory id=ord_vm1_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_vm1 with save_vm1 INFINITY id=col_vm1_vm_with_save
-pcs -f "$CIB" constraint order start save_vm1 then start vm_vm1 kind=Mandatory id=ord_vm1_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_vm1 with fs_vm1 INFINITY id=col_vm1_vm_with_fs
+pcs -f "$CIB" constraint order start fs_vm1 then start vm_vm1 kind=Mandatory id=ord_vm1_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_vm1 with libvirtd-clone INFINITY id=col_vm1_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm1 kind=Mandatory id=ord_vm1_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm1 with vm_vm1 INFINITY id=col_vm1_ip_with_vm
 pcs -f "$CIB" constraint order start vm_vm1 then start ip_vm1 kind=Mandatory id=ord_vm1_vm_then_ip
 pcs -f "$CIB" constraint location drbd_r2-clone rule id=loc_vm2_drbd_on_replicas-rule constraint-id=loc_vm2_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node05 or '#uname' eq string node06
 pcs -f "$CIB" constraint location fs_vm2 rule id=loc_vm2_fs_on_replicas-rule constraint-id=loc_vm2_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node05 or '#uname' eq string node06
-pcs -f "$CIB" constraint location save_vm2 rule id=loc_vm2_save_on_replicas-rule constraint-id=loc_vm2_save_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node05 or '#uname' eq string node06
 pcs -f "$CIB" constraint location vm_vm2 rule id=loc_vm2_vm_on_replicas-rule constraint-id=loc_vm2_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node05 or '#uname' eq string node06
 pcs -f "$CIB" constraint location drbd_r2-clone rule id=loc_vm2_gateway-rule constraint-id=loc_vm2_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_vm2 with Promoted drbd_r2-clone INFINITY id=col_vm2_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r2-clone then start fs_vm2 kind=Mandatory id=ord_vm2_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_vm2 with fs_vm2 INFINITY id=col_vm2_save_with_fs
-pcs -f "$CIB" constraint order start fs_vm2 then start save_vm2 kind=Mandatory id=ord_vm2_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_vm2 with save_vm2 INFINITY id=col_vm2_vm_with_save
-pcs -f "$CIB" constraint order start save_vm2 then start vm_vm2 kind=Mandatory id=ord_vm2_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_vm2 with fs_vm2 INFINITY id=col_vm2_vm_with_fs
+pcs -f "$CIB" constraint order start fs_vm2 then start vm_vm2 kind=Mandatory id=ord_vm2_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_vm2 with libvirtd-clone INFINITY id=col_vm2_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm2 kind=Mandatory id=ord_vm2_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm2 with vm_vm2 INFINITY id=col_vm2_ip_with_vm
 pcs -f "$CIB" constraint order start vm_vm2 then start ip_vm2 kind=Mandatory id=ord_vm2_vm_then_ip
 pcs -f "$CIB" constraint location drbd_r3-clone rule id=loc_vm3_drbd_on_replicas-rule constraint-id=loc_vm3_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node07 or '#uname' eq string node08
 pcs -f "$CIB" constraint location fs_vm3 rule id=loc_vm3_fs_on_replicas-rule constraint-id=loc_vm3_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node07 or '#uname' eq string node08
-pcs -f "$CIB" constraint location save_vm3 rule id=loc_vm3_save_on_replicas-rule constraint-id=loc_vm3_save_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node07 or '#uname' eq string node08
 pcs -f "$CIB" constraint location vm_vm3 rule id=loc_vm3_vm_on_replicas-rule constraint-id=loc_vm3_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node07 or '#uname' eq string node08
 pcs -f "$CIB" constraint location drbd_r3-clone rule id=loc_vm3_gateway-rule constraint-id=loc_vm3_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_vm3 with Promoted drbd_r3-clone INFINITY id=col_vm3_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r3-clone then start fs_vm3 kind=Mandatory id=ord_vm3_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_vm3 with fs_vm3 INFINITY id=col_vm3_save_with_fs
-pcs -f "$CIB" constraint order start fs_vm3 then start save_vm3 kind=Mandatory id=ord_vm3_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_vm3 with save_vm3 INFINITY id=col_vm3_vm_with_save
-pcs -f "$CIB" constraint order start save_vm3 then start vm_vm3 kind=Mandatory id=ord_vm3_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_vm3 with fs_vm3 INFINITY id=col_vm3_vm_with_fs
+pcs -f "$CIB" constraint order start fs_vm3 then start vm_vm3 kind=Mandatory id=ord_vm3_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_vm3 with libvirtd-clone INFINITY id=col_vm3_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm3 kind=Mandatory id=ord_vm3_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm3 with vm_vm3 INFINITY id=col_vm3_ip_with_vm
 pcs -f "$CIB" constraint order start vm_vm3 then start ip_vm3 kind=Mandatory id=ord_vm3_vm_then_ip
 pcs -f "$CIB" constraint location drbd_r4-clone rule id=loc_vm4_drbd_on_replicas-rule constraint-id=loc_vm4_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node09 or '#uname' eq string node10
 pcs -f "$CIB" constraint location fs_vm4 rule id=loc_vm4_fs_on_replicas-rule constraint-id=loc_vm4_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node09 or '#uname' eq string node10
-pcs -f "$CIB" constraint location save_vm4 rule id=loc_vm4_save_on_replicas-rule constraint-id=loc_vm4_save_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node09 or '#uname' eq string node10
 pcs -f "$CIB" constraint location vm_vm4 rule id=loc_vm4_vm_on_replicas-rule constraint-id=loc_vm4_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node09 or '#uname' eq string node10
 pcs -f "$CIB" constraint location drbd_r4-clone rule id=loc_vm4_gateway-rule constraint-id=loc_vm4_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_vm4 with Promoted drbd_r4-clone INFINITY id=col_vm4_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r4-clone then start fs_vm4 kind=Mandatory id=ord_vm4_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_vm4 with fs_vm4 INFINITY id=col_vm4_save_with_fs
-pcs -f "$CIB" constraint order start fs_vm4 then start save_vm4 kind=Mandatory id=ord_vm4_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_vm4 with save_vm4 INFINITY id=col_vm4_vm_with_save
-pcs -f "$CIB" constraint order start save_vm4 then start vm_vm4 kind=Mandatory id=ord_vm4_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_vm4 with fs_vm4 INFINITY id=col_vm4_vm_with_fs
+pcs -f "$CIB" constraint order start fs_vm4 then start vm_vm4 kind=Mandatory id=ord_vm4_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_vm4 with libvirtd-clone INFINITY id=col_vm4_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm4 kind=Mandatory id=ord_vm4_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm4 with vm_vm4 INFINITY id=col_vm4_ip_with_vm
 pcs -f "$CIB" constraint order start vm_vm4 then start ip_vm4 kind=Mandatory id=ord_vm4_vm_then_ip
 pcs -f "$CIB" constraint location drbd_r5-clone rule id=loc_vm5_drbd_on_replicas-rule constraint-id=loc_vm5_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node11 or '#uname' eq string node12
 pcs -f "$CIB" constraint location fs_vm5 rule id=loc_vm5_fs_on_replicas-rule constraint-id=loc_vm5_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node11 or '#uname' eq string node12
-pcs -f "$CIB" constraint location save_vm5 rule id=loc_vm5_save_on_replicas-rule constraint-id=loc_vm5_save_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node11 or '#uname' eq string node12
 pcs -f "$CIB" constraint location vm_vm5 rule id=loc_vm5_vm_on_replicas-rule constraint-id=loc_vm5_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node11 or '#uname' eq string node12
 pcs -f "$CIB" constraint location drbd_r5-clone rule id=loc_vm5_gateway-rule constraint-id=loc_vm5_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_vm5 with Promoted drbd_r5-clone INFINITY id=col_vm5_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r5-clone then start fs_vm5 kind=Mandatory id=ord_vm5_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_vm5 with fs_vm5 INFINITY id=col_vm5_save_with_fs
-pcs -f "$CIB" constraint order start fs_vm5 then start save_vm5 kind=Mandatory id=ord_vm5_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_vm5 with save_vm5 INFINITY id=col_vm5_vm_with_save
-pcs -f "$CIB" constraint order start save_vm5 then start vm_vm5 kind=Mandatory id=ord_vm5_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_vm5 with fs_vm5 INFINITY id=col_vm5_vm_with_fs
+pcs -f "$CIB" constraint order start fs_vm5 then start vm_vm5 kind=Mandatory id=ord_vm5_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_vm5 with libvirtd-clone INFINITY id=col_vm5_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm5 kind=Mandatory id=ord_vm5_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm5 with vm_vm5 INFINITY id=col_vm5_ip_with_vm
 pcs -f "$CIB" constraint order start vm_vm5 then start ip_vm5 kind=Mandatory id=ord_vm5_vm_then_ip
 pcs -f "$CIB" constraint location drbd_r6-clone rule id=loc_vm6_drbd_on_replicas-rule constraint-id=loc_vm6_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node13 or '#uname' eq string node14
 pcs -f "$CIB" constraint location fs_vm6 rule id=loc_vm6_fs_on_replicas-rule constraint-id=loc_vm6_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node13 or '#uname' eq string node14
-pcs -f "$CIB" constraint location save_vm6 rule id=loc_vm6_save_on_replicas-rule constraint-id=loc_vm6_save_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node13 or '#uname' eq string node14
 pcs -f "$CIB" constraint location vm_vm6 rule id=loc_vm6_vm_on_replicas-rule constraint-id=loc_vm6_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node13 or '#uname' eq string node14
 pcs -f "$CIB" constraint location drbd_r6-clone rule id=loc_vm6_gateway-rule constraint-id=loc_vm6_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_vm6 with Promoted drbd_r6-clone INFINITY id=col_vm6_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r6-clone then start fs_vm6 kind=Mandatory id=ord_vm6_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_vm6 with fs_vm6 INFINITY id=col_vm6_save_with_fs
-pcs -f "$CIB" constraint order start fs_vm6 then start save_vm6 kind=Mandatory id=ord_vm6_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_vm6 with save_vm6 INFINITY id=col_vm6_vm_with_save
-pcs -f "$CIB" constraint order start save_vm6 then start vm_vm6 kind=Mandatory id=ord_vm6_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_vm6 with fs_vm6 INFINITY id=col_vm6_vm_with_fs
+pcs -f "$CIB" constraint order start fs_vm6 then start vm_vm6 kind=Mandatory id=ord_vm6_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_vm6 with libvirtd-clone INFINITY id=col_vm6_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm6 kind=Mandatory id=ord_vm6_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm6 with vm_vm6 INFINITY id=col_vm6_ip_with_vm
 pcs -f "$CIB" constraint order start vm_vm6 then start ip_vm6 kind=Mandatory id=ord_vm6_vm_then_ip
 pcs -f "$CIB" constraint location drbd_r7-clone rule id=loc_vm7_drbd_on_replicas-rule constraint-id=loc_vm7_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node15 or '#uname' eq string node16
 pcs -f "$CIB" constraint location fs_vm7 rule id=loc_vm7_fs_on_replicas-rule constraint-id=loc_vm7_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node15 or '#uname' eq string node16
-pcs -f "$CIB" constraint location save_vm7 rule id=loc_vm7_save_on_replicas-rule constraint-id=loc_vm7_save_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node15 or '#uname' eq string node16
 pcs -f "$CIB" constraint location vm_vm7 rule id=loc_vm7_vm_on_replicas-rule constraint-id=loc_vm7_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node15 or '#uname' eq string node16
 pcs -f "$CIB" constraint location drbd_r7-clone rule id=loc_vm7_gateway-rule constraint-id=loc_vm7_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_vm7 with Promoted drbd_r7-clone INFINITY id=col_vm7_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r7-clone then start fs_vm7 kind=Mandatory id=ord_vm7_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_vm7 with fs_vm7 INFINITY id=col_vm7_save_with_fs
-pcs -f "$CIB" constraint order start fs_vm7 then start save_vm7 kind=Mandatory id=ord_vm7_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_vm7 with save_vm7 INFINITY id=col_vm7_vm_with_save
-pcs -f "$CIB" constraint order start save_vm7 then start vm_vm7 kind=Mandatory id=ord_vm7_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_vm7 with fs_vm7 INFINITY id=col_vm7_vm_with_fs
+pcs -f "$CIB" constraint order start fs_vm7 then start vm_vm7 kind=Mandatory id=ord_vm7_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_vm7 with libvirtd-clone INFINITY id=col_vm7_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm7 kind=Mandatory id=ord_vm7_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm7 with vm_vm7 INFINITY id=col_vm7_ip_with_vm
 pcs -f "$CIB" constraint order start vm_vm7 then start ip_vm7 kind=Mandatory id=ord_vm7_vm_then_ip
 pcs -f "$CIB" constraint location drbd_r8-clone rule id=loc_vm8_drbd_on_replicas-rule constraint-id=loc_vm8_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node03
 pcs -f "$CIB" constraint location fs_vm8 rule id=loc_vm8_fs_on_replicas-rule constraint-id=loc_vm8_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node03
-pcs -f "$CIB" constraint location save_vm8 rule id=loc_vm8_save_on_replicas-rule constraint-id=loc_vm8_save_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node03
 pcs -f "$CIB" constraint location vm_vm8 rule id=loc_vm8_vm_on_replicas-rule constraint-id=loc_vm8_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node03
 pcs -f "$CIB" constraint location drbd_r8-clone rule id=loc_vm8_gateway-rule constraint-id=loc_vm8_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_vm8 with Promoted drbd_r8-clone INFINITY id=col_vm8_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r8-clone then start fs_vm8 kind=Mandatory id=ord_vm8_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_vm8 with fs_vm8 INFINITY id=col_vm8_save_with_fs
-pcs -f "$CIB" constraint order start fs_vm8 then start save_vm8 kind=Mandatory id=ord_vm8_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_vm8 with save_vm8 INFINITY id=col_vm8_vm_with_save
-pcs -f "$CIB" constraint order start save_vm8 then start vm_vm8 kind=Mandatory id=ord_vm8_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_vm8 with fs_vm8 INFINITY id=col_vm8_vm_with_fs
+pcs -f "$CIB" constraint order start fs_vm8 then start vm_vm8 kind=Mandatory id=ord_vm8_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_vm8 with libvirtd-clone INFINITY id=col_vm8_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm8 kind=Mandatory id=ord_vm8_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm8 with vm_vm8 INFINITY id=col_vm8_ip_with_vm
 pcs -f "$CIB" constraint order start vm_vm8 then start ip_vm8 kind=Mandatory id=ord_vm8_vm_then_ip
 pcs -f "$CIB" constraint location drbd_r9-clone rule id=loc_vm9_drbd_on_replicas-rule constraint-id=loc_vm9_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node02 or '#uname' eq string node04
 pcs -f "$CIB" constraint location fs_vm9 rule id=loc_vm9_fs_on_replicas-rule constraint-id=loc_vm9_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node02 or '#uname' eq string node04
-pcs -f "$CIB" constraint location save_vm9 rule id=loc_vm9_save_on_replicas-rule constraint-id=loc_vm9_save_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node02 or '#uname' eq string node04
 pcs -f "$CIB" constraint location vm_vm9 rule id=loc_vm9_vm_on_replicas-rule constraint-id=loc_vm9_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node02 or '#uname' eq string node04
 pcs -f "$CIB" constraint location drbd_r9-clone rule id=loc_vm9_gateway-rule constraint-id=loc_vm9_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_vm9 with Promoted drbd_r9-clone INFINITY id=col_vm9_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r9-clone then start fs_vm9 kind=Mandatory id=ord_vm9_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_vm9 with fs_vm9 INFINITY id=col_vm9_save_with_fs
-pcs -f "$CIB" constraint order start fs_vm9 then start save_vm9 kind=Mandatory id=ord_vm9_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_vm9 with save_vm9 INFINITY id=col_vm9_vm_with_save
-pcs -f "$CIB" constraint order start save_vm9 then start vm_vm9 kind=Mandatory id=ord_vm9_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_vm9 with fs_vm9 INFINITY id=col_vm9_vm_with_fs
+pcs -f "$CIB" constraint order start fs_vm9 then start vm_vm9 kind=Mandatory id=ord_vm9_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_vm9 with libvirtd-clone INFINITY id=col_vm9_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm9 kind=Mandatory id=ord_vm9_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm9 with vm_vm9 INFINITY id=col_vm9_ip_with_vm

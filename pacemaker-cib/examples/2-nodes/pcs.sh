@@ -32,10 +32,6 @@ pcs -f "$CIB" resource create drbd_a3 ocf:linbit:drbd drbd_resource=a3 \
     promotable drbd_a3-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_clever ocf:clever:drbdfs device=/dev/drbd1 directory=/opt fstype=ext4 options=noatime drbd_resource=a3 \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_clever ocf:heartbeat:Filesystem device=/opt/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_clever ocf:clever:vm config=/opt/clever/clever.xml domain=clever hibernate_dir=/opt/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
 pcs -f "$CIB" resource create ip_clever ocf:heartbeat:IPaddr2 ip=192.168.1.10 cidr_netmask=24 nic=eth0 \
@@ -45,10 +41,8 @@ pcs -f "$CIB" constraint location add loc_fence_node2_avoid_node2 fence_node2 no
 pcs -f "$CIB" constraint location drbd_a3-clone rule id=loc_clever_gateway-rule constraint-id=loc_clever_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_clever with Promoted drbd_a3-clone INFINITY id=col_clever_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_a3-clone then start fs_clever kind=Mandatory id=ord_clever_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_clever with fs_clever INFINITY id=col_clever_save_with_fs
-pcs -f "$CIB" constraint order start fs_clever then start save_clever kind=Mandatory id=ord_clever_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_clever with save_clever INFINITY id=col_clever_vm_with_save
-pcs -f "$CIB" constraint order start save_clever then start vm_clever kind=Mandatory id=ord_clever_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_clever with fs_clever INFINITY id=col_clever_vm_with_fs
+pcs -f "$CIB" constraint order start fs_clever then start vm_clever kind=Mandatory id=ord_clever_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_clever with libvirtd-clone INFINITY id=col_clever_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_clever kind=Mandatory id=ord_clever_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_clever with vm_clever INFINITY id=col_clever_ip_with_vm

@@ -25,10 +25,6 @@ pcs -f "$CIB" resource create drbd_mail ocf:linbit:drbd drbd_resource=mail \
     promotable drbd_mail-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_mail ocf:clever:drbdfs device=/dev/drbd10 directory=/srv/mail fstype=xfs drbd_resource=mail \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_mail ocf:heartbeat:Filesystem device=/srv/mail/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_mail ocf:clever:vm config=/srv/mail/mail.xml domain=mail hibernate_dir=/srv/mail/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
 pcs -f "$CIB" resource create ip_mail ocf:heartbeat:IPaddr2 ip=10.0.0.20 cidr_netmask=24 \
@@ -37,10 +33,6 @@ pcs -f "$CIB" resource create drbd_web ocf:linbit:drbd drbd_resource=web \
     op start interval=0s timeout=240s stop interval=0s timeout=100s promote interval=0s timeout=90s demote interval=0s timeout=90s notify interval=0s timeout=90s monitor interval=29s timeout=20s role=Promoted monitor interval=31s timeout=20s role=Unpromoted \
     promotable drbd_web-clone promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true interleave=true
 pcs -f "$CIB" resource create fs_web ocf:clever:drbdfs device=/dev/drbd11 directory=/srv/web fstype=ext4 drbd_resource=web \
-    op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
-# libvirt writes managed-save images to its fixed directory: bind the VM's hibernation directory
-# on the DRBD filesystem over it
-pcs -f "$CIB" resource create save_web ocf:heartbeat:Filesystem device=/srv/web/hibernate directory=/var/lib/libvirt/qemu/save fstype=none options=bind \
     op start interval=0s timeout=60s stop interval=0s timeout=60s monitor interval=20s timeout=40s
 pcs -f "$CIB" resource create vm_web ocf:clever:vm config=/srv/web/web.xml domain=web-frontend hypervisor=qemu:///system hibernate_dir=/srv/web/hibernate \
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
@@ -51,30 +43,24 @@ pcs -f "$CIB" constraint location add loc_fence_node2_avoid_node2 fence_node2 no
 pcs -f "$CIB" constraint location add loc_fence_node3_avoid_node3 fence_node3 node3 -INFINITY
 pcs -f "$CIB" constraint location drbd_mail-clone rule id=loc_mail_drbd_on_replicas-rule constraint-id=loc_mail_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node1 or '#uname' eq string node2
 pcs -f "$CIB" constraint location fs_mail rule id=loc_mail_fs_on_replicas-rule constraint-id=loc_mail_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node1 or '#uname' eq string node2
-pcs -f "$CIB" constraint location save_mail rule id=loc_mail_save_on_replicas-rule constraint-id=loc_mail_save_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node1 or '#uname' eq string node2
 pcs -f "$CIB" constraint location vm_mail rule id=loc_mail_vm_on_replicas-rule constraint-id=loc_mail_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node1 or '#uname' eq string node2
 pcs -f "$CIB" constraint location drbd_mail-clone rule id=loc_mail_gateway-rule constraint-id=loc_mail_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_mail with Promoted drbd_mail-clone INFINITY id=col_mail_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_mail-clone then start fs_mail kind=Mandatory id=ord_mail_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_mail with fs_mail INFINITY id=col_mail_save_with_fs
-pcs -f "$CIB" constraint order start fs_mail then start save_mail kind=Mandatory id=ord_mail_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_mail with save_mail INFINITY id=col_mail_vm_with_save
-pcs -f "$CIB" constraint order start save_mail then start vm_mail kind=Mandatory id=ord_mail_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_mail with fs_mail INFINITY id=col_mail_vm_with_fs
+pcs -f "$CIB" constraint order start fs_mail then start vm_mail kind=Mandatory id=ord_mail_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_mail with libvirtd-clone INFINITY id=col_mail_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_mail kind=Mandatory id=ord_mail_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_mail with vm_mail INFINITY id=col_mail_ip_with_vm
 pcs -f "$CIB" constraint order start vm_mail then start ip_mail kind=Mandatory id=ord_mail_vm_then_ip
 pcs -f "$CIB" constraint location drbd_web-clone rule id=loc_web_drbd_on_replicas-rule constraint-id=loc_web_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node2 or '#uname' eq string node3
 pcs -f "$CIB" constraint location fs_web rule id=loc_web_fs_on_replicas-rule constraint-id=loc_web_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node2 or '#uname' eq string node3
-pcs -f "$CIB" constraint location save_web rule id=loc_web_save_on_replicas-rule constraint-id=loc_web_save_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node2 or '#uname' eq string node3
 pcs -f "$CIB" constraint location vm_web rule id=loc_web_vm_on_replicas-rule constraint-id=loc_web_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node2 or '#uname' eq string node3
 pcs -f "$CIB" constraint location drbd_web-clone rule id=loc_web_gateway-rule constraint-id=loc_web_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
 pcs -f "$CIB" constraint colocation add fs_web with Promoted drbd_web-clone INFINITY id=col_web_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_web-clone then start fs_web kind=Mandatory id=ord_web_drbd_then_fs
-pcs -f "$CIB" constraint colocation add save_web with fs_web INFINITY id=col_web_save_with_fs
-pcs -f "$CIB" constraint order start fs_web then start save_web kind=Mandatory id=ord_web_fs_then_save
-pcs -f "$CIB" constraint colocation add vm_web with save_web INFINITY id=col_web_vm_with_save
-pcs -f "$CIB" constraint order start save_web then start vm_web kind=Mandatory id=ord_web_save_then_vm
+pcs -f "$CIB" constraint colocation add vm_web with fs_web INFINITY id=col_web_vm_with_fs
+pcs -f "$CIB" constraint order start fs_web then start vm_web kind=Mandatory id=ord_web_fs_then_vm
 pcs -f "$CIB" constraint colocation add vm_web with libvirtd-clone INFINITY id=col_web_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_web kind=Mandatory id=ord_web_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_web with vm_web INFINITY id=col_web_ip_with_vm

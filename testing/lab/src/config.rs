@@ -30,8 +30,6 @@ pub mod ids {
     pub const FS: &str = "fs_clever";
     /// The VM (a Dummy until the VM stack is integrated).
     pub const VM: &str = "vm_clever";
-    /// The bind mount of the hibernation directory over libvirt's save directory.
-    pub const SAVE: &str = "save_clever";
     /// The floating address.
     pub const IP: &str = "ip_clever";
     pub const GWPING_CLONE: &str = "gwping-clone";
@@ -252,13 +250,6 @@ pub fn lab_cib(options: &CibOptions) -> Result<String, LabError> {
                 );
                 primitive.meta.push(NvPair::new("priority", "10"));
             }
-            Resource::Primitive(primitive) if primitive.id == ids::SAVE && !options.vm => {
-                stand_in(
-                    primitive,
-                    Agent::ocf("pacemaker", "Dummy"),
-                    "no libvirt without --vm: nothing to bind the hibernation directory for",
-                );
-            }
             Resource::Primitive(primitive) if primitive.id == ids::VM && options.vm => {
                 // The test guest has no ACPI: a graceful shutdown never completes.
                 primitive.params.push(NvPair::new("shutdown_timeout", "10"));
@@ -346,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn with_the_vm_the_cib_runs_our_agent_and_binds_its_hibernation_directory() {
+    fn with_the_vm_the_cib_runs_our_agent_with_its_hibernation_directory_on_the_shared_disk() {
         let cib = lab_cib(&CibOptions {
             vm: true,
             ..options()
@@ -360,15 +351,9 @@ mod tests {
             cib.contains(r#"name="hibernate_dir" value="/srv/clever/hibernate""#),
             "{cib}"
         );
-        // The generator's bind of the hibernation directory over libvirt's, not a stand-in.
-        assert!(
-            cib.contains(r#"id="save_clever" class="ocf" provider="heartbeat" type="Filesystem""#),
-            "{cib}"
-        );
-        assert!(
-            cib.contains(r#"name="directory" value="/var/lib/libvirt/qemu/save""#),
-            "{cib}"
-        );
+        // The agent links libvirt's managed-save path itself: nothing binds over it.
+        assert!(!cib.contains("save_clever"), "{cib}");
+        assert!(!cib.contains("/var/lib/libvirt/qemu/save"), "{cib}");
         assert!(
             cib.contains(r#"name="config" value="/srv/clever/clever.xml""#),
             "{cib}"

@@ -36,8 +36,8 @@ pub const CLUSTER_IFACE: &str = "eth0";
 pub const UPLINK_IFACE: &str = "eth1";
 /// Mount point of the shared filesystem (the DRBD stand-in) inside the node that mounts it.
 pub const SHARED_MOUNT: &str = "/srv/clever";
-/// libvirt's fixed managed-save directory, over which the VM's hibernation directory on the
-/// shared filesystem is bind-mounted (the generator's `save_<vm>` resource) where the VM runs.
+/// libvirt's fixed managed-save directory, where the vm agent links the domain's image path to
+/// its hibernation directory on the shared filesystem.
 pub const LIBVIRT_SAVE_DIR: &str = "/var/lib/libvirt/qemu/save";
 /// The VM's hibernation directory on the shared filesystem (the generator's default).
 pub const HIBERNATE_DIR: &str = "/srv/clever/hibernate";

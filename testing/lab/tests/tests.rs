@@ -749,12 +749,18 @@ fn vm_moves_by_hibernation_and_a_power_cut_cold_boots_it_on_the_survivor() {
         .runner(&second)
         .unwrap()
         .run_ok(
-            &CommandLine::new("/usr/bin/ls").args(["-l", clever_lab::layout::LIBVIRT_SAVE_DIR]),
+            &CommandLine::new("/usr/bin/ls").args([
+                "-l",
+                clever_lab::layout::LIBVIRT_SAVE_DIR,
+                clever_lab::layout::HIBERNATE_DIR,
+            ]),
             &deadline,
         )
         .unwrap()
         .stdout_text();
-    test.log(&format!("shared filesystem after the resume:\n{listing}"));
+    test.log(&format!(
+        "libvirt's save directory (the link) and the shared filesystem after the resume:\n{listing}"
+    ));
 
     // --clear, then no move back (stickiness).
     pacemaker.clear(ids::VM, &deadline).unwrap();

@@ -217,13 +217,7 @@ fn dummy_vm(cib: &str) -> String {
 /// CPU for the operations the scenarios wait for. Our agents' monitors (drbdfs, gwping: the
 /// gateway-loss scenario waits on gwping's) and the fence devices' keep theirs.
 fn slower_stock_monitors(cib: &str) -> String {
-    const STOCK: [&str; 5] = [
-        "drbd_r0-",
-        "save_clever-",
-        "vm_clever-",
-        "ip_clever-",
-        "libvirtd-",
-    ];
+    const STOCK: [&str; 4] = ["drbd_r0-", "vm_clever-", "ip_clever-", "libvirtd-"];
     let mut slowed = 0;
     let lines: Vec<String> = cib
         .lines()
@@ -248,7 +242,7 @@ fn slower_stock_monitors(cib: &str) -> String {
             }
         })
         .collect();
-    assert_eq!(slowed, 6, "the generated monitors changed:\n{cib}");
+    assert_eq!(slowed, 5, "the generated monitors changed:\n{cib}");
     lines.join("\n") + "\n"
 }
 
@@ -407,7 +401,7 @@ fn watch_move(observer: &Vm, source: &Vm, target: &Vm, what: &str) -> Duration {
     for (at, s, s_state, t, t_state) in &timeline {
         eprintln!("  {at:>10.2?} source {s:?} {s_state} | target {t:?} {t_state}");
     }
-    for resource in ["fs_clever", "save_clever", "vm_clever", "ip_clever"] {
+    for resource in ["fs_clever", "vm_clever", "ip_clever"] {
         assert_eq!(located(observer, resource), [target.name()], "{resource}");
     }
     sh(target, &format!("grep -q data {MOUNT}/marker"));
@@ -519,7 +513,7 @@ fn stack_on_vm_nodes() {
     } else {
         (beta, alpha)
     };
-    for resource in ["vm_clever", "save_clever", "ip_clever"] {
+    for resource in ["vm_clever", "ip_clever"] {
         assert_eq!(located(alpha, resource), active, "{resource}");
     }
     assert_eq!(activation(first), ACTIVE);

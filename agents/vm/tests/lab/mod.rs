@@ -7,7 +7,10 @@
 //! namespace, so dropping the [`Node`] (killing `unshare`, whose death kills `tini`, whose death
 //! kills the namespace) tears everything down, also when a test fails. The agent runs inside a
 //! node through `nsenter`, as it would run on a real node. Images go to a directory under
-//! `/dev/shm` (a tmpfs, so not the root filesystem) that nodes share like the DRBD filesystem.
+//! `/dev/shm` (a tmpfs, so not the root filesystem) that nodes share like the DRBD filesystem,
+//! bound over libvirt's save directory (the former layout, which the agent still accepts); or,
+//! with [`NodeOptions::link_layout`], each VM has a filesystem of its own
+//! ([`Lab::own_filesystem`]) and the agent links its image path in libvirt's directory.
 //!
 //! Nothing is skipped: a missing program or a daemon that does not come up fails the test.
 
@@ -16,6 +19,7 @@
     reason = "each test binary uses a different part of the lab"
 )]
 
+use std::cell::RefCell;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -60,6 +64,8 @@ pub struct Lab {
     pub guest: PathBuf,
     /// libvirt's QEMU capability cache, kept across runs so only the first run pays ~8 s.
     pub cache: PathBuf,
+    /// Filesystems mounted by [`Lab::own_filesystem`], unmounted on drop.
+    mounts: RefCell<Vec<PathBuf>>,
 }
 
 impl Lab {
@@ -95,7 +101,27 @@ impl Lab {
             shared,
             guest,
             cache,
+            mounts: RefCell::new(Vec::new()),
         }
+    }
+
+    /// A tmpfs of its own for VM `name`, as its DRBD filesystem would be, mounted on this
+    /// machine under the shared directory so that every node started afterwards sees it (a
+    /// node's mount namespace copies the mounts there are when it starts). Returns the VM's
+    /// hibernation directory on it.
+    pub fn own_filesystem(&self, name: &str) -> PathBuf {
+        let mount_point = self.shared.join(format!("fs-{name}"));
+        fs::create_dir_all(&mount_point).unwrap();
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=128m"])
+                .arg(format!("clever-vm-{name}"))
+                .arg(&mount_point),
+        );
+        self.mounts.borrow_mut().push(mount_point.clone());
+        let hibernate_dir = mount_point.join("hibernate");
+        fs::create_dir_all(&hibernate_dir).unwrap();
+        hibernate_dir
     }
 
     /// Writes the XML of a test domain with `mib` of RAM to the shared directory.
@@ -152,6 +178,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        for mount_point in self.mounts.borrow().iter() {
+            // Lazy: a node being torn down may still hold it for a moment.
+            let _ = Command::new("umount").arg("-l").arg(mount_point).status();
+        }
         let _ = fs::remove_dir_all(&self.root);
         let _ = fs::remove_dir_all(&self.shared);
     }
@@ -163,6 +193,8 @@ pub struct NodeOptions {
     /// A tmpfs of this many MiB as the node's own hibernation directory instead of the lab's
     /// shared one (for the save-directory-full test).
     pub small_tmpfs_mib: Option<u32>,
+    /// Nothing bound over libvirt's save directory: the agent links each domain's image path.
+    pub link_layout: bool,
 }
 
 /// One private libvirtd "node".
@@ -182,7 +214,7 @@ const LIBVIRTD_CONF: &str = "unix_sock_dir = \"/run/libvirt\"\n\
     log_outputs = \"3:file:/var/log/libvirt/libvirtd.log\"\n";
 
 const NODE_INIT: &str = r#"set -eu
-N=$1; SHARED=$2; CACHE=$3; SMALL=$4
+N=$1; SHARED=$2; CACHE=$3; SMALL=$4; LINK=$5
 make_missing_dirs "$N" /var/lib/libvirt /var/log/libvirt /var/cache/libvirt
 mount --bind "$N/etc" /etc/libvirt
 mount --bind "$N/lib" /var/lib/libvirt
@@ -194,7 +226,9 @@ mount --bind "$N/group" /etc/group
 if [ "$SMALL" != 0 ]; then
   mount -t tmpfs -o "size=${SMALL}m" clever-vm-small "$SHARED"
 fi
-mount --bind "$SHARED" /var/lib/libvirt/qemu/save
+if [ "$LINK" = 0 ]; then
+  mount --bind "$SHARED" /var/lib/libvirt/qemu/save
+fi
 # libvirtd is orphaned to tini (PID 1), so it can exit (a test stops it) without ending the node.
 (libvirtd &)
 exec sleep infinity
@@ -258,6 +292,7 @@ impl Node {
             .arg(&hibernate_dir)
             .arg(&lab.cache)
             .arg(small.to_string())
+            .arg(if options.link_layout { "1" } else { "0" })
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -402,6 +437,27 @@ impl Node {
                 .map(|c| c.trim() == "libvirtd")
                 .unwrap_or(false)
         })
+    }
+
+    /// libvirt's managed-save directory of this node, as seen from outside it.
+    pub fn libvirt_save_dir(&self) -> PathBuf {
+        self.dir.join("lib/qemu/save")
+    }
+
+    /// `path` as this node's mount namespace sees it (a filesystem unmounted there only).
+    pub fn sees(&self, path: &Path) -> PathBuf {
+        Path::new(&format!("/proc/{}/root", self.init_pid)).join(path.strip_prefix("/").unwrap())
+    }
+
+    /// Unmounts `path` in this node only, as a stopped DRBD filesystem would be.
+    pub fn unmount(&self, path: &Path) {
+        run_ok(
+            Command::new("nsenter")
+                .arg("-t")
+                .arg(self.init_pid.to_string())
+                .args(["-m", "--", "umount"])
+                .arg(path),
+        );
     }
 
     /// Stops libvirtd (SIGTERM: running VMs survive, as with a daemon restart or crash).

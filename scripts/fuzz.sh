@@ -60,8 +60,8 @@ corpus_size() {
   find "$1" -type f -printf '%s\n' | awk '{ n++; b += $1 } END { printf "%d %d\n", n, (b + 1023) / 1024 }'
 }
 
-# keep_corpus TARGET LOG: replaces corpus/TARGET with the merge of itself and the scratch corpus,
-# less what the seeds already reach.
+# keep_corpus TARGET LOG: replaces corpus/TARGET with the merge of itself and the scratch corpus
+# (libFuzzer's output in LOG.merge), less what the seeds already reach.
 keep_corpus() {
   local target=$1 log=$2 merged="$scratch/$1.merged" seed
   mkdir -p "$merged"
@@ -71,7 +71,7 @@ keep_corpus() {
   # hit counts come back within seconds of the next run.
   cp seeds/"$target"/* "$merged"/
   cargo fuzz run "${flags[@]}" "$target" "$merged" "corpus/$target" "$scratch/$target" -- \
-    -merge=1 -set_cover_merge=1 -use_counters=0 "${limits[@]}" 2>>"$log" || return 1
+    -merge=1 -set_cover_merge=1 -use_counters=0 "${limits[@]}" 2>"$log.merge" || return 1
   for seed in seeds/"$target"/*; do rm -f "$merged/${seed##*/}"; done
   rm -rf "corpus/$target"
   mv "$merged" "corpus/$target"
@@ -94,13 +94,13 @@ for target in "${targets[@]}"; do
     failed+=("$target")
     status=FAILED
   elif $keep && ! keep_corpus "$target" "$log"; then
-    tail -n 40 "$log" >&2
+    tail -n 40 "$log.merge" >&2
     failed+=("$target")
     status="merge FAILED"
   fi
   wall=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
   executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-  # The last `#N DONE cov: X ft: Y corp: ...` line is the fuzzing run's (a merge prints none).
+  # libFuzzer's last words: `#N DONE cov: X ft: Y corp: ...`.
   done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE ' "$log" | tail -n 1 || true)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$done_line")

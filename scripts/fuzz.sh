@@ -67,8 +67,8 @@ keep_corpus() {
   mkdir -p "$merged"
   # Starting the merge from the seeds means an input is kept only for what the seeds miss. The
   # merge counts edges, not how often each is hit (-use_counters=0), and picks a minimal cover
-  # (-set_cover_merge=1): a few hundred inputs at most per target instead of thousands, and the
-  # hit counts come back within seconds of the next run.
+  # (-set_cover_merge=1): hundreds of inputs per target instead of thousands, and the hit
+  # counts come back within seconds of the next run.
   cp seeds/"$target"/* "$merged"/
   cargo fuzz run "${flags[@]}" "$target" "$merged" "corpus/$target" "$scratch/$target" -- \
     -merge=1 -set_cover_merge=1 -use_counters=0 "${limits[@]}" 2>"$log.merge" || return 1

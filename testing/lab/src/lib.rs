@@ -34,5 +34,5 @@ pub mod soak;
 pub mod watch;
 
 pub use error::LabError;
-pub use lab::{down, DownReport, InNode, Lab, LabState, UpOptions};
+pub use lab::{down, DownReport, InNode, Lab, LabState, UpOptions, VmStack};
 pub use layout::Layout;

@@ -96,6 +96,12 @@ fn simulate(cib: &Path, extra: &[&str]) {
 
 /// A running 2-node cluster with the stack promoted on node1.
 fn cluster(dir: &Path) -> PathBuf {
+    cluster_of(dir, CONFIGURATION, &["storage"])
+}
+
+/// A running 2-node cluster of `configuration`, each promotable primitive in `storages`
+/// promoted on node1.
+fn cluster_of(dir: &Path, configuration: &str, storages: &[&str]) -> PathBuf {
     let empty = Command::new("cibadmin").arg("--empty").output().unwrap();
     let empty = String::from_utf8(empty.stdout).unwrap();
     let start = empty.find("<crm_config/>").unwrap();
@@ -103,26 +109,28 @@ fn cluster(dir: &Path) -> PathBuf {
     let cib = dir.join("cib.xml");
     std::fs::write(
         &cib,
-        format!("{}{CONFIGURATION}\n  {}", &empty[..start], &empty[end..]),
+        format!("{}{configuration}\n  {}", &empty[..start], &empty[end..]),
     )
     .unwrap();
     tool("crm_verify", &["-x", cib.to_str().unwrap()], None);
     simulate(&cib, &["-u", "node1", "-u", "node2"]);
-    for (node, score) in [("node1", "10"), ("node2", "5")] {
-        tool(
-            "crm_attribute",
-            &[
-                "-N",
-                node,
-                "-n",
-                "master-storage",
-                "-v",
-                score,
-                "-l",
-                "reboot",
-            ],
-            Some(&cib),
-        );
+    for storage in storages {
+        for (node, score) in [("node1", "10"), ("node2", "5")] {
+            tool(
+                "crm_attribute",
+                &[
+                    "-N",
+                    node,
+                    "-n",
+                    &format!("master-{storage}"),
+                    "-v",
+                    score,
+                    "-l",
+                    "reboot",
+                ],
+                Some(&cib),
+            );
+        }
     }
     simulate(&cib, &[]);
     cib
@@ -237,6 +245,71 @@ fn migrate_moves_the_primary_and_unmigrate_lifts_the_ban() {
     assert!(out.contains("stickiness"), "{out}");
     let (_, text, _) = clevervm(&cib, &["--node", "node2", "status"]);
     assert!(!text.contains("left by clevervm migrate"), "{text}");
+}
+
+/// Two stacks, each on its own promotable storage (as the generator makes one DRBD clone per
+/// VM), kept on one node.
+fn two_stacks() -> String {
+    let stack = |n: &str| {
+        format!(
+            r#"<clone id="storage{n}-clone"><meta_attributes id="sc{n}-meta">
+          <nvpair id="sc{n}-p" name="promotable" value="true"/><nvpair id="sc{n}-n" name="notify" value="true"/>
+        </meta_attributes>
+        <primitive id="storage{n}" class="ocf" provider="pacemaker" type="Stateful"/></clone>
+      <group id="stack{n}">
+        <primitive id="fs{n}" class="ocf" provider="heartbeat" type="Dummy"/>
+        <primitive id="vm{n}" class="ocf" provider="clever" type="vm">
+          <instance_attributes id="vm{n}-ia">
+            <nvpair id="vm{n}-d" name="domain" value="clever{n}"/>
+            <nvpair id="vm{n}-h" name="hibernate_dir" value="/nonexistent/images{n}"/>
+            <nvpair id="vm{n}-c" name="config" value="/nonexistent/clever{n}.xml"/>
+          </instance_attributes>
+        </primitive>
+      </group>"#
+        )
+    };
+    let constraints = |n: &str| {
+        format!(
+            r#"<rsc_colocation id="stack{n}-with-primary" rsc="stack{n}" with-rsc="storage{n}-clone" with-rsc-role="Promoted" score="INFINITY"/>
+      <rsc_order id="promote{n}-then-stack" first="storage{n}-clone" first-action="promote" then="stack{n}" then-action="start"/>"#
+        )
+    };
+    let start = CONFIGURATION.find("<resources>").unwrap();
+    format!(
+        "{}<resources>{}{}</resources><constraints>{}{}\n      \
+         <rsc_colocation id=\"together\" rsc=\"stack2\" with-rsc=\"stack1\" score=\"INFINITY\"/>\
+         </constraints>",
+        &CONFIGURATION[..start],
+        stack("1"),
+        stack("2"),
+        constraints("1"),
+        constraints("2"),
+    )
+}
+
+#[test]
+fn migrate_moves_every_stack_off_the_node() {
+    let dir = scratch("migrate-all");
+    let cib = cluster_of(&dir.0, &two_stacks(), &["storage1", "storage2"]);
+    assert_eq!(placement(&cib, "vm1"), ["node1"]);
+    assert_eq!(placement(&cib, "vm2"), ["node1"]);
+    let (code, out, calls) = clevervm(&cib, &["--node", "node1", "migrate"]);
+    assert_eq!(code, 0, "{out}");
+    for storage in ["storage1-clone", "storage2-clone"] {
+        assert!(
+            calls.iter().any(|c| c.contains(&format!(
+                "--ban --resource {storage} --node node1 --promoted"
+            ))),
+            "{storage}: {calls:?}"
+        );
+        assert!(
+            out.contains(&format!("{storage}: banned from node1")),
+            "{out}"
+        );
+    }
+    simulate(&cib, &[]);
+    assert_eq!(placement(&cib, "vm1"), ["node2"]);
+    assert_eq!(placement(&cib, "vm2"), ["node2"]);
 }
 
 #[test]

@@ -10,11 +10,17 @@
 //! - `ocf:clever:gwping`/`ocf:clever:drbdfs` → `ocf:pacemaker:ping`/`ocf:heartbeat:Filesystem`
 //!   when our binary was not staged,
 //! - faster timings (dc-deadtime 1 s, gateway checks every 2 s) and a priority on the VM so that
-//!   `priority-fencing-delay` lets the active node win a fencing race after a link cut.
+//!   `priority-fencing-delay` lets the active node win a fencing race after a link cut,
+//! - with several VM stacks (`--vms`), each on its own loop device: every stack's filesystem
+//!   colocated with the first's, so that all VMs run on one node (the generator places each
+//!   stack on its own).
 
 use std::fmt::Write as _;
 
-use clever_cib::pacemaker::{Agent, NvPair, Operation, Primitive, Resource};
+use clever_cib::build::{fs_id, vm_id};
+use clever_cib::pacemaker::{
+    Agent, Colocation, Constraint, NvPair, Operation, Primitive, Resource, Score,
+};
 
 use crate::error::LabError;
 use crate::layout;
@@ -52,8 +58,9 @@ pub enum AgentChoice {
 pub struct CibOptions {
     pub nodes: usize,
     pub lab_dir: String,
-    /// The shared block device (the loop device).
-    pub shared_device: String,
+    /// The shared block devices (loop devices), one per VM stack: the first is the one a
+    /// one-VM lab has; each further one gets a stack of its own ([`crate::layout::vm_name`]).
+    pub shared_devices: Vec<String>,
     pub gwping: AgentChoice,
     pub fs: AgentChoice,
     /// Run the real VM (libvirtd per node) instead of a Dummy.
@@ -153,22 +160,29 @@ pub fn lab_description(options: &CibOptions) -> String {
          dampen = \"1s\"\n\
          monitor_interval = \"2s\"\n\n\
          [libvirtd]\n\
-         class = \"lsb\"\n\n\
-         [[drbd]]\n\
-         name = \"r0\"\n\
-         device = \"/dev/drbd0\"\n\n\
-         [[vm]]\n\
-         name = \"clever\"\n\
-         drbd = \"r0\"\n\
-         config = \"{shared}/clever.xml\"\n\
-         stop_timeout = \"90s\"\n\
-         mount = {{ directory = \"{shared}\", fstype = \"ext4\" }}\n\
-         address = {{ ip = \"{service}\", cidr_netmask = 24, nic = \"{nic}\" }}\n",
+         class = \"lsb\"\n",
         gateway = layout::gateway_address(),
-        service = layout::service_address(),
-        nic = layout::UPLINK_IFACE,
-        shared = layout::SHARED_MOUNT,
     );
+    for index in 0..options.shared_devices.len().max(1) {
+        let _ = write!(
+            text,
+            "\n[[drbd]]\n\
+             name = \"{drbd}\"\n\
+             device = \"/dev/drbd{index}\"\n\n\
+             [[vm]]\n\
+             name = \"{name}\"\n\
+             drbd = \"{drbd}\"\n\
+             config = \"{shared}/{name}.xml\"\n\
+             stop_timeout = \"90s\"\n\
+             mount = {{ directory = \"{shared}\", fstype = \"ext4\" }}\n\
+             address = {{ ip = \"{service}\", cidr_netmask = 24, nic = \"{nic}\" }}\n",
+            drbd = layout::drbd_name(index),
+            name = layout::vm_name(index),
+            service = layout::vm_address(index),
+            nic = layout::UPLINK_IFACE,
+            shared = layout::shared_mount(index),
+        );
+    }
     text
 }
 
@@ -187,6 +201,10 @@ pub fn lab_cib(options: &CibOptions) -> Result<String, LabError> {
         .map_err(|e| LabError::Cib(e.to_string()))?;
     let mut configuration =
         clever_cib::build(&description).map_err(|e| LabError::Cib(e.to_string()))?;
+    let stacks = options.shared_devices.len().max(1);
+    let fs_ids: Vec<String> = (0..stacks).map(|i| fs_id(&layout::vm_name(i))).collect();
+    let vm_ids: Vec<String> = (0..stacks).map(|i| vm_id(&layout::vm_name(i))).collect();
+    let stack_of = |ids: &[String], id: &str| ids.iter().position(|i| i == id);
 
     for resource in &mut configuration.resources {
         match resource {
@@ -215,13 +233,17 @@ pub fn lab_cib(options: &CibOptions) -> Result<String, LabError> {
                     child.params.push(NvPair::new("timeout", "1"));
                 }
             }
-            Resource::Primitive(primitive) if primitive.id == ids::FS => {
+            Resource::Primitive(primitive) if stack_of(&fs_ids, &primitive.id).is_some() => {
+                let index = stack_of(&fs_ids, &primitive.id).unwrap_or_default();
                 primitive
                     .params
                     .retain(|p| p.name != "drbd_resource" && p.name != "device");
-                primitive
-                    .params
-                    .insert(0, NvPair::new("device", options.shared_device.clone()));
+                let device = options
+                    .shared_devices
+                    .get(index)
+                    .cloned()
+                    .unwrap_or_default();
+                primitive.params.insert(0, NvPair::new("device", device));
                 let mut comment =
                     "LAB: the shared loop device stands in for the DRBD device".to_owned();
                 if options.fs == AgentChoice::Stock {
@@ -231,10 +253,11 @@ pub fn lab_cib(options: &CibOptions) -> Result<String, LabError> {
                 primitive.comment = Some(comment);
             }
             Resource::Primitive(primitive)
-                if primitive.id == ids::VM
+                if stack_of(&vm_ids, &primitive.id).is_some()
                     && options.vm
                     && options.vm_agent == AgentChoice::Stock =>
             {
+                let index = stack_of(&vm_ids, &primitive.id).unwrap_or_default();
                 // The stock agent, as benchmarks compare it: save/restore into snapshot=.
                 primitive.agent = Agent::ocf("heartbeat", "VirtualDomain");
                 primitive.params.retain(|p| p.name == "config");
@@ -243,14 +266,16 @@ pub fn lab_cib(options: &CibOptions) -> Result<String, LabError> {
                     .push(NvPair::new("hypervisor", "qemu:///system"));
                 primitive
                     .params
-                    .push(NvPair::new("snapshot", layout::HIBERNATE_DIR));
+                    .push(NvPair::new("snapshot", layout::hibernate_dir(index)));
                 primitive.comment = Some(
                     "LAB (stock agents): VirtualDomain with snapshot= instead of ocf:clever:vm"
                         .to_owned(),
                 );
                 primitive.meta.push(NvPair::new("priority", "10"));
             }
-            Resource::Primitive(primitive) if primitive.id == ids::VM && options.vm => {
+            Resource::Primitive(primitive)
+                if stack_of(&vm_ids, &primitive.id).is_some() && options.vm =>
+            {
                 // The test guest has no ACPI: a graceful shutdown never completes.
                 primitive.params.push(NvPair::new("shutdown_timeout", "10"));
                 primitive.comment = Some(
@@ -260,7 +285,7 @@ pub fn lab_cib(options: &CibOptions) -> Result<String, LabError> {
                 );
                 primitive.meta.push(NvPair::new("priority", "10"));
             }
-            Resource::Primitive(primitive) if primitive.id == ids::VM => {
+            Resource::Primitive(primitive) if stack_of(&vm_ids, &primitive.id).is_some() => {
                 stand_in(
                     primitive,
                     Agent::ocf("pacemaker", "Dummy"),
@@ -270,6 +295,19 @@ pub fn lab_cib(options: &CibOptions) -> Result<String, LabError> {
             }
             Resource::Primitive(_) => {}
         }
+    }
+    // Several stacks: the generator places each on its own; the lab keeps them on one node (the
+    // filesystems follow the first's, and each drags its DRBD stand-in's promotion along).
+    for fs in fs_ids.iter().skip(1) {
+        configuration
+            .constraints
+            .push(Constraint::Colocation(Colocation {
+                id: format!("col_lab_{fs}_with_{}", ids::FS),
+                rsc: fs.clone(),
+                with_rsc: ids::FS.to_owned(),
+                with_role: None,
+                score: Score::Infinity,
+            }));
     }
     configuration.resources.push(Resource::Primitive(Primitive {
         id: ids::DUMMY.to_owned(),
@@ -296,7 +334,7 @@ mod tests {
         CibOptions {
             nodes: 2,
             lab_dir: "/run/clever-lab".into(),
-            shared_device: "/dev/loop7".into(),
+            shared_devices: vec!["/dev/loop7".into()],
             gwping: AgentChoice::Clever,
             fs: AgentChoice::Stock,
             vm: false,
@@ -358,6 +396,54 @@ mod tests {
             cib.contains(r#"name="config" value="/srv/clever/clever.xml""#),
             "{cib}"
         );
+    }
+
+    #[test]
+    fn three_vm_stacks_each_have_their_own_device_and_directory_and_stay_on_one_node() {
+        let cib = lab_cib(&CibOptions {
+            vm: true,
+            shared_devices: vec![
+                "/dev/loop7".into(),
+                "/dev/loop8".into(),
+                "/dev/loop9".into(),
+            ],
+            ..options()
+        })
+        .unwrap();
+        for (name, drbd, device, address) in [
+            ("clever", "r0", "/dev/loop7", "10.213.1.100"),
+            ("clever2", "r1", "/dev/loop8", "10.213.1.101"),
+            ("clever3", "r2", "/dev/loop9", "10.213.1.102"),
+        ] {
+            assert!(
+                cib.contains(&format!(
+                    r#"id="vm_{name}" class="ocf" provider="clever" type="vm""#
+                )),
+                "{cib}"
+            );
+            assert!(
+                cib.contains(&format!(r#"value="/srv/{name}/hibernate""#)),
+                "{cib}"
+            );
+            assert!(
+                cib.contains(&format!(r#"value="/srv/{name}/{name}.xml""#)),
+                "{cib}"
+            );
+            assert!(cib.contains(&format!(r#"id="drbd_{drbd}-clone""#)), "{cib}");
+            assert!(cib.contains(&format!(r#"value="{device}""#)), "{cib}");
+            assert!(cib.contains(&format!(r#"value="{address}""#)), "{cib}");
+        }
+        assert!(!cib.contains(r#"type="drbd""#), "{cib}");
+        for fs in ["fs_clever2", "fs_clever3"] {
+            assert!(
+                cib.contains(&format!(
+                    r#"id="col_lab_{fs}_with_fs_clever" rsc="{fs}" with-rsc="fs_clever" score="INFINITY""#
+                )),
+                "{cib}"
+            );
+        }
+        // One stack: nothing of the kind.
+        assert!(!lab_cib(&options()).unwrap().contains("col_lab_"));
     }
 
     #[test]

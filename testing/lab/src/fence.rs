@@ -262,6 +262,7 @@ mod tests {
             clever_agents: Vec::new(),
             vm: false,
             vm_agent: String::new(),
+            more_loop_devices: Vec::new(),
         };
         std::fs::write(dir.join("lab.json"), serde_json::to_string(&state).unwrap()).unwrap();
         let run_with = |text: &str| {

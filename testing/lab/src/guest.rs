@@ -169,6 +169,17 @@ pub fn domain_xml(name: &str, mib: u32, kernel: &Path, serial: &Path) -> String 
     )
 }
 
+/// `xml` with the guest's vCPU scheduled `SCHED_IDLE` (libvirt's `vcpusched`, no cgroup
+/// needed): the guest spins its vCPU, and several of them must not take the cores from the
+/// cluster's daemons (or the machine's other users); they count whenever a core is free.
+pub fn idle_vcpu(xml: &str) -> String {
+    xml.replacen(
+        "<vcpu>1</vcpu>",
+        "<vcpu>1</vcpu>\n  <cputune><vcpusched vcpus='0' scheduler='idle'/></cputune>",
+        1,
+    )
+}
+
 /// What the guest printed so far.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Serial {
@@ -232,5 +243,10 @@ mod tests {
         assert!(xml.contains("<kernel>/srv/g.elf</kernel>"));
         assert!(xml.contains("path='/run/s.log' append='on'"));
         assert!(xml.contains(&uuid_for("clever")));
+        let idle = idle_vcpu(&xml);
+        assert!(
+            idle.contains("<vcpusched vcpus='0' scheduler='idle'/>"),
+            "{idle}"
+        );
     }
 }

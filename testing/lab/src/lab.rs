@@ -75,6 +75,9 @@ pub struct UpOptions {
     pub stock: bool,
     /// RAM of the test guest (benchmarks move a 512 MiB guest; tests a small one).
     pub vm_mib: u32,
+    /// How many VM stacks (with `vm`), each with its own loop device, filesystem, hibernation
+    /// directory, guest and console, all kept on one node; 1 is the lab as it always was.
+    pub vms: usize,
 }
 
 /// What `lab.json` records, for later commands, `down` and the fence agent.
@@ -95,6 +98,26 @@ pub struct LabState {
     /// The VM's agent (with `vm`).
     #[serde(default)]
     pub vm_agent: String,
+    /// The loop devices of the VM stacks after the first (`--vms`), in order.
+    #[serde(default)]
+    pub more_loop_devices: Vec<String>,
+}
+
+/// One VM stack of a lab, and where its pieces are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmStack {
+    /// 0 for the stack a one-VM lab has.
+    pub index: usize,
+    /// The stack's name, which is also the domain's (`clever`, `clever2` …).
+    pub name: String,
+    /// Its shared (loop) device.
+    pub device: String,
+    /// Resource ids.
+    pub vm: String,
+    pub fs: String,
+    pub ip: String,
+    /// Its hibernation directory (inside the node that mounts its filesystem).
+    pub hibernate_dir: String,
 }
 
 impl LabState {
@@ -324,10 +347,34 @@ impl Lab {
                 .all(|n| status.node(n).is_some_and(|node| node.online))
     }
 
+    /// The lab's VM stacks (one without `--vms`; also without `--vm`, where the VM is a Dummy).
+    pub fn stacks(&self) -> Vec<VmStack> {
+        std::iter::once(&self.state.loop_device)
+            .chain(&self.state.more_loop_devices)
+            .enumerate()
+            .map(|(index, device)| {
+                let name = layout::vm_name(index);
+                VmStack {
+                    index,
+                    device: device.clone(),
+                    vm: clever_cib::build::vm_id(&name),
+                    fs: clever_cib::build::fs_id(&name),
+                    ip: clever_cib::build::ip_id(&name),
+                    hibernate_dir: layout::hibernate_dir(index),
+                    name,
+                }
+            })
+            .collect()
+    }
+
     /// The powered nodes on which the shared device is mounted (read from each node's
     /// `/proc/PID/mountinfo`, no process spawned: cheap enough to sample often).
     pub fn mounted_on(&self) -> Vec<String> {
-        let device = &self.state.loop_device;
+        self.device_mounted_on(&self.state.loop_device)
+    }
+
+    /// The powered nodes on which `device` is mounted (as [`Lab::mounted_on`]).
+    pub fn device_mounted_on(&self, device: &str) -> Vec<String> {
         self.state
             .nodes
             .iter()
@@ -336,7 +383,7 @@ impl Lab {
                     fs::read_to_string(format!("/proc/{pid}/mountinfo")).is_ok_and(|text| {
                         text.lines().any(|line| {
                             line.split_once(" - ").is_some_and(|(_, right)| {
-                                right.split_whitespace().nth(1) == Some(device.as_str())
+                                right.split_whitespace().nth(1) == Some(device)
                             })
                         })
                     })
@@ -361,11 +408,38 @@ impl Lab {
             .collect()
     }
 
+    /// The powered nodes on which the qemu of `domain` runs (libvirt names it in qemu's
+    /// command line: `-name guest=DOMAIN,…`).
+    pub fn domain_qemu_on(&self, domain: &str) -> Vec<String> {
+        let wanted = format!("guest={domain}");
+        self.state
+            .nodes
+            .iter()
+            .filter(|node| {
+                self.node_cgroup(node).all_pids().iter().any(|pid| {
+                    fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|comm| comm.starts_with("qemu-system"))
+                        && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                            cmdline.split(|b| *b == 0).any(|arg| {
+                                arg.split(|b| *b == b',').next() == Some(wanted.as_bytes())
+                            })
+                        })
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
     /// The powered nodes that hold the service address (read from each node's
     /// `/proc/PID/net/fib_trie`, whose local table lists the node's own addresses: no process
     /// spawned, so it can be sampled as often as the mounts).
     pub fn address_on(&self) -> Vec<String> {
-        let address = layout::service_address().to_string();
+        self.vm_address_on(0)
+    }
+
+    /// The powered nodes that hold VM stack `index`'s address (as [`Lab::address_on`]).
+    pub fn vm_address_on(&self, index: usize) -> Vec<String> {
+        let address = layout::vm_address(index).to_string();
         self.state
             .nodes
             .iter()
@@ -381,7 +455,12 @@ impl Lab {
 
     /// What the test guest printed so far (all nodes append to one console file).
     pub fn serial(&self) -> guest::Serial {
-        guest::Serial::read(&self.layout.serial_file(VM_DOMAIN))
+        self.serial_of(VM_DOMAIN)
+    }
+
+    /// What the guest of `domain` printed so far.
+    pub fn serial_of(&self, domain: &str) -> guest::Serial {
+        guest::Serial::read(&self.layout.serial_file(domain))
     }
 
     /// Cuts a node's power: every process of its cgroup is killed at once.
@@ -503,17 +582,26 @@ impl Lab {
                 options.agents_dir.display()
             )));
         }
-        let seed = if options.vm {
-            Some(vm_seed(&layout, options.vm_mib)?)
-        } else {
-            None
-        };
-        let loop_device = shared_storage(&layout, seed.as_deref(), vm_shared_size(options.vm_mib))?;
+        let mut loop_devices = Vec::new();
+        for index in 0..options.vms {
+            let seed = if options.vm {
+                Some(vm_seed(&layout, options.vm_mib, index, options.vms > 1)?)
+            } else {
+                None
+            };
+            loop_devices.push(shared_storage(
+                &layout,
+                index,
+                seed.as_deref(),
+                vm_shared_size(options.vm_mib),
+            )?);
+        }
+        let loop_device = loop_devices.first().cloned().unwrap_or_default();
         let has = |agent: &str| !options.stock && clever_agents.iter().any(|a| a == agent);
         let cib_options = CibOptions {
             nodes: options.nodes,
             lab_dir: layout.dir().to_string_lossy().into_owned(),
-            shared_device: loop_device.clone(),
+            shared_devices: loop_devices.clone(),
             gwping: if has("gwping") {
                 AgentChoice::Clever
             } else {
@@ -554,6 +642,7 @@ impl Lab {
                 (true, AgentChoice::Stock) => "ocf:heartbeat:VirtualDomain",
             }
             .to_owned(),
+            more_loop_devices: loop_devices.iter().skip(1).cloned().collect(),
         };
         state.write(&layout)?;
         write_file(
@@ -725,6 +814,13 @@ fn check_prerequisites(options: &UpOptions) -> Result<(), LabError> {
             "root (namespaces, mounts, cgroups)".into(),
         ));
     }
+    if !(1..=layout::MAX_VMS).contains(&options.vms) || (options.vms > 1 && !options.vm) {
+        return Err(LabError::Usage(format!(
+            "a lab runs 1 to {} VM stacks, more than one only with the VM, not {}",
+            layout::MAX_VMS,
+            options.vms
+        )));
+    }
     if !(MIN_NODES..=MAX_NODES).contains(&options.nodes) {
         return Err(LabError::Usage(format!(
             "a lab has {MIN_NODES} to {MAX_NODES} nodes, not {}",
@@ -785,27 +881,31 @@ pub const VM_DOMAIN: &str = "clever";
 /// RAM of the test guest, by default.
 pub const VM_MIB: u32 = 64;
 
-/// The files the shared filesystem starts with when the VM runs: the guest and its XML.
-fn vm_seed(layout: &Layout, vm_mib: u32) -> Result<PathBuf, LabError> {
-    let seed = layout.dir().join("seed");
+/// The files VM stack `index`'s filesystem starts with: the guest and its XML (with `idle`, its
+/// vCPU scheduled `SCHED_IDLE`: see [`guest::idle_vcpu`]).
+fn vm_seed(layout: &Layout, vm_mib: u32, index: usize, idle: bool) -> Result<PathBuf, LabError> {
+    let name = layout::vm_name(index);
+    let seed = if index == 0 {
+        layout.dir().join("seed")
+    } else {
+        layout.dir().join(format!("seed-{name}"))
+    };
     mkdir(&seed, 0o755, None)?;
     let build = layout.dir().join("guest");
-    mkdir(&build, 0o755, None)?;
-    let elf = guest::build(&build)?;
+    let elf = build.join("guest.elf");
+    if !elf.is_file() {
+        mkdir(&build, 0o755, None)?;
+        guest::build(&build)?;
+    }
     install(&elf, &seed.join("guest.elf"))?;
     mkdir(&layout.serial_dir(), 0o755, None)?;
-    mkdir(
-        &seed.join(
-            Path::new(layout::HIBERNATE_DIR)
-                .strip_prefix(layout::SHARED_MOUNT)
-                .unwrap_or(Path::new("hibernate")),
-        ),
-        0o755,
-        None,
-    )?;
-    let kernel = Path::new(layout::SHARED_MOUNT).join("guest.elf");
-    let xml = guest::domain_xml(VM_DOMAIN, vm_mib, &kernel, &layout.serial_file(VM_DOMAIN));
-    write_file(&seed.join(format!("{VM_DOMAIN}.xml")), &xml, 0o644)?;
+    mkdir(&seed.join("hibernate"), 0o755, None)?;
+    let kernel = Path::new(&layout::shared_mount(index)).join("guest.elf");
+    let mut xml = guest::domain_xml(&name, vm_mib, &kernel, &layout.serial_file(&name));
+    if idle {
+        xml = guest::idle_vcpu(&xml);
+    }
+    write_file(&seed.join(format!("{name}.xml")), &xml, 0o644)?;
     Ok(seed)
 }
 
@@ -839,9 +939,15 @@ fn libvirt_files(layout: &Layout, node: &str) -> Result<(), LabError> {
     write_file(&dir.join("group"), &group, 0o644)
 }
 
-/// The DRBD stand-in: an ext4 filesystem on a loop device every node sees, with `seed`'s files.
-fn shared_storage(layout: &Layout, seed: Option<&Path>, vm_size: u64) -> Result<String, LabError> {
-    let backing = layout.backing_file();
+/// The DRBD stand-in of VM stack `index`: an ext4 filesystem on a loop device every node sees,
+/// with `seed`'s files.
+fn shared_storage(
+    layout: &Layout,
+    index: usize,
+    seed: Option<&Path>,
+    vm_size: u64,
+) -> Result<String, LabError> {
+    let backing = layout.backing_file_of(index);
     let file = File::create(&backing).map_err(LabError::io("creating", &backing))?;
     file.set_len(if seed.is_some() { vm_size } else { SHARED_SIZE })
         .map_err(LabError::io("sizing", &backing))?;
@@ -960,8 +1066,11 @@ pub fn down(dir: impl Into<PathBuf>) -> Result<DownReport, LabError> {
         // Shared by every lab on the machine: removed only once empty.
         let _ = fs::remove_dir(parent);
     }
-    let backing = layout.backing_file();
-    if backing.exists() {
+    for index in 0..layout::MAX_VMS {
+        let backing = layout.backing_file_of(index);
+        if !backing.exists() {
+            continue;
+        }
         for device in loop_devices_of(&backing)? {
             run_host(
                 CommandLine::new("/usr/sbin/losetup").arg("-d").arg(&device),

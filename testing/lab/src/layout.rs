@@ -41,6 +41,34 @@ pub const SHARED_MOUNT: &str = "/srv/clever";
 pub const LIBVIRT_SAVE_DIR: &str = "/var/lib/libvirt/qemu/save";
 /// The VM's hibernation directory on the shared filesystem (the generator's default).
 pub const HIBERNATE_DIR: &str = "/srv/clever/hibernate";
+/// Most VM stacks a lab may run (`--vms`), each on its own loop device.
+pub const MAX_VMS: usize = 4;
+
+/// The name of VM stack `index` (0-based), which is also its domain's: `clever`, then
+/// `clever2`, `clever3` … (the first keeps the name a one-VM lab has always had).
+pub fn vm_name(index: usize) -> String {
+    if index == 0 {
+        "clever".to_owned()
+    } else {
+        format!("clever{}", index + 1)
+    }
+}
+
+/// The DRBD resource (stand-in) of VM stack `index`: `r0`, `r1` …
+pub fn drbd_name(index: usize) -> String {
+    format!("r{index}")
+}
+
+/// Mount point of VM stack `index`'s own shared filesystem: [`SHARED_MOUNT`] for the first.
+pub fn shared_mount(index: usize) -> String {
+    format!("/srv/{}", vm_name(index))
+}
+
+/// VM stack `index`'s hibernation directory, on its own filesystem: [`HIBERNATE_DIR`] for the
+/// first.
+pub fn hibernate_dir(index: usize) -> String {
+    format!("{}/hibernate", shared_mount(index))
+}
 
 /// The name of node `index` (0-based): `node1`, `node2` …
 pub fn node_name(index: usize) -> String {
@@ -77,7 +105,12 @@ pub fn gateway_address() -> Ipv4Addr {
 
 /// The floating address of the service (IPaddr2), on the uplink.
 pub fn service_address() -> Ipv4Addr {
-    host(UPLINK_NET, 100)
+    vm_address(0)
+}
+
+/// The floating address of VM stack `index`: the service address, then the next ones.
+pub fn vm_address(index: usize) -> Ipv4Addr {
+    host(UPLINK_NET, u8::try_from(100 + index).unwrap_or(u8::MAX))
 }
 
 /// A node's port on the uplink bridge.
@@ -152,7 +185,16 @@ impl Layout {
 
     /// The file behind the shared loop device.
     pub fn backing_file(&self) -> PathBuf {
-        self.dir.join("shared.img")
+        self.backing_file_of(0)
+    }
+
+    /// The file behind VM stack `index`'s loop device: `shared.img`, `shared2.img` …
+    pub fn backing_file_of(&self, index: usize) -> PathBuf {
+        if index == 0 {
+            self.dir.join("shared.img")
+        } else {
+            self.dir.join(format!("shared{}.img", index + 1))
+        }
     }
 
     /// Overlaid on /usr/sbin inside nodes: holds `fence_lab`.
@@ -237,6 +279,24 @@ mod tests {
         assert_eq!(node_address(1).to_string(), "10.213.0.12");
         assert_eq!(node_uplink_address(0).to_string(), "10.213.1.11");
         assert_eq!(gateway_address().to_string(), "10.213.1.1");
+    }
+
+    #[test]
+    fn the_first_vm_stack_keeps_the_one_vm_names() {
+        assert_eq!(vm_name(0), "clever");
+        assert_eq!(shared_mount(0), SHARED_MOUNT);
+        assert_eq!(hibernate_dir(0), HIBERNATE_DIR);
+        assert_eq!(vm_address(0), service_address());
+        assert_eq!(vm_name(2), "clever3");
+        assert_eq!(drbd_name(2), "r2");
+        assert_eq!(hibernate_dir(1), "/srv/clever2/hibernate");
+        assert_eq!(vm_address(2).to_string(), "10.213.1.102");
+        let layout = Layout::new("/run/x").unwrap();
+        assert_eq!(layout.backing_file_of(0), layout.backing_file());
+        assert_eq!(
+            layout.backing_file_of(1),
+            PathBuf::from("/run/x/shared2.img")
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   `cgroup.kill` on its cgroup.
 //! - **VM** (`--vm`): libvirtd per node and the test guest ([`guest`]) under `ocf:clever:vm`, or
 //!   under the stock `VirtualDomain` (`--stock`, which also swaps gwping/drbdfs for ping and
-//!   Filesystem, for comparisons).
+//!   Filesystem, for comparisons). `--vms N`: N such stacks, each on its own loop device and
+//!   DRBD stand-in, kept on one node.
 //! - **Faults**: power cut, interconnect cut, uplink/gateway cut, daemon kill.
 //! - **Watching** ([`watch`]): a timeline of a fault and the "never active on two nodes" check.
 //! - **Soak** ([`soak`]): randomized faults one after another, with nothing acknowledged lost.
@@ -34,5 +35,5 @@ pub mod soak;
 pub mod watch;
 
 pub use error::LabError;
-pub use lab::{down, DownReport, InNode, Lab, LabState, UpOptions};
+pub use lab::{down, DownReport, InNode, Lab, LabState, UpOptions, VmStack};
 pub use layout::Layout;

@@ -50,6 +50,10 @@ enum Commands {
         #[arg(long, default_value_t = clever_lab::lab::VM_MIB,
               value_parser = clap::value_parser!(u32).range(16..=4096))]
         vm_mib: u32,
+        /// VM stacks, each on its own loop-device filesystem (own DRBD stand-in, hibernation
+        /// directory, guest, console), all kept on one node (implies --vm).
+        #[arg(long, default_value_t = 1)]
+        vms: usize,
     },
     /// Remove everything of the lab: processes, namespaces, cgroups, loop device, directory.
     Down,
@@ -161,6 +165,7 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             vm,
             stock,
             vm_mib,
+            vms,
         } => {
             let self_exe = sibling("clever-lab")?;
             let options = UpOptions {
@@ -176,9 +181,10 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                 },
                 self_exe,
                 wait: Duration::from_secs(wait),
-                vm,
+                vm: vm || vms > 1,
                 stock,
                 vm_mib,
+                vms,
             };
             let lab = Lab::up(&options)?;
             let state = lab.state();

@@ -6,7 +6,10 @@
 //! cgroup, its mounts from `/proc/PID/mountinfo`, its qemu processes, the service address from
 //! `/proc/PID/net/fib_trie`, new lines of the power log (`fence.log`));
 //! another, every [`SLOW`], the cluster's view through `crm_mon` on a powered node (node states, where
-//! `watched` resources run). Every change becomes an event.
+//! `watched` resources run). Every change becomes an event. With several VM stacks (`--vms`) the
+//! filesystem, qemu and address of each stack are watched on their own ("qemu of clever2 …"):
+//! all of them moving together means one node may run one stack's qemu while another still runs
+//! another's, which is fine; one stack active on two nodes is not.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -177,6 +180,7 @@ fn fast(
     let mut last_sample: Option<Instant> = None;
     let mut doubles = Vec::new();
     let mut tracker = Tracker::default();
+    let stacks = lab.stacks();
     let mut fence_lines = fs::read_to_string(lab.layout().fence_log())
         .map(|t| t.lines().count())
         .unwrap_or(0);
@@ -193,40 +197,41 @@ fn fast(
                 push(events, started, format!("{node} power {power}"));
             }
         }
-        let mounted = lab.mounted_on();
-        if tracker.update("mounted", mounted.join(" ")) {
-            push(
-                events,
-                started,
-                format!("filesystem mounted on [{}]", mounted.join(" ")),
-            );
-        }
-        let qemu = lab.qemu_on();
-        if tracker.update("qemu", qemu.join(" ")) {
-            push(
-                events,
-                started,
-                format!("qemu running on [{}]", qemu.join(" ")),
-            );
-        }
-        let address = lab.address_on();
-        if tracker.update("address", address.join(" ")) {
-            push(
-                events,
-                started,
-                format!("service address on [{}]", address.join(" ")),
-            );
-        }
-        for (what, nodes) in [
-            ("filesystem", &mounted),
-            ("qemu", &qemu),
-            ("service address", &address),
-        ] {
-            if nodes.len() > 1 {
-                doubles.push(Event {
-                    at: started.elapsed(),
-                    what: format!("{what} on {}", nodes.join(" ")),
-                });
+        for stack in &stacks {
+            // One stack: any qemu counts, as it always did; several: each domain's own.
+            let (suffix, mounted, qemu, address) = if stacks.len() == 1 {
+                (
+                    String::new(),
+                    lab.mounted_on(),
+                    lab.qemu_on(),
+                    lab.address_on(),
+                )
+            } else {
+                (
+                    format!(" of {}", stack.name),
+                    lab.device_mounted_on(&stack.device),
+                    lab.domain_qemu_on(&stack.name),
+                    lab.vm_address_on(stack.index),
+                )
+            };
+            for (what, key, verb, nodes) in [
+                ("filesystem", "mounted", "mounted on", &mounted),
+                ("qemu", "qemu", "running on", &qemu),
+                ("service address", "address", "on", &address),
+            ] {
+                if tracker.update(&format!("{key}{suffix}"), nodes.join(" ")) {
+                    push(
+                        events,
+                        started,
+                        format!("{what}{suffix} {verb} [{}]", nodes.join(" ")),
+                    );
+                }
+                if nodes.len() > 1 {
+                    doubles.push(Event {
+                        at: started.elapsed(),
+                        what: format!("{what}{suffix} on {}", nodes.join(" ")),
+                    });
+                }
             }
         }
         if let Ok(text) = fs::read_to_string(lab.layout().fence_log()) {

@@ -1177,3 +1177,188 @@ fn clevervm_drives_the_live_cluster_from_either_node() {
     })
     .unwrap();
 }
+
+/// Sets `target-role` of every resource in `ids` in one CIB change (one `cibadmin --modify`), so
+/// that Pacemaker acts on all of them in one transition.
+fn set_target_role_at_once(lab: &Lab, node: &str, ids: &[&str], role: &str, deadline: &Deadline) {
+    let primitives: String = ids
+        .iter()
+        .map(|id| {
+            format!(
+                r#"<primitive id="{id}"><meta_attributes id="{id}-meta_attributes"><nvpair id="{id}-meta_attributes-target-role" name="target-role" value="{role}"/></meta_attributes></primitive>"#
+            )
+        })
+        .collect();
+    lab.runner(node)
+        .unwrap()
+        .run_ok(
+            &CommandLine::new("/usr/sbin/cibadmin").args([
+                "--modify",
+                "--scope",
+                "resources",
+                "--xml-text",
+                &format!("<resources>{primitives}</resources>"),
+            ]),
+            deadline,
+        )
+        .unwrap();
+}
+
+/// The files in `dir` as `node` sees it (through its init process's root).
+fn files_in_node(lab: &Lab, node: &str, dir: &str) -> Vec<String> {
+    let pid = lab.node_pid(node).unwrap();
+    let path = PathBuf::from(format!("/proc/{pid}/root")).join(dir.trim_start_matches('/'));
+    let mut names: Vec<String> = fs::read_dir(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn three_vms_on_one_node_hibernate_and_resume_at_once_and_one_clevervm_migrate_moves_them_all() {
+    let test = TestLab::up_with("vms", 2, &["--vm", "--vms", "3", "--vm-mib", "32"]);
+    let lab = &test.lab;
+    let stacks = lab.stacks();
+    assert_eq!(stacks.len(), 3, "{stacks:?}");
+    let vms: Vec<&str> = stacks.iter().map(|s| s.vm.as_str()).collect();
+    let deadline = Deadline::after(Duration::from_secs(420));
+
+    // Each stack on its own device, all of them on one node.
+    let devices: BTreeSet<&str> = stacks.iter().map(|s| s.device.as_str()).collect();
+    assert_eq!(devices.len(), 3, "{stacks:?}");
+    let status = lab
+        .wait_for("node1", "the three stacks on one node", &deadline, |s| {
+            let first = s.settled_on(&stacks[0].vm, None);
+            first.len() == 1
+                && stacks.iter().all(|stack| {
+                    s.settled_on(&stack.vm, None) == first
+                        && s.settled_on(&stack.fs, None) == first
+                        && s.settled_on(&stack.ip, None) == first
+                })
+        })
+        .unwrap();
+    let first = status.running_on(&stacks[0].vm, None)[0].to_owned();
+    let second = other(lab, &first);
+    let count_above = |name: &str, floor: u64| {
+        deadline
+            .poll(
+                &format!("the guest {name} to count above {floor}"),
+                Duration::from_millis(50),
+                || lab.serial_of(name).last().filter(|n| *n > floor),
+            )
+            .unwrap()
+    };
+    for stack in &stacks {
+        let count = count_above(&stack.name, 2);
+        assert_eq!(lab.serial_of(&stack.name).boots, 1, "{}", stack.name);
+        assert_eq!(lab.device_mounted_on(&stack.device), [first.as_str()]);
+        assert_eq!(lab.domain_qemu_on(&stack.name), [first.as_str()]);
+        test.log(&format!(
+            "{} runs on {first} from {} (counter {count})",
+            stack.vm, stack.device
+        ));
+    }
+    let watch = Watch::start(lab.clone(), &vms);
+
+    // All three stopped by the cluster in one change: each hibernates onto its own filesystem,
+    // which stays mounted where it was.
+    let stopping = Instant::now();
+    watch.mark(format!(
+        "target-role=Stopped on {} (one CIB change)",
+        vms.join(" ")
+    ));
+    set_target_role_at_once(lab, &first, &vms, "Stopped", &deadline);
+    lab.wait_for(&first, "the three VMs stopped", &deadline, |s| {
+        vms.iter().all(|vm| s.running_on(vm, None).is_empty())
+    })
+    .unwrap();
+    test.log(&format!("three VMs hibernated in {:?}", stopping.elapsed()));
+    let mut frozen = Vec::new();
+    for stack in &stacks {
+        assert!(lab.domain_qemu_on(&stack.name).is_empty(), "{}", stack.name);
+        assert_eq!(lab.device_mounted_on(&stack.device), [first.as_str()]);
+        assert_eq!(
+            files_in_node(lab, &first, &stack.hibernate_dir),
+            [format!("{}.save", stack.name)],
+            "{} hibernated onto its own filesystem",
+            stack.name
+        );
+        frozen.push(lab.serial_of(&stack.name).last().unwrap());
+    }
+
+    // All three started in one change: each resumes from its own image, where it was.
+    let starting = Instant::now();
+    watch.mark(format!(
+        "target-role=Started on {} (one CIB change)",
+        vms.join(" ")
+    ));
+    set_target_role_at_once(lab, &first, &vms, "Started", &deadline);
+    lab.wait_for(&first, "the three VMs started", &deadline, |s| {
+        vms.iter()
+            .all(|vm| s.settled_on(vm, None) == [first.as_str()])
+    })
+    .unwrap();
+    let started = starting.elapsed();
+    let mut before = Vec::new();
+    for (stack, frozen) in stacks.iter().zip(&frozen) {
+        let after = count_above(&stack.name, *frozen);
+        let serial = lab.serial_of(&stack.name);
+        assert_eq!(serial.boots, 1, "{} booted again: {serial:?}", stack.name);
+        assert!(serial.increasing(), "{} counter went back", stack.name);
+        assert!(
+            files_in_node(lab, &first, &stack.hibernate_dir).is_empty(),
+            "{}: the image it resumed from is left",
+            stack.name
+        );
+        test.log(&format!(
+            "{} resumed on {first}: counter {frozen} → {after}",
+            stack.vm
+        ));
+        before.push(after);
+    }
+    test.log(&format!("three VMs resumed in {started:?}"));
+
+    // One clevervm migrate moves the whole workload to the other node.
+    let moving = Instant::now();
+    watch.mark(format!("clevervm migrate --wait on {first}"));
+    let (code, out) = clevervm(
+        lab,
+        &first,
+        &["migrate", "--wait", "--wait-timeout", "240"],
+        &deadline,
+    );
+    test.log(&format!("clevervm migrate --wait:\n{out}"));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("migration complete"), "{out}");
+    for stack in &stacks {
+        let anchor = format!("drbd_r{}-clone: banned from {first}", stack.index);
+        assert!(out.contains(&anchor), "{anchor}: {out}");
+    }
+    let moved = moving.elapsed();
+    let status = lab.status_from(&second, &deadline).unwrap();
+    for ((stack, before), frozen) in stacks.iter().zip(&before).zip(&frozen) {
+        assert_eq!(status.running_on(&stack.vm, None), [second.as_str()]);
+        assert_eq!(status.running_on(&stack.fs, None), [second.as_str()]);
+        let after = count_above(&stack.name, *before);
+        let serial = lab.serial_of(&stack.name);
+        assert_eq!(serial.boots, 1, "{} booted again: {serial:?}", stack.name);
+        assert!(serial.increasing(), "{} counter went back", stack.name);
+        let only_there = Deadline::after(Duration::from_secs(10)).poll(
+            "qemu only on the new node",
+            Duration::from_millis(20),
+            || (lab.domain_qemu_on(&stack.name) == [second.as_str()]).then_some(()),
+        );
+        assert!(only_there.is_ok(), "{}", stack.name);
+        assert_eq!(lab.device_mounted_on(&stack.device), [second.as_str()]);
+        test.log(&format!(
+            "{} resumed on {second}: counter {frozen} → {before} → {after}, one boot",
+            stack.vm
+        ));
+    }
+    finish(&test, watch);
+    test.log(&format!(
+        "moved together to {second} in {moved:?}; filesystems and qemus never on two nodes"
+    ));
+}

@@ -750,9 +750,10 @@ impl Soak<'_> {
 }
 
 /// SIGKILLs the first of our agents seen running `action` on any node, and says which; `None`
-/// when none came within a minute.
+/// when none came within a minute. One that ends between being seen and the signal (a drbdfs
+/// start takes milliseconds) does not count: the hunt goes on.
 fn kill_agent_in(lab: &Lab, action: Action) -> Option<String> {
-    let (node, pid) = Deadline::after(Duration::from_secs(60))
+    Deadline::after(Duration::from_secs(60))
         .poll(
             "an agent action to interrupt",
             Duration::from_millis(2),
@@ -761,15 +762,16 @@ fn kill_agent_in(lab: &Lab, action: Action) -> Option<String> {
                     lab.node_cgroup(node)
                         .all_pids()
                         .into_iter()
-                        .find(|pid| agent_running(*pid, action))
-                        .map(|pid| (node.clone(), pid))
+                        .filter(|pid| agent_running(*pid, action))
+                        .find_map(|pid| {
+                            let what = agent_command_line(pid)?;
+                            kill(Pid::from_raw(pid), Signal::SIGKILL).ok()?;
+                            Some(format!("`{what}` on {node}"))
+                        })
                 })
             },
         )
-        .ok()?;
-    let what = agent_command_line(pid).unwrap_or_default();
-    kill(Pid::from_raw(pid), Signal::SIGKILL).ok()?;
-    Some(format!("`{what}` on {node}"))
+        .ok()
 }
 
 /// Acknowledged numbers (1 to `acked`) that `text` (one zero-padded number a line) lacks. A last

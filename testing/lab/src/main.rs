@@ -94,6 +94,9 @@ enum Commands {
         /// Where our agents' and clevervm's release binaries are.
         #[arg(long)]
         agents: PathBuf,
+        /// Only this kind of fault, named as in the figures (e.g. "agent killed in start").
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Internal: the soak's record writer, run inside a node.
     #[command(hide = true)]
@@ -267,7 +270,12 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             println!("{node}: killed {daemon} {pids:?}");
             Ok(ExitCode::SUCCESS)
         }
-        Commands::Soak { runs, seed, agents } => soak(dir, runs, seed, agents),
+        Commands::Soak {
+            runs,
+            seed,
+            agents,
+            only,
+        } => soak(dir, runs, seed, agents, only),
         Commands::SoakWriter { file, from } => {
             clever_lab::soak::writer(&file, from)?;
             Ok(ExitCode::SUCCESS)
@@ -285,6 +293,7 @@ fn soak(
     runs: usize,
     seed: Option<u64>,
     agents: PathBuf,
+    only: Option<String>,
 ) -> Result<ExitCode, LabError> {
     let seed = seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -325,6 +334,7 @@ fn soak(
         seed,
         self_exe,
         clevervm: agents.join("clevervm"),
+        only,
     };
     let figures = match clever_lab::soak::run(&lab, &options) {
         Ok(figures) => figures,
@@ -339,12 +349,18 @@ fn soak(
         }
     };
     println!("{figures}");
+    if !figures.clean() {
+        // The nodes' logs (pacemaker.log, the agents' lines) are what explains a bad figure.
+        println!(
+            "the lab is left up with its logs for inspection ({}/nodes/*/); remove it with \
+             clever-lab --dir {} down",
+            dir.display(),
+            dir.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     clever_lab::down(&dir)?;
-    Ok(if figures.clean() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitCode::SUCCESS)
 }
 
 fn tour(lab: &Lab) -> Result<(), LabError> {

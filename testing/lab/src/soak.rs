@@ -161,11 +161,18 @@ impl fmt::Display for Fault {
 }
 
 /// The faults of a soak, in order: the same seed gives the same sequence.
-pub fn plan(runs: usize, seed: u64) -> Vec<(Fault, Duration)> {
+pub fn plan(runs: usize, seed: u64, only: Option<&str>) -> Vec<(Fault, Duration)> {
     let mut rng = StdRng::seed_from_u64(seed);
+    let kinds: Vec<Fault> = Fault::ALL
+        .into_iter()
+        .filter(|f| only.is_none_or(|only| f.to_string() == only))
+        .collect();
+    if kinds.is_empty() {
+        return Vec::new();
+    }
     (0..runs)
         .map(|_| {
-            let fault = Fault::ALL[rng.gen_range(0..Fault::ALL.len())];
+            let fault = kinds[rng.gen_range(0..kinds.len())];
             // How long the second half of a two-part fault waits (restore, second fault, the
             // unmigrate after an unwaited migrate): awkward moments come from this spread.
             let delay = Duration::from_millis(rng.gen_range(0..3000));
@@ -292,6 +299,8 @@ pub struct SoakOptions {
     pub self_exe: PathBuf,
     /// Where `clevervm` is (the agents' release directory).
     pub clevervm: PathBuf,
+    /// Only this kind of fault (as the figures name it), to replay one kind.
+    pub only: Option<String>,
 }
 
 /// Runs a soak against `lab` (up, with `--vm`). Returns the figures; an error means the soak
@@ -311,7 +320,15 @@ pub fn run(lab: &Lab, options: &SoakOptions) -> Result<Figures, LabError> {
     let first = soak.converge(&Deadline::after(CONVERGE_BOUND))?;
     let images = ImageWatch::start(lab.clone());
     let mut writer = soak.start_writer(&first)?;
-    for (index, (fault, delay)) in plan(options.runs, options.seed).into_iter().enumerate() {
+    let faults = plan(options.runs, options.seed, options.only.as_deref());
+    if faults.is_empty() && options.runs > 0 {
+        return Err(LabError::Usage(format!(
+            "no fault kind is called {:?}; the kinds are: {}",
+            options.only.as_deref().unwrap_or_default(),
+            Fault::ALL.map(|f| f.to_string()).join(", ")
+        )));
+    }
+    for (index, (fault, delay)) in faults.into_iter().enumerate() {
         let number = index + 1;
         let watch = Watch::start(lab.clone(), &[ids::VM, ids::FS, ids::IP]);
         let boots_before = lab.serial().boots;
@@ -947,11 +964,17 @@ mod tests {
 
     #[test]
     fn a_seed_gives_the_same_plan_and_every_kind_comes() {
-        assert_eq!(plan(50, 7), plan(50, 7));
-        assert_ne!(plan(50, 7), plan(50, 8));
-        let kinds: BTreeSet<Fault> = plan(400, 1).into_iter().map(|(f, _)| f).collect();
+        assert_eq!(plan(50, 7, None), plan(50, 7, None));
+        assert_ne!(plan(50, 7, None), plan(50, 8, None));
+        let kinds: BTreeSet<Fault> = plan(400, 1, None).into_iter().map(|(f, _)| f).collect();
         let all: BTreeSet<Fault> = Fault::ALL.into_iter().collect();
         assert_eq!(kinds, all);
+        let only = plan(20, 1, Some("qemu killed"));
+        assert!(
+            only.iter().all(|(f, _)| *f == Fault::QemuKilled),
+            "{only:?}"
+        );
+        assert!(plan(20, 1, Some("no such fault")).is_empty());
     }
 
     #[test]

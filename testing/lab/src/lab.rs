@@ -395,23 +395,22 @@ impl Lab {
 
     /// The powered nodes on which a qemu process runs.
     pub fn qemu_on(&self) -> Vec<String> {
-        self.state
-            .nodes
-            .iter()
-            .filter(|node| {
-                self.node_cgroup(node).all_pids().iter().any(|pid| {
-                    fs::read_to_string(format!("/proc/{pid}/comm"))
-                        .is_ok_and(|comm| comm.starts_with("qemu-system"))
-                })
-            })
-            .cloned()
-            .collect()
+        self.nodes_running_qemu(|_| true)
     }
 
     /// The powered nodes on which the qemu of `domain` runs (libvirt names it in qemu's
     /// command line: `-name guest=DOMAIN,…`).
     pub fn domain_qemu_on(&self, domain: &str) -> Vec<String> {
         let wanted = format!("guest={domain}");
+        self.nodes_running_qemu(|cmdline| {
+            cmdline
+                .split(|b| *b == 0)
+                .any(|arg| arg.split(|b| *b == b',').next() == Some(wanted.as_bytes()))
+        })
+    }
+
+    /// The powered nodes with a qemu process whose command line (NUL-separated) `accept`s.
+    fn nodes_running_qemu(&self, accept: impl Fn(&[u8]) -> bool) -> Vec<String> {
         self.state
             .nodes
             .iter()
@@ -419,11 +418,8 @@ impl Lab {
                 self.node_cgroup(node).all_pids().iter().any(|pid| {
                     fs::read_to_string(format!("/proc/{pid}/comm"))
                         .is_ok_and(|comm| comm.starts_with("qemu-system"))
-                        && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-                            cmdline.split(|b| *b == 0).any(|arg| {
-                                arg.split(|b| *b == b',').next() == Some(wanted.as_bytes())
-                            })
-                        })
+                        && fs::read(format!("/proc/{pid}/cmdline"))
+                            .is_ok_and(|cmdline| accept(&cmdline))
                 })
             })
             .cloned()

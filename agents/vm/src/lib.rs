@@ -815,6 +815,75 @@ mod tests {
         ));
     }
 
+    /// An image older than the running domain's qemu (resumed by `virsh start`, which removes
+    /// only the link) is kept aside by the monitor; one written after qemu started (a
+    /// hibernation under way) stays.
+    #[test]
+    fn monitor_keeps_an_image_older_than_the_running_qemu_aside() {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        let scratch = Scratch::new("stale");
+        let vm = vm(&scratch, OnRestoreFailure::Boot);
+        let fake = Rc::new(Fake {
+            status: Some(DomainStatus::new(State::Running, Reason::Restored)).into(),
+            ..Fake::default()
+        });
+        // A qemu of the domain that started 1000 s after a boot 2000 s ago.
+        let proc_root = scratch.0.join("proc");
+        let boot = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 2000;
+        fs::create_dir_all(proc_root.join("4242")).unwrap();
+        fs::write(proc_root.join("stat"), format!("cpu 1 2 3\nbtime {boot}\n")).unwrap();
+        fs::write(
+            proc_root.join("4242/cmdline"),
+            "/usr/bin/qemu-system-x86_64\0-name\0guest=clever,debug-threads=on\0",
+        )
+        .unwrap();
+        let ticks = 1000
+            * nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+                .unwrap()
+                .unwrap();
+        let mut stat = "4242 (qemu-system-x86) S".to_owned();
+        for field in 4..=21 {
+            stat.push_str(&format!(" {field}"));
+        }
+        stat.push_str(&format!(" {ticks} 0 0"));
+        fs::write(proc_root.join("4242/stat"), stat).unwrap();
+        let qemu_started = UNIX_EPOCH + Duration::from_secs(boot + 1000);
+        let image = scratch.0.join("clever.save");
+        let monitor = || {
+            run(&fake, &scratch, Action::Monitor, false, |c, h| {
+                monitor::monitor(&vm, c, h)
+            })
+            .unwrap()
+        };
+
+        // Written after qemu started: a hibernation under way, left alone.
+        fs::write(&image, image_bytes()).unwrap();
+        assert_eq!(monitor(), Status::Success);
+        assert!(image.exists());
+
+        // Written before: stale, kept aside with its bytes, nothing deleted.
+        fs::File::options()
+            .write(true)
+            .open(&image)
+            .unwrap()
+            .set_modified(qemu_started - Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(monitor(), Status::Success);
+        assert!(!image.exists());
+        let kept: Vec<_> = fs::read_dir(&scratch.0)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".kept-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert!(kept[0].file_name().to_string_lossy().ends_with("-stale"));
+        assert_eq!(fs::read(kept[0].path()).unwrap(), image_bytes());
+    }
+
     /// The monitor takes the fast path's answer, and asks the library only when told to.
     #[test]
     fn monitor_routes_between_the_fast_path_and_the_library() {

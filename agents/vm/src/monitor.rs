@@ -1,10 +1,12 @@
 //! monitor: the domain's state through the libvirt API, with no process spawned. When libvirt
 //! cannot say the domain runs, `/proc` is asked before answering "not running".
 
+use std::fs;
+
 use clever_ocf::{Context, Status};
 
 use crate::hypervisor::{FastStatus, HypervisorError, Reason, State};
-use crate::process;
+use crate::{image, process};
 use crate::{Vm, VmError, VmHost};
 
 pub fn monitor(vm: &Vm, context: &Context, host: &VmHost<'_>) -> Result<Status, VmError> {
@@ -43,7 +45,11 @@ pub fn monitor(vm: &Vm, context: &Context, host: &VmHost<'_>) -> Result<Status, 
         Err(e) => return Err(e.into()),
     };
     match status.state {
-        State::Running | State::Blocked | State::ShuttingDown => Ok(Status::Success),
+        State::Running | State::Blocked => {
+            keep_stale_image_aside(vm, host, &name);
+            Ok(Status::Success)
+        }
+        State::ShuttingDown => Ok(Status::Success),
         State::Paused => match status.reason {
             Reason::IoError | Reason::Watchdog | Reason::Crashed => Err(VmError::Failed {
                 domain: name,
@@ -83,6 +89,38 @@ pub fn monitor(vm: &Vm, context: &Context, host: &VmHost<'_>) -> Result<Status, 
             }
             Ok(Status::NotRunning)
         }
+    }
+}
+
+/// An image of the running domain that is older than its qemu is stale: libvirt resumed the
+/// domain from it behind the cluster's back (`virsh start`), and libvirt removes only the link
+/// to it, not the image. Resumed again after a crash, it would put old RAM over a disk that has
+/// moved on. So it is kept aside (renamed, never deleted) as soon as a monitor sees it. An image
+/// written after qemu started is a hibernation under way (`virsh managedsave`), and stays.
+fn keep_stale_image_aside(vm: &Vm, host: &VmHost<'_>, name: &str) {
+    let path = image::image_path(vm.settings.hibernate_dir.as_path(), name);
+    // One stat on the usual path: no image, nothing to do.
+    let Ok(written) = fs::metadata(&path).and_then(|meta| meta.modified()) else {
+        return;
+    };
+    let started = process::find_qemu(&host.proc_root, name)
+        .into_iter()
+        .filter_map(|pid| process::started_at(&host.proc_root, pid))
+        .min();
+    let Some(started) = started else { return };
+    if written >= started {
+        return;
+    }
+    match image::keep_aside(&path, "stale") {
+        Ok(kept) => log::error!(
+            "{} is an image of {name} older than its running qemu (resumed outside the              cluster, e.g. virsh start): kept aside as {}, so that it is never resumed again",
+            path.display(),
+            kept.display()
+        ),
+        Err(e) => log::error!(
+            "{} is a stale image of the running {name}, and cannot be kept aside: {e}",
+            path.display()
+        ),
     }
 }
 

@@ -38,6 +38,30 @@ pub fn find_qemu(proc_root: &Path, name: &str) -> Vec<u32> {
     pids
 }
 
+/// When process `pid` under `proc_root` started, from its `stat` (clock ticks since boot) and
+/// the boot time in `proc_root/stat`; `None` when either cannot be read.
+pub fn started_at(proc_root: &Path, pid: u32) -> Option<std::time::SystemTime> {
+    let stat = fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    // The command name may hold spaces and parentheses: the fields follow the last ')'.
+    let (_, fields) = stat.rsplit_once(')')?;
+    // Field 22 of stat; the first after ')' is field 3 (state).
+    let ticks: u64 = fields.split_whitespace().nth(19)?.parse().ok()?;
+    let boot = fs::read_to_string(proc_root.join("stat")).ok()?;
+    let boot_secs: u64 = boot
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u64::try_from(t).ok())
+        .filter(|t| *t > 0)?;
+    let since_boot = Duration::from_millis(ticks.saturating_mul(1000) / per_second);
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(boot_secs) + since_boot)
+}
+
 /// Whether the process at `process_dir` (`/proc/PID`) is in another network namespace than
 /// ours: only when both are known and differ, so a process whose namespace cannot be read still
 /// counts as this node's (a probe must not call a running VM stopped).
@@ -190,6 +214,15 @@ mod tests {
         // Ours, and the one whose namespace cannot be read; never the other machine's.
         assert_eq!(find_qemu(&root, "clever"), [10, 30]);
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_process_started_between_boot_and_now() {
+        let started = started_at(Path::new("/proc"), std::process::id()).unwrap();
+        let now = std::time::SystemTime::now();
+        assert!(started <= now, "{started:?} after {now:?}");
+        assert!(now.duration_since(started).unwrap() < Duration::from_secs(24 * 3600));
+        assert!(started_at(Path::new("/nonexistent"), 1).is_none());
     }
 
     #[test]

@@ -160,6 +160,12 @@ fn cluster_view(status: &ClusterStatus, pins: Vec<PinView>) -> Cluster {
                 }
                 .to_owned(),
                 dc: n.is_dc,
+                attributes: status
+                    .node_attributes
+                    .iter()
+                    .filter(|(node, _, _)| *node == n.name)
+                    .map(|(_, name, value)| (name.clone(), value.clone()))
+                    .collect(),
             })
             .collect(),
         resources,

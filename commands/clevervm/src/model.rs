@@ -48,6 +48,9 @@ pub struct NodeView {
     /// online, offline, standby, maintenance, unclean, pending or shutting down.
     pub state: String,
     pub dc: bool,
+    /// The node's transient attributes (gwping's gateway score among them), by name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

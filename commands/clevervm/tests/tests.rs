@@ -477,11 +477,13 @@ fn sample_snapshot() -> Snapshot {
                     name: "node1".into(),
                     state: "online".into(),
                     dc: false,
+                    attributes: Default::default(),
                 },
                 NodeView {
                     name: "node2".into(),
                     state: "online".into(),
                     dc: true,
+                    attributes: Default::default(),
                 },
             ],
             resources: vec![

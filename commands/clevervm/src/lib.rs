@@ -13,6 +13,7 @@ pub mod error;
 pub mod model;
 pub mod problems;
 pub mod render;
+pub mod timeline;
 pub mod verbs;
 
 use std::io::{BufRead, IsTerminal, Write};

@@ -15,6 +15,8 @@ pub struct Snapshot {
     pub configuration_error: Option<String>,
     pub storage: Vec<StorageView>,
     pub vms: Vec<VmView>,
+    /// The latest moves of the VMs, the latest first, from the CIB's operation history.
+    pub timeline: Vec<crate::timeline::Move>,
 }
 
 /// Pacemaker's part.

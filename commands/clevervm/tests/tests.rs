@@ -543,6 +543,7 @@ fn sample_snapshot() -> Snapshot {
                 bytes: 512 * 1024 * 1024,
             }),
         }],
+        timeline: Vec::new(),
     }
 }
 

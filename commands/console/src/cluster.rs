@@ -115,7 +115,10 @@ impl LiveCluster {
                 .map(|n| n.name.clone())
                 .collect(),
         };
-        let last_move = None;
+        let last_move =
+            clevervm::timeline::last_migration_seconds(&self.report_with(deadline).status.timeline)
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64);
         let plan = MovePlan {
             from,
             to,

@@ -170,6 +170,26 @@ pub fn status(view: &View, csrf: &str, busy: bool) -> Markup {
                 }
             }
         }
+        h2 { "Recent moves" }
+        @if snapshot.timeline.is_empty() {
+            p { "No move is recorded in the cluster's operation history." }
+        }
+        @for m in &snapshot.timeline {
+            div.move {
+                p { b { (clevervm::render::move_line(m)) } }
+                table.phases {
+                    tr { th { "at" } th { "phase" } th { "node" } th { "took" } }
+                    @for p in &m.phases {
+                        tr class=(if p.rc == 0 { "" } else { "critical" }) {
+                            td { (format!("+{:.1} s", p.began - m.began)) }
+                            td { (p.operation) " " (p.resource) @if p.rc != 0 { " (rc " (p.rc) ")" } }
+                            td { (p.node) }
+                            td { (format!("{:.1} s", p.seconds)) }
+                        }
+                    }
+                }
+            }
+        }
         (actions(view, csrf, busy))
     }
 }

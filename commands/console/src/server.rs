@@ -124,6 +124,7 @@ impl Console {
                             configuration_error: None,
                             storage: Vec::new(),
                             vms: Vec::new(),
+                            timeline: Vec::new(),
                         }),
                         migrate: Err("the cluster could not be read".to_owned()),
                     }),

@@ -16,6 +16,7 @@ use clever_console::cluster::{Cluster, MovePlan};
 use clever_console::server::{self, Console};
 use clevervm::error::ClevervmError;
 use clevervm::model::{Cluster as ClusterModel, ClusterView, NodeView, Snapshot, VmView};
+use clevervm::timeline::{Move, MoveKind, Phase};
 use clevervm::StatusReport;
 use futures_util::StreamExt;
 use tower::ServiceExt;
@@ -69,6 +70,7 @@ impl Cluster for FakeCluster {
                 local_state: None,
                 image: None,
             }],
+            timeline: recorded_move(),
         })
     }
 
@@ -120,6 +122,32 @@ impl Cluster for FakeCluster {
         writeln!(progress, "failures cleared").unwrap();
         Ok(())
     }
+}
+
+/// A 7 s move from node2 to node1, as clevervm's timeline derives it.
+fn recorded_move() -> Vec<Move> {
+    let phase = |resource: &str, operation: &str, node: &str, began: f64, seconds: f64| Phase {
+        resource: resource.to_owned(),
+        operation: operation.to_owned(),
+        node: node.to_owned(),
+        began,
+        seconds,
+        rc: 0,
+    };
+    vec![Move {
+        vm: "vm".to_owned(),
+        kind: MoveKind::Migration,
+        from: Some("node2".to_owned()),
+        to: Some("node1".to_owned()),
+        began: 1_796_000_000.0,
+        seconds: 7.0,
+        phases: vec![
+            phase("vm", "stop", "node2", 1_796_000_000.0, 3.0),
+            phase("drbd", "demote", "node2", 1_796_000_003.0, 0.5),
+            phase("drbd", "promote", "node1", 1_796_000_003.5, 0.5),
+            phase("vm", "start", "node1", 1_796_000_004.0, 3.0),
+        ],
+    }]
 }
 
 /// alice is an administrator; bob has a password but is not in haclient.

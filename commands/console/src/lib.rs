@@ -95,16 +95,34 @@ fn run(cli: &Cli) -> Result<(), ConsoleError> {
     );
     let address = cli.listen;
     runtime.block_on(async move {
-        tokio::spawn(server::refresh_loop(Arc::clone(&console)));
-        let app = server::router(console);
-        let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
         let listener = std::net::TcpListener::bind(address)
             .map_err(|source| ConsoleError::Serve { address, source })?;
         log::info!("serving https://{address}/");
-        axum_server::from_tcp_rustls(listener, config)
-            .map_err(|source| ConsoleError::Serve { address, source })?
-            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .map_err(|source| ConsoleError::Serve { address, source })
+        serve(listener, tls, console).await
     })
+}
+
+/// Serves the console on `listener` until the process ends; also what tests run in-process.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    tls: rustls::ServerConfig,
+    console: Arc<server::Console>,
+) -> Result<(), ConsoleError> {
+    let address = listener
+        .local_addr()
+        .map_err(|source| ConsoleError::Serve {
+            address: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ConsoleError::Serve { address, source })?;
+    tokio::spawn(server::refresh_loop(Arc::clone(&console)));
+    let app = server::router(console);
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls));
+    axum_server::from_tcp_rustls(listener, config)
+        .map_err(|source| ConsoleError::Serve { address, source })?
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+        .map_err(|source| ConsoleError::Serve { address, source })
 }

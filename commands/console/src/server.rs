@@ -30,7 +30,7 @@ use crate::ratelimit::LoginLimiter;
 use crate::session::{self, same_secret, Session, Sessions};
 
 /// What the status part of the screen shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct View {
     pub report: StatusReport,
     /// Whether a move may start now (and what it would do), or why not.
@@ -108,7 +108,15 @@ impl Console {
         match fresh {
             Ok(view) => {
                 let view = Arc::new(view);
-                self.view.send_replace(Some(Arc::clone(&view)));
+                // Open pages are sent only what changed: a replaced fragment would close a
+                // menu or move a button under the admin's pointer for nothing.
+                self.view.send_if_modified(|current| {
+                    if current.as_deref() == Some(&*view) {
+                        return false;
+                    }
+                    *current = Some(Arc::clone(&view));
+                    true
+                });
                 view
             }
             Err(e) => {

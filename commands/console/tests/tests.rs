@@ -21,18 +21,25 @@ use clevervm::StatusReport;
 use futures_util::StreamExt;
 use tower::ServiceExt;
 
+mod browser;
+mod lab;
+mod pam;
+mod support;
+
 /// Records every call that would change the cluster; the VM moves when told to.
-#[derive(Default)]
-struct FakeCluster {
+#[derive(Debug, Default)]
+pub struct FakeCluster {
     calls: Mutex<Vec<String>>,
     vm_on: Mutex<String>,
     refusal: Mutex<Option<String>>,
     /// While false, a migration waits half-way (to test one action at a time).
     release: AtomicBool,
+    /// Each phase of a migration takes a second, as a person watching would see it.
+    pub slow: AtomicBool,
 }
 
 impl FakeCluster {
-    fn new() -> Arc<Self> {
+    pub fn new() -> Arc<Self> {
         let fake = Self::default();
         *fake.vm_on.lock().unwrap() = "node1".to_owned();
         fake.release.store(true, Ordering::SeqCst);
@@ -99,13 +106,20 @@ impl Cluster for FakeCluster {
             .lock()
             .unwrap()
             .push(format!("migrate {}", to.unwrap_or("away")));
+        let pause = || {
+            if self.slow.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        };
         writeln!(progress, "vm stopping (hibernating) on {}", plan.from).unwrap();
+        pause();
         let waited = Instant::now();
         while !self.release.load(Ordering::SeqCst) && waited.elapsed() < Duration::from_secs(20) {
             std::thread::sleep(Duration::from_millis(10));
         }
         write!(progress, "vm starting (resuming) ").unwrap();
         writeln!(progress, "on {}", plan.to[0]).unwrap();
+        pause();
         *self.vm_on.lock().unwrap() = plan.to[0].clone();
         write!(progress, "migration complete in 0.1s").unwrap();
         Ok(())
@@ -151,7 +165,8 @@ fn recorded_move() -> Vec<Move> {
 }
 
 /// alice is an administrator; bob has a password but is not in haclient.
-struct Accounts;
+#[derive(Debug)]
+pub struct Accounts;
 
 impl Authenticator for Accounts {
     fn authenticate(&self, user: &str, password: &str) -> Result<(), AuthError> {
@@ -252,7 +267,7 @@ async fn text(response: Response<Body>) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-fn csrf_of(page: &str) -> String {
+pub fn csrf_of(page: &str) -> String {
     let start = page.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
     let end = start + page[start..].find('"').unwrap();
     page[start..end].to_owned()

@@ -292,6 +292,37 @@ mod tests {
         assert_eq!(last_migration_seconds(&moves), Some(m.seconds));
     }
 
+    /// Recorded in the namespace lab right after the console moved the VM (clever-console's
+    /// lab test writes it).
+    #[test]
+    fn a_migration_recorded_in_the_lab_reads_as_one() {
+        let xml = include_str!("../tests/fixtures/cib-status-lab-migration.xml");
+        let moves = moves(&parse_phases(xml).unwrap(), &["vm_clever".to_owned()]);
+        let m = &moves[0];
+        assert_eq!(m.kind, MoveKind::Migration, "{moves:#?}");
+        assert_eq!(
+            (m.from.as_deref(), m.to.as_deref()),
+            (Some("node1"), Some("node2"))
+        );
+        let steps: Vec<String> = m
+            .phases
+            .iter()
+            .map(|p| format!("{} {} {}", p.operation, p.resource, p.node))
+            .collect();
+        for step in [
+            "stop vm_clever node1",
+            "demote drbd_r0 node1",
+            "promote drbd_r0 node2",
+            "start vm_clever node2",
+        ] {
+            assert!(
+                steps.iter().any(|s| s == step),
+                "{step} missing from {steps:?}"
+            );
+        }
+        assert!(m.seconds > 0.9 && m.seconds < 10.0, "{}", m.seconds);
+    }
+
     #[test]
     fn monitors_probes_pending_and_failed_entries_are_not_moves() {
         let phases = parse_phases(AFTER_MIGRATION).unwrap();

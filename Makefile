@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PREFIX ?= /usr
 DESTDIR ?=
 SYSCONFDIR ?= /etc
+# Debian 12 keeps units in /lib (the /usr move of unit files came later).
+SYSTEMD_UNIT_DIR ?= /lib/systemd/system
 OCF_ROOT ?= $(PREFIX)/lib/ocf
 OCF_PROVIDER_DIR = $(DESTDIR)$(OCF_ROOT)/resource.d/clever
 # The package's own programs that are not commands: the vm agent's libvirt-linked build
@@ -147,6 +149,15 @@ install:
 	  install -m 0755 packaging/clevervm.init $(DESTDIR)$(SYSCONFDIR)/init.d/clevervm && \
 	  echo "installed $(DESTDIR)$(PREFIX)/sbin/clevervm and $(DESTDIR)$(SYSCONFDIR)/init.d/clevervm (not enabled)"; \
 	fi
+	@test -x $(RELEASE_DIR)/clever-console || { echo "$(RELEASE_DIR)/clever-console is not built: run make build" >&2; exit 1; }
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(SYSCONFDIR)/pam.d $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	install -m 0755 $(RELEASE_DIR)/clever-console $(DESTDIR)$(PREFIX)/sbin/.clever-console.new
+	mv -f $(DESTDIR)$(PREFIX)/sbin/.clever-console.new $(DESTDIR)$(PREFIX)/sbin/clever-console
+	install -m 0644 packaging/clever-console.pam $(DESTDIR)$(SYSCONFDIR)/pam.d/clever-console
+	sed 's|/usr/sbin/clever-console|$(PREFIX)/sbin/clever-console|' packaging/clever-console.service \
+	  > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/clever-console.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/clever-console.service
+	@echo "installed $(DESTDIR)$(PREFIX)/sbin/clever-console, its PAM service and systemd unit (not enabled)"
 	@test -d $(DOC_DIR) || { echo "$(DOC_DIR) is missing: run make build" >&2; exit 1; }
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8 \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions \

@@ -45,6 +45,15 @@ grep -q "^/etc/init.d/clevervm$" "$root/var/lib/dpkg/info/clever-cluster.conffil
   || fail "/etc/init.d/clevervm is not a conffile"
 [[ ! -e "$root/etc/rc2.d" ]] || fail "the init script must not be enabled"
 checks=$((checks + 3))
+[[ -x "$root/usr/sbin/clever-console" ]] || fail "package lacks /usr/sbin/clever-console"
+[[ -f "$root/lib/systemd/system/clever-console.service" ]] || fail "package lacks clever-console.service"
+grep -q "^/etc/pam.d/clever-console$" "$root/var/lib/dpkg/info/clever-cluster.conffiles" \
+  || fail "/etc/pam.d/clever-console is not a conffile"
+[[ ! -e "$root/etc/systemd/system" ]] || fail "the console unit must not be enabled"
+for script in preinst postinst prerm postrm; do
+  [[ ! -e "$root/var/lib/dpkg/info/clever-cluster.$script" ]] || fail "the package has a $script script"
+done
+checks=$((checks + 5))
 
 # 3. Pacemaker reads the installed agents: a private mount namespace puts the package's
 # provider directory where crm_resource looks.

@@ -58,6 +58,17 @@ if [[ -d commands/clevervm ]]; then
   [[ -f "$scratch/root/usr/share/bash-completion/completions/clevervm" ]] || fail "bash completion missing"
   checks=$((checks + 6))
 fi
+# The web console: binary, its PAM service, and a systemd unit that nothing enables.
+console_unit="$scratch/root/lib/systemd/system/clever-console.service"
+[[ -x "$scratch/root/usr/sbin/clever-console" ]] || fail "clever-console not installed in /usr/sbin"
+[[ -f "$scratch/root/etc/pam.d/clever-console" ]] || fail "PAM service /etc/pam.d/clever-console not installed"
+grep -q '^@include common-auth' "$scratch/root/etc/pam.d/clever-console" || fail "the PAM service does not check passwords"
+[[ -f "$console_unit" && $(stat -c %a "$console_unit") == 644 ]] || fail "clever-console.service missing or not mode 644"
+grep -qx 'ExecStart=/usr/sbin/clever-console $CLEVER_CONSOLE_OPTS' "$console_unit" || fail "the unit does not run the installed binary"
+[[ -z "$(find "$scratch/root" -path '*.wants/*' -o -path '*/etc/systemd/system/*')" ]] || fail "the console unit must not be enabled"
+MANWIDTH=80 man -l "$scratch/root/usr/share/man/man8/clever-console.8" 2>/dev/null | col -b | grep -- --listen >/dev/null \
+  || fail "clever-console(8) does not render"
+checks=$((checks + 6))
 leftovers=$(find "$scratch/root" -name '.*.new' | wc -l)
 ((leftovers == 0)) || fail "install left temporary files behind"
 unexpected=$(ls "$provider" | grep -vxF -f <(printf '%s\n' "$@") || true)
@@ -92,5 +103,8 @@ if [[ " $* " == *" vm "* ]]; then
   [[ -x "$scratch/prefixed/opt/clever/lib/clever-cluster/vm-libvirt" ]] || fail "PREFIX not honoured for vm-libvirt"
   checks=$((checks + 1))
 fi
+grep -qx 'ExecStart=/opt/clever/sbin/clever-console $CLEVER_CONSOLE_OPTS' \
+  "$scratch/prefixed/lib/systemd/system/clever-console.service" || fail "PREFIX not honoured in the console's unit"
+checks=$((checks + 1))
 
 echo "install layout: $checks passed, 0 failed"

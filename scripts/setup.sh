@@ -27,6 +27,11 @@ packages=(
   # testing/vmlab's cluster nodes (make test-vmcluster): a Debian root filesystem made with
   # debootstrap, turned into an ext4 image by mke2fs -d
   debootstrap e2fsprogs
+  # clever-console: PAM's headers and library (login), headless Chromium for its browser test, a
+  # font for the screenshots it saves, curl as the HTTPS client of its tests against the binary
+  libpam0g-dev chromium fonts-dejavu-core curl
+  # pam-client's bindings are generated at build time by bindgen, which loads libclang
+  libclang-dev
   # `vagrant validate` of the Vagrantfile, for both of its providers (works offline)
   vagrant vagrant-libvirt
 )

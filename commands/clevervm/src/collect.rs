@@ -58,6 +58,22 @@ pub fn collect<R: RunCommand + Clone>(sources: &Sources<R>, deadline: &Deadline)
         Err(e) if status.is_ok() => (Vec::new(), Some(e.to_string())),
         Err(_) => (Vec::new(), None),
     };
+    let vm_ids: Vec<String> = primitives
+        .iter()
+        .filter(|p| p.agent() == "ocf:clever:vm")
+        .map(|p| p.id.clone())
+        .collect();
+    // Best effort: a history that cannot be read leaves the timeline empty, not the screen.
+    let timeline = match &status {
+        Ok(_) => sources
+            .pacemaker
+            .status_section(deadline)
+            .ok()
+            .and_then(|xml| crate::timeline::parse_phases(&xml).ok())
+            .map(|phases| crate::timeline::moves(&phases, &vm_ids))
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
     let cluster = match status {
         Ok(status) => {
             let pins = sources
@@ -104,6 +120,7 @@ pub fn collect<R: RunCommand + Clone>(sources: &Sources<R>, deadline: &Deadline)
         configuration_error,
         storage,
         vms,
+        timeline,
     }
 }
 
@@ -160,6 +177,12 @@ fn cluster_view(status: &ClusterStatus, pins: Vec<PinView>) -> Cluster {
                 }
                 .to_owned(),
                 dc: n.is_dc,
+                attributes: status
+                    .node_attributes
+                    .iter()
+                    .filter(|(node, _, _)| *node == n.name)
+                    .map(|(_, name, value)| (name.clone(), value.clone()))
+                    .collect(),
             })
             .collect(),
         resources,

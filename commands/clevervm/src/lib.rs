@@ -13,6 +13,7 @@ pub mod error;
 pub mod model;
 pub mod problems;
 pub mod render;
+pub mod timeline;
 pub mod verbs;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -94,14 +95,39 @@ fn status<R: RunCommand + Clone>(
     if cli.node.is_some() {
         snapshot.node.clone_from(&cli.node);
     }
-    let problems = problems::problems(&snapshot);
+    let code = status_code(&snapshot);
+    let report = StatusReport::of(snapshot);
     if json {
-        let document = serde_json::json!({ "status": &snapshot, "problems": &problems });
-        let _ = writeln!(out, "{document:#}");
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => {
+                let _ = writeln!(out, "{text}");
+            }
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "clevervm: {e}");
+                return LsbStatusCode::Unknown;
+            }
+        }
     } else {
-        let _ = write!(out, "{}", render::render(&snapshot, &problems));
+        let _ = write!(out, "{}", render::render(&report.status, &report.problems));
     }
-    status_code(&snapshot)
+    code
+}
+
+/// What `status --json` prints and the web console shows: one model for both, so neither ever
+/// reads the other's rendering.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StatusReport {
+    pub problems: Vec<problems::Problem>,
+    pub status: Snapshot,
+}
+
+impl StatusReport {
+    pub fn of(snapshot: Snapshot) -> Self {
+        Self {
+            problems: problems::problems(&snapshot),
+            status: snapshot,
+        }
+    }
 }
 
 /// LSB status: 0 when every VM runs, 3 when one is stopped, 4 when the cluster cannot tell (or
@@ -168,15 +194,7 @@ fn act<R: RunCommand + Clone>(
         }
         Verb::Unmigrate => {
             let stack = verbs::discover(pacemaker, &deadline)?;
-            for (anchor, _) in &stack.anchors {
-                pacemaker.clear(anchor, &deadline)?;
-                let _ = writeln!(out, "{anchor}: migrate constraints removed");
-            }
-            let _ = writeln!(
-                out,
-                "Nothing moves back by itself: resource stickiness keeps the VM where it runs now."
-            );
-            Ok(())
+            verbs::unmigrate(pacemaker, &stack, out, &deadline)
         }
         Verb::Start { yes } => {
             let stack = verbs::discover(pacemaker, &deadline)?;

@@ -15,6 +15,8 @@ pub struct Snapshot {
     pub configuration_error: Option<String>,
     pub storage: Vec<StorageView>,
     pub vms: Vec<VmView>,
+    /// The latest moves of the VMs, the latest first, from the CIB's operation history.
+    pub timeline: Vec<crate::timeline::Move>,
 }
 
 /// Pacemaker's part.
@@ -48,6 +50,9 @@ pub struct NodeView {
     /// online, offline, standby, maintenance, unclean, pending or shutting down.
     pub state: String,
     pub dc: bool,
+    /// The node's transient attributes (gwping's gateway score among them), by name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

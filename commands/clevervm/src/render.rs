@@ -136,7 +136,66 @@ pub fn render(snapshot: &Snapshot, problems: &[Problem]) -> String {
             vm.domain, vm.resource
         );
     }
+    if !snapshot.timeline.is_empty() {
+        out.push_str("\nRecent moves (from the cluster's operation history)\n");
+        for m in &snapshot.timeline {
+            let _ = writeln!(out, "  {}", move_line(m));
+            for p in &m.phases {
+                let _ = writeln!(
+                    out,
+                    "    +{:>6.1}s {:>6.1}s  {} {} on {}{}",
+                    p.began - m.began,
+                    p.seconds,
+                    p.operation,
+                    p.resource,
+                    p.node,
+                    if p.rc == 0 {
+                        String::new()
+                    } else {
+                        format!(" (rc {})", p.rc)
+                    }
+                );
+            }
+        }
+    }
     out
+}
+
+/// `vm: node1 -> node2 at 2026-12-05T05:16:36Z, unreachable 8.2 s`.
+pub fn move_line(m: &crate::timeline::Move) -> String {
+    use crate::timeline::MoveKind;
+    let at = epoch_text(m.began);
+    match m.kind {
+        MoveKind::Migration => format!(
+            "{}: {} -> {} at {at}, unreachable {:.1} s",
+            m.vm,
+            m.from.as_deref().unwrap_or("?"),
+            m.to.as_deref().unwrap_or("?"),
+            m.seconds
+        ),
+        MoveKind::Start => format!(
+            "{}: started on {} at {at} (no stop elsewhere: a failover or the first start), \
+             {:.1} s",
+            m.vm,
+            m.to.as_deref().unwrap_or("?"),
+            m.seconds
+        ),
+        MoveKind::Stop => format!(
+            "{}: stopped on {} at {at}, not started since",
+            m.vm,
+            m.from.as_deref().unwrap_or("?")
+        ),
+    }
+}
+
+/// An epoch time as UTC RFC 3339 (seconds).
+pub fn epoch_text(seconds: f64) -> String {
+    let whole = if seconds.is_finite() && seconds > 0.0 {
+        std::time::Duration::from_secs_f64(seconds)
+    } else {
+        std::time::Duration::ZERO
+    };
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + whole).to_string()
 }
 
 /// `r0 Connected Primary/Secondary UpToDate/UpToDate /srv/clever ext4 253G 107G 134G 45%`.

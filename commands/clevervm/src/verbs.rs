@@ -85,6 +85,24 @@ pub fn cleanup<R: RunCommand>(
     Ok(())
 }
 
+/// Removes the constraints `migrate` left.
+pub fn unmigrate<R: RunCommand>(
+    pacemaker: &Pacemaker<R>,
+    stack: &Stack,
+    out: &mut dyn Write,
+    deadline: &Deadline,
+) -> Result<(), ClevervmError> {
+    for (anchor, _) in &stack.anchors {
+        pacemaker.clear(anchor, deadline)?;
+        let _ = writeln!(out, "{anchor}: migrate constraints removed");
+    }
+    let _ = writeln!(
+        out,
+        "Nothing moves back by itself: resource stickiness keeps the VM where it runs now."
+    );
+    Ok(())
+}
+
 /// Checks the move can succeed, then places the constraints.
 pub fn migrate<R: RunCommand>(
     pacemaker: &Pacemaker<R>,
@@ -95,47 +113,7 @@ pub fn migrate<R: RunCommand>(
     deadline: &Deadline,
 ) -> Result<(), ClevervmError> {
     let status = pacemaker.status(deadline)?;
-    let eligible = |name: &str| {
-        status
-            .node(name)
-            .is_some_and(|n| n.online && !n.standby && !n.unclean && !n.maintenance)
-    };
-    match to {
-        Some(target) => {
-            if status.node(target).is_none() {
-                return Err(ClevervmError::UnknownNode(target.to_owned()));
-            }
-            if !eligible(target) {
-                return Err(ClevervmError::CannotMigrate(format!(
-                    "node {target} cannot take the stack: {}",
-                    describe_node(&status, target)
-                )));
-            }
-        }
-        None => {
-            let others: Vec<&str> = status
-                .nodes
-                .iter()
-                .map(|n| n.name.as_str())
-                .filter(|n| *n != this_node)
-                .collect();
-            if !others.iter().any(|n| eligible(n)) {
-                let why = others
-                    .iter()
-                    .map(|n| format!("{n} is {}", describe_node(&status, n)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(ClevervmError::CannotMigrate(format!(
-                    "no other node can take the stack{}",
-                    if why.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {why}")
-                    }
-                )));
-            }
-        }
-    }
+    check_migrate(&status, this_node, to)?;
     for (anchor, promoted_only) in &stack.anchors {
         match to {
             Some(target) => {
@@ -149,6 +127,57 @@ pub fn migrate<R: RunCommand>(
                     "{anchor}: banned from {this_node} (cli-ban-{anchor}-on-{this_node}); \
                      run clevervm unmigrate to lift it"
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a move away from `this_node` (or to `to`) would fail, before anything is changed: the
+/// command and the web console refuse with the same words.
+pub fn check_migrate(
+    status: &ClusterStatus,
+    this_node: &str,
+    to: Option<&str>,
+) -> Result<(), ClevervmError> {
+    let eligible = |name: &str| {
+        status
+            .node(name)
+            .is_some_and(|n| n.online && !n.standby && !n.unclean && !n.maintenance)
+    };
+    match to {
+        Some(target) => {
+            if status.node(target).is_none() {
+                return Err(ClevervmError::UnknownNode(target.to_owned()));
+            }
+            if !eligible(target) {
+                return Err(ClevervmError::CannotMigrate(format!(
+                    "node {target} cannot take the stack: {}",
+                    describe_node(status, target)
+                )));
+            }
+        }
+        None => {
+            let others: Vec<&str> = status
+                .nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .filter(|n| *n != this_node)
+                .collect();
+            if !others.iter().any(|n| eligible(n)) {
+                let why = others
+                    .iter()
+                    .map(|n| format!("{n} is {}", describe_node(status, n)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(ClevervmError::CannotMigrate(format!(
+                    "no other node can take the stack{}",
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {why}")
+                    }
+                )));
             }
         }
     }

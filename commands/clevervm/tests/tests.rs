@@ -550,11 +550,13 @@ fn sample_snapshot() -> Snapshot {
                     name: "node1".into(),
                     state: "online".into(),
                     dc: false,
+                    attributes: Default::default(),
                 },
                 NodeView {
                     name: "node2".into(),
                     state: "online".into(),
                     dc: true,
+                    attributes: Default::default(),
                 },
             ],
             resources: vec![
@@ -614,6 +616,7 @@ fn sample_snapshot() -> Snapshot {
                 bytes: 512 * 1024 * 1024,
             }),
         }],
+        timeline: Vec::new(),
     }
 }
 

@@ -179,6 +179,14 @@ impl<R: RunCommand> Pacemaker<R> {
         Ok(parse_resources(&output.stdout_text())?)
     }
 
+    /// The CIB's status section as XML: each node's operation history (`lrm_rsc_op`).
+    pub fn status_section(&self, deadline: &Deadline) -> Result<String, PacemakerError> {
+        let command = self
+            .command("cibadmin")
+            .args(["--query", "--scope", "status"]);
+        Ok(self.runner.run_ok(&command, deadline)?.stdout_text())
+    }
+
     /// The name of the node this runs on, as the cluster knows it.
     pub fn local_node(&self, deadline: &Deadline) -> Result<String, PacemakerError> {
         let output = self

@@ -55,6 +55,12 @@ fn generate(out: &Path) -> Result<(), String> {
         .render(&mut page)
         .map_err(|e| format!("clever-cib man page: {e}"))?;
     write(&out.join("man8/clever-cib.8"), &page)?;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(clever_console::cli::Cli::command())
+        .section("8")
+        .render(&mut page)
+        .map_err(|e| format!("clever-console man page: {e}"))?;
+    write(&out.join("man8/clever-console.8"), &page)?;
     for (shell, file) in [
         (Shell::Bash, "clevervm.bash"),
         (Shell::Zsh, "_clevervm"),

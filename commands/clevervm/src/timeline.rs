@@ -5,8 +5,8 @@
 //! Pacemaker keeps only the most recent such operation per resource and node (and forgets a
 //! fenced node's history), so this shows the latest move in each direction, not a full log;
 //! that is what an admin asks after a move ("how long was it away, and which step took the
-//! time?"). `last-rc-change` is when the operation's result was recorded, i.e. its end; the
-//! phase began `exec-time` earlier.
+//! time?"). A phase is placed at `last-rc-change` minus `exec-time`: `last-rc-change` has
+//! one-second resolution, so phases within a second of each other may show out of order.
 
 use quick_xml::events::{BytesStart, Event};
 use serde::Serialize;
@@ -74,6 +74,11 @@ const PHASES: [&str; 4] = ["stop", "demote", "promote", "start"];
 const STACK_LEAD_SECONDS: f64 = 300.0;
 /// `last-rc-change` has one-second resolution.
 const SLACK_SECONDS: f64 = 1.0;
+/// How far apart a VM's stop on one node and its start on another may be to make one move.
+/// The history's times are whole seconds and were seen to put a start's derived beginning
+/// before the stop it followed (a loaded lab), so a move is told by the stop having begun before
+/// the start ended, not by their order to the second.
+const MOVE_WINDOW_SECONDS: f64 = 120.0;
 
 fn attribute(element: &BytesStart<'_>, name: &[u8]) -> Option<String> {
     element
@@ -181,7 +186,11 @@ pub fn moves(phases: &[Phase], vms: &[String]) -> Vec<Move> {
         let mut stops_used = Vec::new();
         for start in of_vm("start").filter(|p| p.rc == 0) {
             let stop = of_vm("stop")
-                .filter(|s| s.node != start.node && s.ended() <= start.began + SLACK_SECONDS)
+                .filter(|s| {
+                    s.node != start.node
+                        && s.began <= start.ended() + SLACK_SECONDS
+                        && s.ended() >= start.began - MOVE_WINDOW_SECONDS
+                })
                 .max_by(|a, b| a.began.total_cmp(&b.began));
             let (kind, from, began) = match stop {
                 Some(stop) => {
@@ -358,6 +367,43 @@ mod tests {
         assert_eq!(moves[0].kind, MoveKind::Stop);
         assert_eq!(moves[0].from.as_deref(), Some("node1"));
         assert_eq!(last_migration_seconds(&moves), None);
+    }
+
+    /// Recorded in a loaded lab: the whole seconds put the start's derived beginning on node2
+    /// before the stop on node1 it followed. It is still one migration.
+    #[test]
+    fn a_start_whose_derived_beginning_precedes_its_stop_is_still_a_migration() {
+        let phase = |resource: &str, operation: &str, node: &str, began: f64, seconds: f64| Phase {
+            resource: resource.to_owned(),
+            operation: operation.to_owned(),
+            node: node.to_owned(),
+            began,
+            seconds,
+            rc: 0,
+        };
+        let phases = vec![
+            phase("ip", "stop", "node1", 800.887, 0.113),
+            phase("vm", "start", "node2", 800.955, 2.045),
+            phase("vm", "stop", "node1", 801.064, 0.936),
+            phase("drbd", "demote", "node1", 801.958, 0.042),
+            phase("fs", "stop", "node1", 801.987, 0.013),
+            phase("drbd", "promote", "node2", 802.964, 0.036),
+            phase("fs", "start", "node2", 802.986, 0.014),
+        ];
+        let moves = moves(&phases, &["vm".to_owned()]);
+        assert_eq!(moves.len(), 1, "{moves:#?}");
+        assert_eq!(moves[0].kind, MoveKind::Migration);
+        assert_eq!(moves[0].from.as_deref(), Some("node1"));
+        assert_eq!(moves[0].to.as_deref(), Some("node2"));
+        // A stop long before the start is another story: a start after it is a failover.
+        let apart = vec![
+            phase("vm", "stop", "node1", 100.0, 1.0),
+            phase("vm", "start", "node2", 800.0, 2.0),
+        ];
+        assert_eq!(
+            super::moves(&apart, &["vm".to_owned()])[0].kind,
+            MoveKind::Start
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The console against the live namespace lab (a two-node Pacemaker cluster running the VM):
-//! log in through PAM inside a node, move the VM with one request, follow it to the end, and
-//! find the move in the timeline. Run it alone machine-wide (it starts a cluster and libvirtd):
+//! refused without a session, with a wrong password and without the CSRF token; then log in
+//! through PAM inside a node, move the VM with one request, follow it to the end, and find the
+//! move in the timeline. Run it alone machine-wide (it starts a cluster and libvirtd):
 //! `flock /tmp/clever-lab-turn.lock cargo test -p clever-console -- lab::`.
 
 use std::path::{Path, PathBuf};
@@ -122,9 +123,26 @@ fn lab_a_move_asked_of_the_console_is_performed_and_followed_to_the_end() {
     console.wait_until("it answers in node1", || {
         curl.request("GET", "/login", &[]).status == 200
     });
+    // Against the live cluster too: without a session nothing is done, a wrong password gets
+    // none, and a session without the CSRF token moves nothing.
+    for path in ["/migrate", "/unmigrate", "/cleanup"] {
+        let answer = curl.request("POST", path, &[("csrf", "x")]);
+        assert_eq!(answer.status, 401, "{path}: {answer:?}");
+    }
+    assert_eq!(curl.request("GET", "/api/status", &[]).status, 401);
+    let answer = curl.request("POST", "/login", &[("user", ADMIN), ("password", "wrong")]);
+    assert_eq!(answer.status, 401, "{answer:?}");
+    assert_eq!(curl.request("GET", "/api/status", &[]).status, 401);
     let answer = curl.request("POST", "/login", &[("user", ADMIN), ("password", PASSWORD)]);
     assert_eq!(answer.status, 303, "{answer:?}\n{}", console.log_text());
     let csrf = curl.csrf();
+    for form in [vec![("to", "")], vec![("csrf", ""), ("to", "")]] {
+        let answer = curl.request("POST", "/migrate", &form);
+        assert_eq!(answer.status, 403, "{form:?}: {answer:?}");
+    }
+    let action: serde_json::Value =
+        serde_json::from_str(&curl.request("GET", "/api/action", &[]).body).unwrap();
+    assert!(action["what"].is_null(), "{action:#}");
     let page = curl.request("GET", "/", &[]).body;
     assert!(
         page.contains(&format!(

@@ -429,8 +429,16 @@ impl Soak<'_> {
             .unwrap_or_default()
     }
 
+    /// Runs `clevervm` on `node`, or on a node that has power when `node` was fenced meanwhile
+    /// (an agent killed in its stop gets its node fenced): the command acts cluster-wide.
     fn clevervm(&self, node: &str, args: &[&str]) -> Result<(), LabError> {
         let deadline = Deadline::after(Duration::from_secs(240));
+        let node = if self.lab.is_on(node) {
+            node.to_owned()
+        } else {
+            self.other(node)
+        };
+        let node = node.as_str();
         let output = self.lab.runner(node)?.run(
             &CommandLine::new(&self.options.clevervm).args(args),
             &deadline,

@@ -350,6 +350,14 @@ impl Vm {
         self.dir.join(format!("{}.qmp", self.name))
     }
 
+    /// Everything the node wrote to its serial console since it booted. It is the host's file,
+    /// so what reached it survives the node's power cut.
+    pub fn console_text(&self) -> String {
+        fs::read(self.console_path())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    }
+
     /// The last lines the kernel and init printed, for error messages.
     pub fn console_tail(&self) -> String {
         tail(&self.console_path())

@@ -408,6 +408,24 @@ fn watch_move(observer: &Vm, source: &Vm, target: &Vm, what: &str) -> Duration {
     began.elapsed()
 }
 
+/// The records the power-cut scenario's writer appends, on the DRBD filesystem.
+const RECORDS: &str = "/mnt/data/records";
+/// What the writer's acknowledgements start with on the console, among the kernel's lines.
+const ACK_PREFIX: &str = "records-acked";
+
+/// The highest record number `vm`'s writer acknowledged on its console; a line the power cut
+/// left unfinished does not count.
+fn acknowledged(vm: &Vm) -> u64 {
+    let text = vm.console_text();
+    let finished = text.rsplit_once('\n').map_or("", |(lines, _)| lines);
+    finished
+        .lines()
+        .filter_map(|line| line.split_once(ACK_PREFIX))
+        .filter_map(|(_, number)| number.trim().parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
 #[test]
 fn stack_on_vm_nodes() {
     let started = Instant::now();
@@ -423,6 +441,10 @@ fn stack_on_vm_nodes() {
                 release.join("gwping"),
             ),
             ("/usr/sbin/fence_lab".to_owned(), release.join("fence_lab")),
+            (
+                "/usr/local/sbin/clever-lab".to_owned(),
+                release.join("clever-lab"),
+            ),
         ],
         ..ClusterConfig::default()
     };
@@ -640,6 +662,26 @@ fn stack_on_vm_nodes() {
         "DRBD connected and UpToDate on both nodes before the power cut",
         Duration::from_secs(240),
     );
+    // A writer on the Primary appends numbered records to the DRBD filesystem, each fsync'd
+    // before its number goes out on the node's serial console, which the host keeps. Protocol C
+    // completes a write only once the peer's disk has it, so every number the host saw must be
+    // on the survivor after the cut.
+    sh(
+        first,
+        &format!(
+            "setsid sh -c 'clever-lab soak-writer --file {RECORDS} --from 1 | sed -u \"s/^/{ACK_PREFIX} /\" > /dev/ttyS0' </dev/null >/dev/null 2>&1 &"
+        ),
+    );
+    let writing = Instant::now();
+    while acknowledged(first) < 20 {
+        assert!(
+            writing.elapsed() < Duration::from_secs(120),
+            "the writer acknowledged {} records in 2 min: {}",
+            acknowledged(first),
+            first.console_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let fenced_before = lab.fence_events().len();
     let cut_at = Instant::now();
     first.power_off().unwrap();
@@ -698,5 +740,12 @@ fn stack_on_vm_nodes() {
             first.name()
         ),
     );
+    let acked = acknowledged(first);
+    let records = sh(survivor, &format!("cat {RECORDS}"));
+    let lost = clever_lab::soak::missing_records(&records, acked);
+    eprintln!(
+        "records: {acked} acknowledged by the Primary before its power cut, {lost} of them missing on the survivor"
+    );
+    assert_eq!(lost, 0, "acknowledged records lost in the power cut");
     eprintln!("whole test {:?}", started.elapsed());
 }

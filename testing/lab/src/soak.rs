@@ -537,70 +537,107 @@ impl Soak<'_> {
 
     /// Heals what the fault left (links, gateways, powered-off nodes, constraints and failures)
     /// and waits until exactly one stack runs with the guest counting; returns its node.
+    ///
+    /// A node can go off while this waits: a stop that an agent's death failed gets its node
+    /// fenced seconds later. Every wait therefore gives up as soon as a node is off, and the
+    /// healing starts over.
     fn converge(&self, deadline: &Deadline) -> Result<String, LabError> {
         let lab = self.lab;
-        // A powered-off node has no ports; powering it on makes new ones, up.
-        for node in lab.nodes().iter().filter(|n| lab.is_on(n)) {
-            lab.link_restore(node)?;
-            lab.gateway_restore(Some(node))?;
+        loop {
+            self.power_on_fenced(deadline)?;
+            // A node that went off again meanwhile has no ports; powering it on makes new ones.
+            for node in lab.nodes().iter().filter(|n| lab.is_on(n)) {
+                lab.link_restore(node)?;
+                lab.gateway_restore(Some(node))?;
+            }
+            let all_on = || lab.nodes().iter().all(|n| lab.is_on(n));
+            // `Some(None)`: a node went off, start over.
+            let online = deadline.poll(
+                "every node online and able to take resources",
+                Duration::from_millis(200),
+                || {
+                    if !all_on() {
+                        return Some(None);
+                    }
+                    self.status()
+                        .ok()
+                        .filter(|(_, status)| {
+                            lab.cluster_formed(status)
+                                && status
+                                    .nodes
+                                    .iter()
+                                    .all(|n| n.online && !n.standby && !n.unclean && !n.maintenance)
+                        })
+                        .map(Some)
+                },
+            )?;
+            if online.is_none() {
+                continue;
+            }
+            let any = lab.nodes().first().cloned().unwrap_or_default();
+            self.clevervm(&any, &["unmigrate"])?;
+            self.clevervm(&any, &["cleanup"])?;
+            // A killed libvirtd is restarted by the node's init, as systemd would.
+            let libvirtd =
+                deadline.poll("libvirtd on every node", Duration::from_millis(100), || {
+                    if !all_on() {
+                        return Some(false);
+                    }
+                    lab.nodes()
+                        .iter()
+                        .all(|node| runs(lab, node, "libvirtd"))
+                        .then_some(true)
+                })?;
+            if !libvirtd {
+                continue;
+            }
+            let stack = deadline.poll(
+                "exactly one active stack",
+                Duration::from_millis(200),
+                || {
+                    if !all_on() {
+                        return Some(None);
+                    }
+                    self.one_stack().map(Some)
+                },
+            )?;
+            let Some(node) = stack else { continue };
+            // The guest counts: it runs, whether resumed or booted.
+            let before = lab.serial().last();
+            deadline.poll("the guest to count", Duration::from_millis(100), || {
+                (lab.serial().last() > before).then_some(())
+            })?;
+            return Ok(node);
         }
-        // A node that is off comes back once the survivors no longer count it as unclean
-        // (fencing done), as an admin would power it on after a fault.
+    }
+
+    /// Powers on every node that is off, once the survivors no longer count it as unclean
+    /// (fencing done), as an admin would after a fault.
+    fn power_on_fenced(&self, deadline: &Deadline) -> Result<(), LabError> {
+        let lab = self.lab;
         let off: Vec<String> = lab
             .nodes()
             .iter()
             .filter(|n| !lab.is_on(n))
             .cloned()
             .collect();
-        if !off.is_empty() {
-            deadline.poll(
-                "the survivors to see the powered-off node fenced",
-                Duration::from_millis(200),
-                || {
-                    self.status().ok().filter(|(_, status)| {
-                        off.iter()
-                            .all(|node| status.node(node).is_some_and(|n| !n.online && !n.unclean))
-                    })
-                },
-            )?;
-            for node in &off {
-                self.lab_command(&["power-on", node])?;
-            }
+        if off.is_empty() {
+            return Ok(());
         }
         deadline.poll(
-            "every node online and able to take resources",
+            "the survivors to see the powered-off node fenced",
             Duration::from_millis(200),
             || {
                 self.status().ok().filter(|(_, status)| {
-                    lab.cluster_formed(status)
-                        && status
-                            .nodes
-                            .iter()
-                            .all(|n| !n.standby && !n.unclean && !n.maintenance)
+                    off.iter()
+                        .all(|node| status.node(node).is_some_and(|n| !n.online && !n.unclean))
                 })
             },
         )?;
-        let any = lab.nodes().first().cloned().unwrap_or_default();
-        self.clevervm(&any, &["unmigrate"])?;
-        self.clevervm(&any, &["cleanup"])?;
-        // A killed libvirtd is restarted by the node's init, as systemd would.
-        deadline.poll("libvirtd on every node", Duration::from_millis(100), || {
-            lab.nodes()
-                .iter()
-                .all(|node| runs(lab, node, "libvirtd"))
-                .then_some(())
-        })?;
-        let node = deadline.poll(
-            "exactly one active stack",
-            Duration::from_millis(200),
-            || self.one_stack(),
-        )?;
-        // The guest counts: it runs, whether resumed or booted.
-        let before = lab.serial().last();
-        deadline.poll("the guest to count", Duration::from_millis(100), || {
-            (lab.serial().last() > before).then_some(())
-        })?;
-        Ok(node)
+        for node in &off {
+            self.lab_command(&["power-on", node])?;
+        }
+        Ok(())
     }
 
     /// The node of the one stack, when the cluster and the nodes themselves agree on it.

@@ -545,10 +545,20 @@ impl Soak<'_> {
         let lab = self.lab;
         loop {
             self.power_on_fenced(deadline)?;
-            // A node that went off again meanwhile has no ports; powering it on makes new ones.
+            // A node that is off has no ports; powering it on makes new ones, up. One that goes
+            // off while its ports are restored loses them under our hands: start over.
+            let mut went_off = false;
             for node in lab.nodes().iter().filter(|n| lab.is_on(n)) {
-                lab.link_restore(node)?;
-                lab.gateway_restore(Some(node))?;
+                let restored = lab
+                    .link_restore(node)
+                    .and_then(|()| lab.gateway_restore(Some(node)));
+                match restored {
+                    Err(_) if !lab.is_on(node) => went_off = true,
+                    restored => restored?,
+                }
+            }
+            if went_off {
+                continue;
             }
             let all_on = || lab.nodes().iter().all(|n| lab.is_on(n));
             // `Some(None)`: a node went off, start over.

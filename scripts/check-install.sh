@@ -53,10 +53,28 @@ if [[ -d commands/clevervm ]]; then
   grep -q '^### BEGIN INIT INFO' "$scratch/root/etc/init.d/clevervm" || fail "init script lacks the LSB header"
   set +e; "$scratch/root/etc/init.d/clevervm" restart 2>/dev/null; rc=$?; set -e
   ((rc == 3)) || fail "init script restart gave $rc, LSB wants 3 (unimplemented)"
+  # On a systemd node Debian's init-functions hook turns "/etc/init.d/X status" into "systemctl
+  # status X.service". The script must reach clevervm instead: run it as /etc/init.d/clevervm in a
+  # private mount namespace that looks like a systemd node, with a systemctl that only says it ran.
+  stub="$scratch/systemd-node"
+  mkdir -p "$stub/bin"
+  printf '#!/bin/sh\necho "systemctl $*"\n' >"$stub/bin/systemctl"
+  printf '#!/bin/sh\necho "clevervm $*"\n' >"$stub/clevervm"
+  chmod 0755 "$stub/bin/systemctl" "$stub/clevervm"
+  sed "s|^CLEVERVM=.*|CLEVERVM=$stub/clevervm|" "$scratch/root/etc/init.d/clevervm" >"$stub/clevervm.init"
+  chmod 0755 "$stub/clevervm.init"
+  reached=$(unshare --mount --propagation private sh -c '
+    set -e
+    mount -t tmpfs clever-check /run && mkdir -p /run/systemd/system
+    mount -t tmpfs clever-check /etc/init.d && cp "$1/clevervm.init" /etc/init.d/clevervm
+    PATH="$1/bin:$PATH" /etc/init.d/clevervm status' sh "$stub") \
+    || fail "the init script could not be run as on a systemd node"
+  [[ "$reached" == "clevervm status" ]] \
+    || fail "on a systemd node /etc/init.d/clevervm status gave \"$reached\", not clevervm's status"
   MANWIDTH=80 man -l "$scratch/root/usr/share/man/man8/clevervm.8" 2>/dev/null | col -b | grep migrate >/dev/null \
     || fail "clevervm(8) does not render"
   [[ -f "$scratch/root/usr/share/bash-completion/completions/clevervm" ]] || fail "bash completion missing"
-  checks=$((checks + 6))
+  checks=$((checks + 7))
 fi
 # The web console: binary, its PAM service, and a systemd unit that nothing enables.
 console_unit="$scratch/root/lib/systemd/system/clever-console.service"

@@ -675,7 +675,9 @@ pub fn start_failure(nodes: usize, vms: usize) {
     let cluster = TestCluster::new(nodes, vms);
     let vm = first_vm(&cluster).clone();
     // The scheduler is deterministic: the settled placement tells where the VM will start.
-    let chosen = cluster.settled_lab("start-failure-dry").1[&vm.name].clone();
+    let (dry, settled) = cluster.settled_lab("start-failure-dry");
+    dry.finish();
+    let chosen = settled[&vm.name].clone();
     let mut lab = cluster.lab("start-failure");
     let spec = format!("{}_start_0@{chosen}=1", vm_id(&vm.name));
     let step = lab.simulate("failed start", &[Ev::FailOp(spec)]);

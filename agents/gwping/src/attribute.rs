@@ -2,9 +2,11 @@
 //!
 //! attrd applies the dampening delay to every change of value, including the first: `start`
 //! therefore writes with no delay (`--update-both --delay=0s`) and then sets the configured
-//! delay (`--update-delay`), which leaves the value as it is. Later updates use `--update`
-//! with `--delay`, which attrd uses only if it has to create the attribute again (after a
-//! restart of attrd).
+//! delay (`--update-delay`), which leaves the value as it is. Later updates send the value and
+//! the delay together (`--update-both`): when attrd has restarted it has forgotten the
+//! attribute, and the delay must come with the value that creates it again. `--update` with
+//! `--delay` would not do: Pacemaker before 2.1.7 (Debian 12 has 2.1.5) drops that delay, and
+//! the attribute would stay undampened. Sending the delay attrd already has changes nothing.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -82,7 +84,7 @@ impl Attribute<'_> {
 
     pub fn update_command(&self, value: i64) -> CommandLine {
         self.command()
-            .arg(format!("--update={value}"))
+            .arg(format!("--update-both={value}"))
             .arg(format!("--delay={}", delay(self.dampen)))
     }
 
@@ -142,7 +144,7 @@ mod tests {
         );
         assert_eq!(
             attribute.update_command(-2).to_string(),
-            "/usr/sbin/attrd_updater --name=pingd --update=-2 --delay=5s"
+            "/usr/sbin/attrd_updater --name=pingd --update-both=-2 --delay=5s"
         );
         assert_eq!(
             attribute.delete_command().to_string(),

@@ -206,7 +206,7 @@ pub(crate) mod tests {
         );
         assert_eq!(
             *commands.seen.borrow(),
-            ["/usr/sbin/attrd_updater --name=pingd --update=70 --delay=5s"]
+            ["/usr/sbin/attrd_updater --name=pingd --update-both=70 --delay=5s"]
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

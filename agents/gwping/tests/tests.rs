@@ -592,6 +592,79 @@ fn every_stock_parameter_is_accepted() {
     }
 }
 
+/// attrd forgets everything when it restarts (and erases the node's transient attributes from
+/// the CIB), so the next monitor creates the attribute anew. Pacemaker 2.1.5, Debian 12's,
+/// ignores `--delay` given with `--update` (fixed in 2.1.7): a monitor that relied on it would
+/// leave the attribute undampened from then on, and one lost ping would move the stack.
+#[test]
+fn dampening_survives_an_attrd_restart() {
+    let lab = Lab::new();
+    let cluster = Cluster::start(&lab.agent);
+    let env = [
+        ("OCF_RESKEY_host_list", "10.0.0.2"),
+        ("OCF_RESKEY_name", "gwrestart"),
+        ("OCF_RESKEY_multiplier", "100"),
+        ("OCF_RESKEY_dampen", "3s"),
+        ("OCF_RESKEY_attempts", "1"),
+        ("OCF_RESKEY_timeout", "300ms"),
+        ("OCF_RESKEY_CRM_meta_timeout", "20000"),
+    ];
+    let monitor_env: Vec<_> = env
+        .iter()
+        .copied()
+        .chain([("OCF_RESKEY_CRM_meta_interval", "10000")])
+        .collect();
+    let output = cluster.agent("start", &env);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    cluster.cib_becomes("gwrestart", Some("100"), Duration::from_secs(10));
+
+    let old = cluster.attrd_pid();
+    let killed = Command::new("kill")
+        .args(["-KILL", &old.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "kill pacemaker-attrd {old}");
+    // pacemakerd starts a new attrd, which erases the node's attributes from the CIB.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // attrd_updater exits 102 while it cannot connect; 105 (no such attribute) once it can.
+    while cluster.attrd_pid_if_any().is_none_or(|pid| pid == old)
+        || cluster
+            .tool("attrd_updater", &["-Q", "-n", "gwrestart"])
+            .status
+            .code()
+            == Some(102)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no new pacemaker-attrd within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cluster.cib_becomes("gwrestart", None, Duration::from_secs(30));
+
+    // The next monitor creates the attribute again; the one after that changes it, and that
+    // change must still wait for the dampening delay.
+    let output = cluster.agent("monitor", &monitor_env);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    cluster.cib_becomes("gwrestart", Some("100"), Duration::from_secs(10));
+    ip(&["-n", &lab.host, "link", "set", &lab.host_if, "down"]);
+    let output = cluster.agent("monitor", &monitor_env);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(cluster.attrd_value("gwrestart").as_deref(), Some("0"));
+    assert_eq!(
+        cluster.cib_value("gwrestart").as_deref(),
+        Some("100"),
+        "not dampened after attrd restarted"
+    );
+    let took = cluster.cib_becomes("gwrestart", Some("0"), Duration::from_secs(10));
+    assert!(
+        took > Duration::from_millis(1500),
+        "dampening lost after attrd restarted: {took:?}"
+    );
+    let output = cluster.agent("stop", &env);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+}
+
 #[test]
 fn attribute_lifecycle_in_a_live_cluster() {
     let lab = Lab::new();

@@ -468,6 +468,19 @@ impl Cluster {
             .unwrap()
     }
 
+    /// The node's pacemaker-attrd, when one runs.
+    pub fn attrd_pid_if_any(&self) -> Option<i32> {
+        self.processes_in_namespace().into_iter().find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "pacemaker-attrd")
+        })
+    }
+
+    pub fn attrd_pid(&self) -> i32 {
+        self.attrd_pid_if_any()
+            .expect("pacemaker-attrd runs in the node")
+    }
+
     /// The value attrd holds for this node (`None`: no such attribute or empty).
     pub fn attrd_value(&self, name: &str) -> Option<String> {
         let output = self.tool("attrd_updater", &["-Q", "-n", name]);

@@ -355,21 +355,48 @@ fn vm_view<R: RunCommand>(
         .ok()
         .map(|o| o.stdout_text().trim().to_owned())
         .filter(|s| !s.is_empty());
-    let image = primitive.parameters.get("hibernate_dir").and_then(|dir| {
-        let path = Path::new(dir).join(format!("{domain}.save"));
+    let hibernate_dir = primitive.parameters.get("hibernate_dir").map(Path::new);
+    let image = hibernate_dir.and_then(|dir| {
+        let path = dir.join(format!("{domain}.save"));
         let metadata = std::fs::symlink_metadata(&path).ok()?;
         Some(ImageView {
             path: path.display().to_string(),
             bytes: metadata.len(),
         })
     });
+    let kept_images = hibernate_dir
+        .map(|dir| kept_images(dir, &domain))
+        .unwrap_or_default();
     VmView {
         resource: primitive.id.clone(),
         domain,
         running_on,
         local_state,
         image,
+        kept_images,
     }
+}
+
+/// The images of `domain` the vm agent kept aside in `dir`, oldest first (their names carry
+/// the time); none when `dir` is not readable here (the storage is on the other node).
+pub fn kept_images(dir: &Path, domain: &str) -> Vec<ImageView> {
+    let prefix = format!("{domain}.save.kept-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut kept: Vec<ImageView> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .filter_map(|entry| {
+            let metadata = entry.metadata().ok()?;
+            metadata.is_file().then(|| ImageView {
+                path: entry.path().display().to_string(),
+                bytes: metadata.len(),
+            })
+        })
+        .collect();
+    kept.sort_by(|a, b| a.path.cmp(&b.path));
+    kept
 }
 
 /// The `<name>` of a libvirt domain XML.

@@ -133,6 +133,10 @@ pub struct VmView {
     pub local_state: Option<String>,
     /// The hibernation image, read from the file itself (libvirt's flag is stale across nodes).
     pub image: Option<ImageView>,
+    /// Images the vm agent kept aside instead of resuming them (`NAME.save.kept-WHEN-WHY`): RAM
+    /// states nobody resumed, never deleted by the cluster, and taking the room the next
+    /// hibernation needs until an admin removes them.
+    pub kept_images: Vec<ImageView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

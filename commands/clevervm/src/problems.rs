@@ -185,6 +185,27 @@ pub fn problems(snapshot: &Snapshot) -> Vec<Problem> {
             }
         }
     }
+    for vm in &snapshot.vms {
+        if !vm.kept_images.is_empty() {
+            let bytes: u64 = vm.kept_images.iter().map(|image| image.bytes).sum();
+            found.push(problem(
+                Warning,
+                format!(
+                    "{} hibernation image(s) of VM {} kept aside, not resumed ({} MiB), e.g. {}",
+                    vm.kept_images.len(),
+                    vm.domain,
+                    bytes / (1024 * 1024),
+                    vm.kept_images
+                        .last()
+                        .map(|image| image.path.as_str())
+                        .unwrap_or_default()
+                ),
+                "each is a RAM state the vm agent would not resume (its name says when and why); \
+                 inspect, then delete it: on a full filesystem the next hibernation fails and the \
+                 VM is shut down instead",
+            ));
+        }
+    }
     found.sort_by_key(|p| p.severity);
     found
 }

@@ -130,6 +130,10 @@ pub fn render(snapshot: &Snapshot, problems: &[Problem]) -> String {
             ),
             None => "no hibernation image".to_owned(),
         };
+        let image = match vm.kept_images.len() {
+            0 => image,
+            kept => format!("{image}; {kept} kept aside"),
+        };
         let _ = writeln!(
             out,
             "  {} ({}): {placement}{local}; {image}",

@@ -615,6 +615,10 @@ fn sample_snapshot() -> Snapshot {
                 path: "/srv/images/clever.save".into(),
                 bytes: 512 * 1024 * 1024,
             }),
+            kept_images: vec![ImageView {
+                path: "/srv/images/clever.save.kept-20261205T082612Z-partial".into(),
+                bytes: 31 * 1024 * 1024,
+            }],
         }],
         timeline: Vec::new(),
     }
@@ -639,6 +643,11 @@ fn status_screen_matches_its_snapshot() {
         text.contains(
             "r0 Connected Primary/Secondary UpToDate/UpToDate /opt ext4 253G 107G 134G 45%"
         ),
+        "{text}"
+    );
+    // An image kept aside is named, with the room it takes: it is what fills the filesystem.
+    assert!(
+        text.contains("1 hibernation image(s) of VM clever kept aside, not resumed (31 MiB)"),
         "{text}"
     );
     let critical_first = text.find("!!").unwrap() < text.find(" ! ").unwrap();
@@ -691,4 +700,30 @@ fn direct_start_and_stop_wait_for_an_operation_pacemaker_has_in_flight() {
             "{verb} called libvirt: {calls:?}"
         );
     }
+}
+
+#[test]
+fn kept_images_are_found_by_name_oldest_first() {
+    let dir = scratch("kept-images");
+    for name in [
+        "clever.save",
+        "clever.save.kept-20261205T082612Z-partial",
+        "clever.save.kept-20261205T081621Z-empty",
+        "other.save.kept-20261205T081621Z-empty",
+        "clever.save.hold",
+    ] {
+        std::fs::write(dir.0.join(name), b"x").unwrap();
+    }
+    let kept: Vec<String> = clevervm::collect::kept_images(&dir.0, "clever")
+        .into_iter()
+        .map(|image| image.path.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "clever.save.kept-20261205T081621Z-empty",
+            "clever.save.kept-20261205T082612Z-partial"
+        ]
+    );
+    assert!(clevervm::collect::kept_images(&dir.0.join("absent"), "clever").is_empty());
 }

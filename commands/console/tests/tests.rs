@@ -76,6 +76,7 @@ impl Cluster for FakeCluster {
                 running_on: vec![on],
                 local_state: None,
                 image: None,
+                kept_images: Vec::new(),
             }],
             timeline: recorded_move(),
         })

@@ -203,6 +203,9 @@ pub struct Figures {
     pub max_sample_gap: Duration,
     pub fsck_clean: Option<bool>,
     pub duration: Duration,
+    /// Images the vm agent kept aside instead of resuming, by the reason in their name; the
+    /// soak removes them after each run, as an admin does once `clevervm status` names them.
+    pub kept_aside: BTreeMap<String, u64>,
 }
 
 impl Figures {
@@ -272,6 +275,22 @@ impl fmt::Display for Figures {
             f,
             "hibernation images lost: {}",
             sum(|r| r.images_lost as u64)
+        )?;
+        let kept: u64 = self.kept_aside.values().sum();
+        let reasons: Vec<String> = self
+            .kept_aside
+            .iter()
+            .map(|(reason, count)| format!("{count} {reason}"))
+            .collect();
+        writeln!(
+            f,
+            "images kept aside by the vm agent, not resumed (removed after the run, as an \
+             admin would): {kept}{}",
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join(", "))
+            }
         )?;
         writeln!(
             f,
@@ -353,6 +372,12 @@ pub fn run(lab: &Lab, options: &SoakOptions) -> Result<Figures, LabError> {
             writer = soak.start_writer(&now_on)?;
         }
         let records_lost = soak.records_lost(&now_on)?;
+        for reason in images
+            .clear_kept(&soak, &now_on)
+            .map_err(|e| at_run(number, fault, e))?
+        {
+            *figures.kept_aside.entry(reason).or_default() += 1;
+        }
         let cold_booted = lab.serial().boots > boots_before;
         let vanished = images.vanished().saturating_sub(images_before);
         let images_lost = if cold_booted { vanished } else { 0 };
@@ -922,6 +947,8 @@ impl Drop for Writer {
 struct ImageWatch {
     stop: Arc<AtomicBool>,
     vanished: Arc<AtomicU64>,
+    /// Inodes the soak itself removed (kept-aside images, as an admin would): not lost.
+    removed_by_admin: Arc<Mutex<BTreeSet<u64>>>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -929,14 +956,24 @@ impl ImageWatch {
     fn start(lab: Lab) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let vanished = Arc::new(AtomicU64::new(0));
+        let removed_by_admin = Arc::new(Mutex::new(BTreeSet::new()));
         let handle = {
-            let (stop, vanished) = (Arc::clone(&stop), Arc::clone(&vanished));
+            let (stop, vanished, removed) = (
+                Arc::clone(&stop),
+                Arc::clone(&vanished),
+                Arc::clone(&removed_by_admin),
+            );
             thread::spawn(move || {
                 let known: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
                 while !stop.load(Ordering::Relaxed) {
                     if let Some(now) = image_inodes(&lab) {
                         let mut known = known.lock().unwrap_or_else(PoisonError::into_inner);
-                        let gone = known.difference(&now).count() as u64;
+                        let removed = removed.lock().unwrap_or_else(PoisonError::into_inner);
+                        let gone = known
+                            .difference(&now)
+                            .filter(|inode| !removed.contains(*inode))
+                            .count() as u64;
+                        drop(removed);
                         vanished.fetch_add(gone, Ordering::Relaxed);
                         *known = now;
                     }
@@ -947,8 +984,55 @@ impl ImageWatch {
         Self {
             stop,
             vanished,
+            removed_by_admin,
             handle: Some(handle),
         }
+    }
+
+    /// Removes the images the vm agent kept aside, through the node that mounts the shared
+    /// filesystem, after `clevervm status` there has named them; returns their reasons.
+    /// Kept forever, they fill the filesystem until every hibernation fails (ENOSPC), which
+    /// an earlier soak ran into: from then on every move cold-booted the guest.
+    fn clear_kept(&self, soak: &Soak<'_>, node: &str) -> Result<Vec<String>, LabError> {
+        let pid = soak.lab.node_pid(node)?;
+        let dir =
+            PathBuf::from(format!("/proc/{pid}/root")).join(HIBERNATE_DIR.trim_start_matches('/'));
+        let kept: Vec<(PathBuf, u64, String)> = fs::read_dir(&dir)
+            .map_err(LabError::io("reading", &dir))?
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let (_, suffix) = name.split_once(".save.kept-")?;
+                // NAME.save.kept-WHEN-WHY[.N]: the reason follows the time stamp.
+                let reason = suffix.split_once('-')?.1.split('.').next()?.to_owned();
+                let inode = entry.metadata().ok()?.ino();
+                Some((entry.path(), inode, reason))
+            })
+            .collect();
+        if kept.is_empty() {
+            return Ok(Vec::new());
+        }
+        let output = soak.lab.runner(node)?.run(
+            &CommandLine::new(&soak.options.clevervm).arg("status"),
+            &Deadline::after(Duration::from_secs(60)),
+        )?;
+        let status = output.stdout_text();
+        if !status.contains("kept aside") {
+            return Err(LabError::Usage(format!(
+                "{} images kept aside on {node}, and clevervm status does not name them:\n{status}",
+                kept.len()
+            )));
+        }
+        let mut reasons = Vec::new();
+        for (path, inode, reason) in kept {
+            self.removed_by_admin
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(inode);
+            fs::remove_file(&path).map_err(LabError::io("removing", &path))?;
+            reasons.push(reason);
+        }
+        Ok(reasons)
     }
 
     fn vanished(&self) -> usize {

@@ -408,6 +408,28 @@ fn watch_move(observer: &Vm, source: &Vm, target: &Vm, what: &str) -> Duration {
     began.elapsed()
 }
 
+/// How much the measured writes of the replication cost are: the DRBD disk has 64 MiB.
+const PROBE_MIB: u32 = 32;
+
+/// Seconds `vm` takes to write [`PROBE_MIB`] MiB to the DRBD filesystem and `fsync` them, as dd
+/// reports it; the file is removed after.
+fn write_seconds(vm: &Vm) -> f64 {
+    let report = sh_within(
+        vm,
+        &format!(
+            "dd if=/dev/zero of={MOUNT}/replication-probe bs=1M count={PROBE_MIB} conv=fsync 2>&1; rm -f {MOUNT}/replication-probe; sync"
+        ),
+        Duration::from_secs(300),
+    );
+    report
+        .lines()
+        .find_map(|line| {
+            let (_, after) = line.split_once(" copied, ")?;
+            after.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .unwrap_or_else(|| panic!("no time in dd's report: {report}"))
+}
+
 /// The records the power-cut scenario's writer appends, on the DRBD filesystem.
 const RECORDS: &str = "/mnt/data/records";
 /// What the writer's acknowledgements start with on the console, among the kernel's lines.
@@ -572,6 +594,10 @@ fn stack_on_vm_nodes() {
     watch_move(alpha, first, second, "controlled migration");
     sh(alpha, "crm_resource --clear -r drbd_r0-clone");
 
+    // What replication costs a hibernation: the same write on the Primary, connected (protocol
+    // C: each write completes once the peer's disk has it too) and, below, with the link cut.
+    let connected = write_seconds(second);
+
     // 2. Replication link cut, Corosync still up: the Primary (`second` now) freezes I/O, its
     // fence-peer handler forbids promoting the peer, I/O resumes. Asked to move, Pacemaker
     // must not promote the outdated peer; the resync after the link returns lifts the ban.
@@ -596,6 +622,15 @@ fn stack_on_vm_nodes() {
     sh(
         second,
         &format!("echo written-while-cut > {MOUNT}/after-cut && sync"),
+    );
+    let alone = write_seconds(second);
+    let per_gib = |seconds: f64| seconds * 1024.0 / f64::from(PROBE_MIB);
+    eprintln!(
+        "replication cost: {PROBE_MIB} MiB written and fsync'd in {connected:.2} s connected \
+         (protocol C) against {alone:.2} s with the link cut: {:.0} s against {:.0} s per GiB \
+         under TCG",
+        per_gib(connected),
+        per_gib(alone)
     );
     sh_within(
         alpha,

@@ -336,6 +336,14 @@ fn observe(vm: &Vm) -> (Activation, String) {
     (activation, state)
 }
 
+/// Whether `node` runs the VM and the address, as the cluster on `observer` reports: the address
+/// starts beside the VM, not after it, so neither one alone says the move is over.
+fn serves(observer: &Vm, node: &str) -> bool {
+    ["vm_clever", "ip_clever"]
+        .iter()
+        .all(|resource| located(observer, resource) == [node])
+}
+
 /// Which node runs `resource` according to crm_mon on `vm` (None while stopped or moving).
 fn located(vm: &Vm, resource: &str) -> Vec<String> {
     let out = sh(
@@ -381,7 +389,7 @@ fn watch_move(observer: &Vm, source: &Vm, target: &Vm, what: &str) -> Duration {
             !((t.primary && s.primary) || (t.mounted && s.mounted)),
             "{what}: double activation: {timeline:#?}"
         );
-        if t == ACTIVE && s == PASSIVE && located(observer, "ip_clever") == [target.name()] {
+        if t == ACTIVE && s == PASSIVE && serves(observer, target.name()) {
             break;
         }
         assert!(
@@ -534,7 +542,8 @@ fn stack_on_vm_nodes() {
     );
     wait_for(
         alpha,
-        "crm_resource --locate -r ip_clever 2>&1 | grep -q 'running on'",
+        "for r in vm_clever ip_clever; do \
+         crm_resource --locate -r $r 2>&1 | grep -q 'running on' || exit 1; done",
         "the whole stack started",
         Duration::from_secs(900),
     );
@@ -729,7 +738,7 @@ fn stack_on_vm_nodes() {
         {
             timeline.push((cut_at.elapsed(), now, state));
         }
-        if now == ACTIVE && located(survivor, "ip_clever") == [survivor.name()] {
+        if now == ACTIVE && serves(survivor, survivor.name()) {
             break;
         }
         std::thread::sleep(SAMPLE_PAUSE);

@@ -11,7 +11,9 @@
 //! serial counter advancing again (it serves again). Between them, a timeline by phase: when the
 //! fault was detected, the node fenced, each operation's result reached the CIB (as the other
 //! node's `crm_mon` shows it), the address came up; Pacemaker's operation history
-//! (`lrm_rsc_op`, read with `clevervm`'s parser) adds how long each operation ran. A round is a
+//! (`lrm_rsc_op`, read with `clevervm`'s parser) adds how long each operation ran and the second
+//! it began in (`last-rc-change` has no finer resolution, too coarse to order steps a tenth of
+//! a second apart, hence the polled view for the offsets). A round is a
 //! fresh lab running each scenario once; rounds alternate between the stacks, so that load from
 //! elsewhere on the machine hits both alike (two labs at once on two cores would measure each
 //! other). Every run is watched, and one that had the VM or the filesystem active on two nodes at
@@ -117,7 +119,7 @@ impl Step {
         match self {
             Self::Detected => "detected",
             Self::Fenced => "fenced",
-            Self::Hibernated => "VM stopped",
+            Self::Hibernated => "hibernated",
             Self::Unmounted => "unmounted",
             Self::Demoted => "demoted",
             Self::Promoted => "promoted",
@@ -461,13 +463,13 @@ fn run_once(lab: &Lab, scenario: Scenario, active: &str) -> (Run, String) {
         if let Some((resource, operation, on_target)) = step.operation() {
             let node = if on_target { target.as_str() } else { active };
             if let Some(op) = recorded(&operations, resource, operation, node, fault_epoch) {
-                // last-rc-change is in whole seconds: the end lies within that second.
-                let end = op.ended() - fault_epoch;
+                // last-rc-change: when the operation began to run, in whole seconds.
+                let began = op.last_rc_change() - fault_epoch;
                 notes.push(format!(
-                    "ran {:.2}s, ended {:+.1}..{:+.1} (history)",
-                    op.seconds,
-                    end,
-                    end + 1.0
+                    "history: began {:+.1}..{:+.1}, ran {:.2}s",
+                    began,
+                    began + 1.0,
+                    op.seconds
                 ));
             }
         }
@@ -510,8 +512,8 @@ fn run_once(lab: &Lab, scenario: Scenario, active: &str) -> (Run, String) {
     (run, timeline)
 }
 
-/// The latest `operation` of `resource` on `node` in the history that ended after the fault
-/// (its end is on a whole-second clock, hence the second's start).
+/// The latest `operation` of `resource` on `node` in the history that began in the fault's
+/// second or later (`last-rc-change` is in whole seconds).
 fn recorded<'a>(
     operations: &'a [Operation],
     resource: &str,
@@ -526,9 +528,9 @@ fn recorded<'a>(
                 && op.operation == operation
                 && op.node == node
                 && op.rc == 0
-                && op.ended() >= since.floor()
+                && op.last_rc_change() >= since.floor()
         })
-        .max_by(|a, b| a.ended().total_cmp(&b.ended()))
+        .max_by(|a, b| a.last_rc_change().total_cmp(&b.last_rc_change()))
 }
 
 /// The steps of the migration by hand, in the cluster's order.

@@ -619,9 +619,8 @@ fn maintenance(lab: &Lab, node: &str, on: bool, deadline: &Deadline) {
 }
 
 /// The migration of the stack from `active` by hand, Pacemaker in maintenance mode; then the
-/// stack is handed back to Pacemaker where it now is. Returns the run and the node the stack is
-/// on.
-fn floor_once(lab: &Lab, active: &str) -> (FloorRun, String) {
+/// stack is handed back to Pacemaker where it now is.
+fn floor_once(lab: &Lab, active: &str) -> FloorRun {
     let deadline = Deadline::after(Duration::from_secs(300));
     let target = other(lab, active);
     let device = lab.state().loop_device.clone();
@@ -811,7 +810,7 @@ fn floor_once(lab: &Lab, active: &str) -> (FloorRun, String) {
         seconds(run.total()),
         seconds(serving)
     );
-    (run, target)
+    run
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -858,7 +857,7 @@ fn round(stack: Stack, index: usize, release: &Path) -> (Vec<Run>, Option<FloorR
         runs.push(run);
         active = steady(&lab, &Deadline::after(Duration::from_secs(300)));
     }
-    let floor = (stack == Stack::Ours).then(|| floor_once(&lab, &active).0);
+    let floor = (stack == Stack::Ours).then(|| floor_once(&lab, &active));
     ok(&["down"]);
     (runs, floor)
 }

@@ -29,6 +29,14 @@ impl Phase {
     pub fn ended(&self) -> f64 {
         self.began + self.seconds
     }
+
+    /// The operation's `last-rc-change` as Pacemaker recorded it (whole seconds), for callers
+    /// that place it on a clock of their own: for an operation that does not recur, Pacemaker
+    /// 2.1 writes there the moment the executor began running it (`t_run`), and the failover
+    /// benchmark's timelines agree, whereas `began` above assumes it is the end.
+    pub fn last_rc_change(&self) -> f64 {
+        self.ended()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -330,6 +338,19 @@ mod tests {
             );
         }
         assert!(m.seconds > 0.9 && m.seconds < 10.0, "{}", m.seconds);
+    }
+
+    #[test]
+    fn the_recorded_last_rc_change_is_kept() {
+        let phases = parse_phases(AFTER_MIGRATION).unwrap();
+        let stop = phases
+            .iter()
+            .find(|p| p.resource == "vm" && p.operation == "stop")
+            .unwrap();
+        assert!(
+            (stop.last_rc_change() - 1_796_000_005.0).abs() < 1e-6,
+            "{stop:?}"
+        );
     }
 
     #[test]

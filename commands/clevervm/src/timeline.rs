@@ -5,8 +5,11 @@
 //! Pacemaker keeps only the most recent such operation per resource and node (and forgets a
 //! fenced node's history), so this shows the latest move in each direction, not a full log;
 //! that is what an admin asks after a move ("how long was it away, and which step took the
-//! time?"). A phase is placed at `last-rc-change` minus `exec-time`: `last-rc-change` has
-//! one-second resolution, so phases within a second of each other may show out of order.
+//! time?"). A phase begins at `last-rc-change` and lasts `exec-time`: for an operation that does
+//! not recur, Pacemaker 2.1 records there the moment the executor began running it (`t_run`),
+//! not its end (the failover benchmark's timelines confirm it for every operation).
+//! `last-rc-change` has one-second resolution, so phases within a second of each other may show
+//! out of order.
 
 use quick_xml::events::{BytesStart, Event};
 use serde::Serialize;
@@ -31,11 +34,9 @@ impl Phase {
     }
 
     /// The operation's `last-rc-change` as Pacemaker recorded it (whole seconds), for callers
-    /// that place it on a clock of their own: for an operation that does not recur, Pacemaker
-    /// 2.1 writes there the moment the executor began running it (`t_run`), and the failover
-    /// benchmark's timelines agree, whereas `began` above assumes it is the end.
+    /// that place it on a clock of their own.
     pub fn last_rc_change(&self) -> f64 {
-        self.ended()
+        self.began
     }
 }
 
@@ -157,7 +158,7 @@ pub fn parse_phases(xml: &str) -> Result<Vec<Phase>, TimelineError> {
                         }
                     }
                 };
-                let (Some(ended), Some(milliseconds)) =
+                let (Some(began), Some(milliseconds)) =
                     (number("last-rc-change")?, number("exec-time")?)
                 else {
                     continue;
@@ -170,7 +171,7 @@ pub fn parse_phases(xml: &str) -> Result<Vec<Phase>, TimelineError> {
                     resource: resource.clone(),
                     operation,
                     node: node.clone(),
-                    began: ended - seconds,
+                    began,
                     seconds,
                     rc,
                 });
@@ -290,9 +291,10 @@ mod tests {
         assert_eq!(m.kind, MoveKind::Migration);
         assert_eq!(m.from.as_deref(), Some("node1"));
         assert_eq!(m.to.as_deref(), Some("node2"));
-        // vm stop began at 1796000005 - 4.2; vm start ended at 1796000012.
-        assert!((m.began - 1_796_000_000.8).abs() < 1e-6, "{}", m.began);
-        assert!((m.seconds - 11.2).abs() < 1e-6, "{}", m.seconds);
+        // vm stop began at 1796000001 (last-rc-change); vm start began at 1796000009 and ran
+        // 2.8 s.
+        assert!((m.began - 1_796_000_001.0).abs() < 1e-6, "{}", m.began);
+        assert!((m.seconds - 10.8).abs() < 1e-6, "{}", m.seconds);
         assert_eq!(
             ops(&m.phases),
             [
@@ -348,7 +350,7 @@ mod tests {
             .find(|p| p.resource == "vm" && p.operation == "stop")
             .unwrap();
         assert!(
-            (stop.last_rc_change() - 1_796_000_005.0).abs() < 1e-6,
+            (stop.last_rc_change() - 1_796_000_001.0).abs() < 1e-6,
             "{stop:?}"
         );
     }

@@ -144,25 +144,35 @@ pub fn render(snapshot: &Snapshot, problems: &[Problem]) -> String {
         out.push_str("\nRecent moves (from the cluster's operation history)\n");
         for m in &snapshot.timeline {
             let _ = writeln!(out, "  {}", move_line(m));
-            for p in &m.phases {
-                let _ = writeln!(
-                    out,
-                    "    +{:>6.1}s {:>6.1}s  {} {} on {}{}",
-                    p.began - m.began,
-                    p.seconds,
-                    p.operation,
-                    p.resource,
-                    p.node,
-                    if p.rc == 0 {
-                        String::new()
-                    } else {
-                        format!(" (rc {})", p.rc)
-                    }
-                );
+            for line in phase_lines(m) {
+                let _ = writeln!(out, "    {line}");
             }
         }
     }
     out
+}
+
+/// One line per phase of `m`: when it began after the move began, how long it ran, what ran
+/// where (`+   4.0s    0.4s  promote drbd on node2`).
+pub fn phase_lines(m: &crate::timeline::Move) -> Vec<String> {
+    m.phases
+        .iter()
+        .map(|p| {
+            format!(
+                "+{:>6.1}s {:>6.1}s  {} {} on {}{}",
+                p.began - m.began,
+                p.seconds,
+                p.operation,
+                p.resource,
+                p.node,
+                if p.rc == 0 {
+                    String::new()
+                } else {
+                    format!(" (rc {})", p.rc)
+                }
+            )
+        })
+        .collect()
 }
 
 /// `vm: node1 -> node2 at 2026-12-05T05:16:36Z, unreachable 8.2 s`.

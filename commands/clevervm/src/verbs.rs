@@ -206,6 +206,9 @@ pub fn follow<R: RunCommand>(
     out: &mut dyn Write,
 ) -> Result<(), ClevervmError> {
     let started = Instant::now();
+    let started_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let deadline = Deadline::after(wait);
     let known_failures: BTreeSet<(String, String)> = pacemaker
         .status(&deadline)?
@@ -241,6 +244,7 @@ pub fn follow<R: RunCommand>(
                 "migration complete in {:.1}s",
                 started.elapsed().as_secs_f64()
             );
+            print_phases(pacemaker, stack, started_epoch, &deadline, out);
             return Ok(());
         }
         if let Some(failure) = status.failures.iter().find(|f| {
@@ -267,6 +271,39 @@ pub fn follow<R: RunCommand>(
             )));
         }
         std::thread::sleep(Duration::from_millis(250).min(deadline.remaining()));
+    }
+}
+
+/// Where the time of the move just completed went, step by step, from the cluster's operation
+/// history (the same phases `clevervm status` lists under "Recent moves"). Best effort: the move
+/// is done, and a history that cannot be read only leaves this out.
+fn print_phases<R: RunCommand>(
+    pacemaker: &Pacemaker<R>,
+    stack: &Stack,
+    started_epoch: f64,
+    deadline: &Deadline,
+    out: &mut dyn Write,
+) {
+    let vm_ids: Vec<String> = stack.vms.iter().map(|vm| vm.id.clone()).collect();
+    let Some(phases) = pacemaker
+        .status_section(&deadline.capped(Duration::from_secs(10)))
+        .ok()
+        .and_then(|xml| crate::timeline::parse_phases(&xml).ok())
+    else {
+        return;
+    };
+    // The history's times are whole seconds: a stop that began in the second the command ran
+    // reads as up to one second before it.
+    let moves: Vec<crate::timeline::Move> = crate::timeline::moves(&phases, &vm_ids)
+        .into_iter()
+        .filter(|m| m.kind == crate::timeline::MoveKind::Migration)
+        .filter(|m| m.began >= started_epoch.floor() - 1.0)
+        .collect();
+    for m in &moves {
+        let _ = writeln!(out, "{}", crate::render::move_line(m));
+        for line in crate::render::phase_lines(m) {
+            let _ = writeln!(out, "  {line}");
+        }
     }
 }
 

@@ -1015,6 +1015,19 @@ fn clevervm_drives_the_live_cluster_from_either_node() {
     test.log(&format!("clevervm migrate --wait:\n{out}"));
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("migration complete"), "{out}");
+    // Then where the time went, step by step, from the operation history.
+    assert!(
+        out.contains(&format!("{}: {first} -> {second}", ids::VM)) && out.contains("unreachable"),
+        "{out}"
+    );
+    for step in [
+        format!("stop {} on {first}", ids::VM),
+        format!("demote {} on {first}", ids::DRBD),
+        format!("promote {} on {second}", ids::DRBD),
+        format!("start {} on {second}", ids::VM),
+    ] {
+        assert!(out.contains(&step), "no `{step}` in:\n{out}");
+    }
     assert_eq!(lab.serial().boots, 1, "the migration rebooted the guest");
     let status = lab.status_from(&second, &deadline).unwrap();
     assert_eq!(status.running_on(ids::VM, None), [second.as_str()]);

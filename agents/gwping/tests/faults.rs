@@ -68,7 +68,7 @@ impl Sandbox {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if action == "monitor" {
-            command.env("OCF_RESKEY_CRM_meta_interval", "10000");
+            command.env("OCF_RESKEY_CRM_meta_interval", "2000");
         }
         command
     }

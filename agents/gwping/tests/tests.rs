@@ -434,7 +434,7 @@ fn bad_parameters_exit_6_with_a_reason() {
 fn monitor_is_7_when_not_started() {
     let dir = scratch_dir("monitor7");
     let run_dir = dir.to_string_lossy().into_owned();
-    for interval in ["0", "10000"] {
+    for interval in ["0", "2000"] {
         let output = run_agent(
             "monitor",
             &[
@@ -560,7 +560,7 @@ fn metadata_is_valid_and_complete() {
         r#"<content type="integer" default="3"/>"#,
         r#"<content type="string" default="2"/>"#,
         r#"<parameter name="failure_score">"#,
-        r#"<action name="monitor" timeout="20s" interval="10s" depth="0"/>"#,
+        r#"<action name="monitor" timeout="20s" interval="2s" depth="0"/>"#,
     ] {
         assert!(xml.contains(needle), "{needle} not in:\n{xml}");
     }
@@ -612,7 +612,7 @@ fn dampening_survives_an_attrd_restart() {
     let monitor_env: Vec<_> = env
         .iter()
         .copied()
-        .chain([("OCF_RESKEY_CRM_meta_interval", "10000")])
+        .chain([("OCF_RESKEY_CRM_meta_interval", "2000")])
         .collect();
     let output = cluster.agent("start", &env);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
@@ -678,7 +678,7 @@ fn attribute_lifecycle_in_a_live_cluster() {
         ("OCF_RESKEY_timeout", "300ms"),
         ("OCF_RESKEY_CRM_meta_timeout", "20000"),
     ];
-    let recurring = ("OCF_RESKEY_CRM_meta_interval", "10000");
+    let recurring = ("OCF_RESKEY_CRM_meta_interval", "2000");
     let monitor_env: Vec<_> = env.iter().copied().chain([recurring]).collect();
 
     let output = cluster.agent("monitor", &monitor_env);

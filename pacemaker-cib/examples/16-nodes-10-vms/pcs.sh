@@ -78,7 +78,7 @@ pcs -f "$CIB" stonith create fence_node16 fence_ipmilan ip=CHANGE-ME username=CH
     op monitor interval=60s timeout=20s \
     meta target-role=Stopped
 pcs -f "$CIB" resource create gwping ocf:clever:gwping 'host_list=10.16.0.1 10.16.0.2' name=pingd multiplier=1000 dampen=5s \
-    op start interval=0s timeout=20s stop interval=0s timeout=20s monitor interval=10s timeout=20s \
+    op start interval=0s timeout=20s stop interval=0s timeout=20s monitor interval=2s timeout=20s \
     clone gwping-clone interleave=true
 pcs -f "$CIB" resource create libvirtd systemd:libvirtd \
     op start interval=0s timeout=100s stop interval=0s timeout=100s monitor interval=30s timeout=100s \

@@ -22,7 +22,7 @@ pcs -f "$CIB" stonith create fence_node2 fence_ipmilan ip=CHANGE-ME username=CHA
     op monitor interval=60s timeout=20s \
     meta target-role=Stopped
 pcs -f "$CIB" resource create gwping ocf:clever:gwping host_list=192.168.1.1 name=pingd multiplier=1000 dampen=5s \
-    op start interval=0s timeout=20s stop interval=0s timeout=20s monitor interval=10s timeout=20s \
+    op start interval=0s timeout=20s stop interval=0s timeout=20s monitor interval=2s timeout=20s \
     clone gwping-clone interleave=true
 pcs -f "$CIB" resource create libvirtd systemd:libvirtd \
     op start interval=0s timeout=100s stop interval=0s timeout=100s monitor interval=30s timeout=100s \

@@ -15,7 +15,7 @@ pcs -f "$CIB" stonith create fence_node2 fence_ipmilan ip=10.0.9.2 lanplus=1 pas
 pcs -f "$CIB" stonith create fence_node3 fence_ipmilan ip=10.0.9.3 lanplus=1 password=secret3 username=fence pcmk_host_list=node3 \
     op monitor interval=60s timeout=20s
 pcs -f "$CIB" resource create gwping ocf:clever:gwping 'host_list=10.0.0.1 10.0.0.2=2' name=pingd multiplier=100 dampen=5s \
-    op start interval=0s timeout=20s stop interval=0s timeout=20s monitor interval=10s timeout=20s \
+    op start interval=0s timeout=20s stop interval=0s timeout=20s monitor interval=2s timeout=20s \
     clone gwping-clone interleave=true
 pcs -f "$CIB" resource create libvirtd systemd:libvirtd \
     op start interval=0s timeout=100s stop interval=0s timeout=100s monitor interval=30s timeout=100s \

@@ -285,9 +285,7 @@ fn main() {
             reachable.cpu, unreachable.cpu, reachable.attrd, unreachable.attrd
         );
     }
-    let our_interval = clever_agent_gwping::params::MONITOR
-        .interval_secs
-        .unwrap();
+    let our_interval = clever_agent_gwping::params::MONITOR.interval_secs.unwrap();
     println!("CPU per node per hour, gateway reachable, at the advertised monitor interval:");
     println!(
         "  ocf:clever:gwping every {our_interval} s: {}",

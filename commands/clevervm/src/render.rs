@@ -159,20 +159,33 @@ pub fn phase_lines(m: &crate::timeline::Move) -> Vec<String> {
         .iter()
         .map(|p| {
             format!(
-                "+{:>6.1}s {:>6.1}s  {} {} on {}{}",
+                "+{:>6.1}s {:>6.1}s  {}",
                 p.began - m.began,
                 p.seconds,
-                p.operation,
-                p.resource,
-                p.node,
-                if p.rc == 0 {
-                    String::new()
-                } else {
-                    format!(" (rc {})", p.rc)
-                }
+                step_name(p)
             )
         })
         .collect()
+}
+
+/// `stop vm_clever on node1, ran 3.4 s`: one step as `clevervm migrate --wait` shows it done.
+pub fn step_line(p: &crate::timeline::Phase) -> String {
+    format!("{}, ran {:.1} s", step_name(p), p.seconds)
+}
+
+/// `stop vm_clever on node1`, with the exit code when it failed.
+fn step_name(p: &crate::timeline::Phase) -> String {
+    format!(
+        "{} {} on {}{}",
+        p.operation,
+        p.resource,
+        p.node,
+        if p.rc == 0 {
+            String::new()
+        } else {
+            format!(" (rc {})", p.rc)
+        }
+    )
 }
 
 /// `vm: node1 -> node2 at 2026-12-05T05:16:36Z, unreachable 8.2 s`.

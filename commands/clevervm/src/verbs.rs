@@ -223,14 +223,24 @@ pub fn follow<R: RunCommand>(
         .chain(stack.anchors.iter().map(|(a, _)| a.as_str()))
         .collect();
     let mut last_line = String::new();
+    let mut steps_shown = BTreeSet::new();
     loop {
         let status = pacemaker.status(&deadline.capped(Duration::from_secs(10)))?;
         let line = progress_line(&status, stack);
         if line != last_line {
             let _ = writeln!(out, "[{:>6.1}s] {line}", started.elapsed().as_secs_f64());
-            let _ = out.flush();
             last_line = line;
         }
+        // Read after the status above, so every step that status reflects is already here.
+        show_completed_steps(
+            pacemaker,
+            started,
+            started_epoch,
+            &deadline,
+            &mut steps_shown,
+            out,
+        );
+        let _ = out.flush();
         let arrived = stack.vms.iter().all(|vm| {
             let nodes = status.settled_on(&vm.id, None);
             nodes.len() == 1
@@ -244,7 +254,7 @@ pub fn follow<R: RunCommand>(
                 "migration complete in {:.1}s",
                 started.elapsed().as_secs_f64()
             );
-            print_phases(pacemaker, stack, started_epoch, &deadline, out);
+            print_move(pacemaker, stack, started_epoch, &deadline, out);
             return Ok(());
         }
         if let Some(failure) = status.failures.iter().find(|f| {
@@ -274,10 +284,63 @@ pub fn follow<R: RunCommand>(
     }
 }
 
-/// Where the time of the move just completed went, step by step, from the cluster's operation
-/// history (the same phases `clevervm status` lists under "Recent moves"). Best effort: the move
-/// is done, and a history that cannot be read only leaves this out.
-fn print_phases<R: RunCommand>(
+/// The steps of the move (stops, demotions, promotions, starts) from the cluster's operation
+/// history, each once, as its result reaches the CIB: when it was seen and how long it ran, so an
+/// admin watching a slow move sees which step holds it. Best effort: a history that cannot be
+/// read this round is read again the next.
+fn show_completed_steps<R: RunCommand>(
+    pacemaker: &Pacemaker<R>,
+    started: Instant,
+    started_epoch: f64,
+    deadline: &Deadline,
+    shown: &mut BTreeSet<(String, String, String, u64)>,
+    out: &mut dyn Write,
+) {
+    let Some(phases) = recent_phases(pacemaker, started_epoch, deadline) else {
+        return;
+    };
+    for phase in phases {
+        // `began` tells a repeated operation from the first (read from the same record each
+        // round, so its bits are the same).
+        let key = (
+            phase.resource.clone(),
+            phase.operation.clone(),
+            phase.node.clone(),
+            phase.began.to_bits(),
+        );
+        if shown.insert(key) {
+            let _ = writeln!(
+                out,
+                "[{:>6.1}s]   {}",
+                started.elapsed().as_secs_f64(),
+                crate::render::step_line(&phase)
+            );
+        }
+    }
+}
+
+/// The history's steps that began since the command ran. Its times are whole seconds: a step
+/// that began in the second the command ran reads as up to one second before it.
+fn recent_phases<R: RunCommand>(
+    pacemaker: &Pacemaker<R>,
+    started_epoch: f64,
+    deadline: &Deadline,
+) -> Option<Vec<crate::timeline::Phase>> {
+    let xml = pacemaker
+        .status_section(&deadline.capped(Duration::from_secs(10)))
+        .ok()?;
+    let phases = crate::timeline::parse_phases(&xml).ok()?;
+    Some(
+        phases
+            .into_iter()
+            .filter(|p| p.began >= started_epoch.floor() - 1.0)
+            .collect(),
+    )
+}
+
+/// The move just completed, as `clevervm status` lists it under "Recent moves": from where to
+/// where and how long the VM was unreachable (its steps were shown as they completed).
+fn print_move<R: RunCommand>(
     pacemaker: &Pacemaker<R>,
     stack: &Stack,
     started_epoch: f64,
@@ -285,25 +348,14 @@ fn print_phases<R: RunCommand>(
     out: &mut dyn Write,
 ) {
     let vm_ids: Vec<String> = stack.vms.iter().map(|vm| vm.id.clone()).collect();
-    let Some(phases) = pacemaker
-        .status_section(&deadline.capped(Duration::from_secs(10)))
-        .ok()
-        .and_then(|xml| crate::timeline::parse_phases(&xml).ok())
-    else {
+    let Some(phases) = recent_phases(pacemaker, started_epoch, deadline) else {
         return;
     };
-    // The history's times are whole seconds: a stop that began in the second the command ran
-    // reads as up to one second before it.
-    let moves: Vec<crate::timeline::Move> = crate::timeline::moves(&phases, &vm_ids)
-        .into_iter()
+    for m in crate::timeline::moves(&phases, &vm_ids)
+        .iter()
         .filter(|m| m.kind == crate::timeline::MoveKind::Migration)
-        .filter(|m| m.began >= started_epoch.floor() - 1.0)
-        .collect();
-    for m in &moves {
+    {
         let _ = writeln!(out, "{}", crate::render::move_line(m));
-        for line in crate::render::phase_lines(m) {
-            let _ = writeln!(out, "  {line}");
-        }
     }
 }
 

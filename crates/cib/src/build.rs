@@ -891,8 +891,13 @@ fn vm_constraints(
             Action::Start,
             &domain,
         ),
+        // The address names the node that holds the stack, it serves nothing of the VM's: it
+        // goes where the VM goes, but waits only for the promotion there, so it comes up beside
+        // the mount and the resume instead of one CIB round trip after them, and a VM restarted
+        // in place does not take it down. (Colocated with the VM, not the filesystem: its
+        // stickiness must not hold the stack where the VM may no longer run.)
         colocation("ip_with_vm", &ip, &domain, None),
-        order("vm_then_ip", &domain, Action::Start, &ip),
+        order("drbd_then_ip", &drbd, Action::Promote, &ip),
     ]);
     constraints
 }

@@ -3,10 +3,10 @@
 //! - each VM's DRBD Promoted instance, filesystem, VM and address are on one node and nowhere
 //!   else, and never two Promoted instances of one DRBD resource;
 //! - the executed transition, replayed action by action, never mounts without the Promoted
-//!   instance, starts a VM without its mount and libvirtd, or an address without its VM, and
-//!   never stops/demotes under a running dependant; the transition graph makes every such pair
-//!   wait for the other (promote → mount → VM → address, and the reverse on stop), and a
-//!   survivor promotes only after the failed node is fenced.
+//!   instance, starts a VM without its mount and libvirtd, or an address without the Promoted
+//!   instance, and never stops/demotes under a running dependant; the transition graph makes
+//!   every such pair wait for the other (promote → mount → VM, promote → address, and the
+//!   reverse on stop), and a survivor promotes only after the failed node is fenced.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -200,7 +200,10 @@ impl TestCluster {
                 "mounted without Promoted: {context}"
             );
             assert!(within(&domain, &fs), "VM without its mount: {context}");
-            assert!(within(&ip, &domain), "address without its VM: {context}");
+            assert!(
+                within(&ip, &promoted),
+                "address without the Promoted instance: {context}"
+            );
         }
     }
 
@@ -307,6 +310,7 @@ impl TestCluster {
                     }
                     "demote" | "stop" if rsc == &drbd => {
                         assert!(!is_running(&fs, &running), "{at}: still mounted");
+                        assert!(!is_running(&ip, &running), "{at}: address still up");
                     }
                     "start" if rsc == &fs => {
                         let here = (drbd.clone(), node.clone());
@@ -319,11 +323,9 @@ impl TestCluster {
                         assert!(is_running(&fs, &running), "{at}: not mounted");
                         assert!(is_running("libvirtd", &running), "{at}: no libvirtd");
                     }
-                    "stop" if rsc == &domain => {
-                        assert!(!is_running(&ip, &running), "{at}: address still up");
-                    }
                     "start" if rsc == &ip => {
-                        assert!(is_running(&domain, &running), "{at}: VM not running");
+                        let here = (drbd.clone(), node.clone());
+                        assert!(promoted.contains(&here), "{at}: DRBD not Promoted here");
                     }
                     _ => {}
                 }
@@ -360,7 +362,7 @@ impl TestCluster {
             );
             for node in &self.nodes {
                 let n = node.as_str();
-                // Starts: promote → mount → VM → address; libvirtd → VM.
+                // Starts: promote → mount → VM, promote → address; libvirtd → VM.
                 if step.did(&drbd, "promote", n) && step.did(&fs, "start", n) {
                     step.assert_after((&drbd, "promote", n), (&fs, "start", n));
                 }
@@ -370,12 +372,12 @@ impl TestCluster {
                 if step.did("libvirtd", "start", n) && step.did(&domain, "start", n) {
                     step.assert_after(("libvirtd", "start", n), (&domain, "start", n));
                 }
-                if step.did(&domain, "start", n) && step.did(&ip, "start", n) {
-                    step.assert_after((&domain, "start", n), (&ip, "start", n));
+                if step.did(&drbd, "promote", n) && step.did(&ip, "start", n) {
+                    step.assert_after((&drbd, "promote", n), (&ip, "start", n));
                 }
-                // Stops: address → VM → unmount → demote.
-                if step.did(&ip, "stop", n) && step.did(&domain, "stop", n) {
-                    step.assert_after((&ip, "stop", n), (&domain, "stop", n));
+                // Stops: VM → unmount → demote, address → demote.
+                if step.did(&ip, "stop", n) && step.did(&drbd, "demote", n) {
+                    step.assert_after((&ip, "stop", n), (&drbd, "demote", n));
                 }
                 if step.did(&domain, "stop", n) && step.did(&fs, "stop", n) {
                     step.assert_after((&domain, "stop", n), (&fs, "stop", n));
@@ -635,9 +637,10 @@ pub fn monitor_failures(nodes: usize, vms: usize) {
             assert_eq!(after, before, "{label}: recovered in place");
             assert!(step.did(&domain, "stop", &active), "{label}: VM stopped");
             assert!(step.did(&domain, "start", &active), "{label}: VM restarted");
+            // The address waits for the promotion only: a VM restarted in place leaves it up.
             assert!(
-                step.did(&ip_id(&vm.name), "start", &active),
-                "{label}: address restarted"
+                !step.did(&ip_id(&vm.name), "stop", &active),
+                "{label}: address stopped"
             );
         } else {
             for other in cluster.vms.iter().filter(|v| v.name != vm.name) {

@@ -200,7 +200,7 @@ pcs -f "$CIB" constraint order start fs_vm0 then start vm_vm0 kind=Mandatory id=
 pcs -f "$CIB" constraint colocation add vm_vm0 with libvirtd-clone INFINITY id=col_vm0_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm0 kind=Mandatory id=ord_vm0_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm0 with vm_vm0 INFINITY id=col_vm0_ip_with_vm
-pcs -f "$CIB" constraint order start vm_vm0 then start ip_vm0 kind=Mandatory id=ord_vm0_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_r0-clone then start ip_vm0 kind=Mandatory id=ord_vm0_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r1-clone rule id=loc_vm1_drbd_on_replicas-rule constraint-id=loc_vm1_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node03 or '#uname' eq string node04
 pcs -f "$CIB" constraint location fs_vm1 rule id=loc_vm1_fs_on_replicas-rule constraint-id=loc_vm1_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node03 or '#uname' eq string node04
 pcs -f "$CIB" constraint location vm_vm1 rule id=loc_vm1_vm_on_replicas-rule constraint-id=loc_vm1_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node03 or '#uname' eq string node04
@@ -212,7 +212,7 @@ pcs -f "$CIB" constraint order start fs_vm1 then start vm_vm1 kind=Mandatory id=
 pcs -f "$CIB" constraint colocation add vm_vm1 with libvirtd-clone INFINITY id=col_vm1_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm1 kind=Mandatory id=ord_vm1_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm1 with vm_vm1 INFINITY id=col_vm1_ip_with_vm
-pcs -f "$CIB" constraint order start vm_vm1 then start ip_vm1 kind=Mandatory id=ord_vm1_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_r1-clone then start ip_vm1 kind=Mandatory id=ord_vm1_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r2-clone rule id=loc_vm2_drbd_on_replicas-rule constraint-id=loc_vm2_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node05 or '#uname' eq string node06
 pcs -f "$CIB" constraint location fs_vm2 rule id=loc_vm2_fs_on_replicas-rule constraint-id=loc_vm2_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node05 or '#uname' eq string node06
 pcs -f "$CIB" constraint location vm_vm2 rule id=loc_vm2_vm_on_replicas-rule constraint-id=loc_vm2_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node05 or '#uname' eq string node06
@@ -224,7 +224,7 @@ pcs -f "$CIB" constraint order start fs_vm2 then start vm_vm2 kind=Mandatory id=
 pcs -f "$CIB" constraint colocation add vm_vm2 with libvirtd-clone INFINITY id=col_vm2_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm2 kind=Mandatory id=ord_vm2_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm2 with vm_vm2 INFINITY id=col_vm2_ip_with_vm
-pcs -f "$CIB" constraint order start vm_vm2 then start ip_vm2 kind=Mandatory id=ord_vm2_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_r2-clone then start ip_vm2 kind=Mandatory id=ord_vm2_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r3-clone rule id=loc_vm3_drbd_on_replicas-rule constraint-id=loc_vm3_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node07 or '#uname' eq string node08
 pcs -f "$CIB" constraint location fs_vm3 rule id=loc_vm3_fs_on_replicas-rule constraint-id=loc_vm3_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node07 or '#uname' eq string node08
 pcs -f "$CIB" constraint location vm_vm3 rule id=loc_vm3_vm_on_replicas-rule constraint-id=loc_vm3_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node07 or '#uname' eq string node08
@@ -236,7 +236,7 @@ pcs -f "$CIB" constraint order start fs_vm3 then start vm_vm3 kind=Mandatory id=
 pcs -f "$CIB" constraint colocation add vm_vm3 with libvirtd-clone INFINITY id=col_vm3_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm3 kind=Mandatory id=ord_vm3_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm3 with vm_vm3 INFINITY id=col_vm3_ip_with_vm
-pcs -f "$CIB" constraint order start vm_vm3 then start ip_vm3 kind=Mandatory id=ord_vm3_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_r3-clone then start ip_vm3 kind=Mandatory id=ord_vm3_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r4-clone rule id=loc_vm4_drbd_on_replicas-rule constraint-id=loc_vm4_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node09 or '#uname' eq string node10
 pcs -f "$CIB" constraint location fs_vm4 rule id=loc_vm4_fs_on_replicas-rule constraint-id=loc_vm4_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node09 or '#uname' eq string node10
 pcs -f "$CIB" constraint location vm_vm4 rule id=loc_vm4_vm_on_replicas-rule constraint-id=loc_vm4_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node09 or '#uname' eq string node10
@@ -248,7 +248,7 @@ pcs -f "$CIB" constraint order start fs_vm4 then start vm_vm4 kind=Mandatory id=
 pcs -f "$CIB" constraint colocation add vm_vm4 with libvirtd-clone INFINITY id=col_vm4_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm4 kind=Mandatory id=ord_vm4_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm4 with vm_vm4 INFINITY id=col_vm4_ip_with_vm
-pcs -f "$CIB" constraint order start vm_vm4 then start ip_vm4 kind=Mandatory id=ord_vm4_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_r4-clone then start ip_vm4 kind=Mandatory id=ord_vm4_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r5-clone rule id=loc_vm5_drbd_on_replicas-rule constraint-id=loc_vm5_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node11 or '#uname' eq string node12
 pcs -f "$CIB" constraint location fs_vm5 rule id=loc_vm5_fs_on_replicas-rule constraint-id=loc_vm5_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node11 or '#uname' eq string node12
 pcs -f "$CIB" constraint location vm_vm5 rule id=loc_vm5_vm_on_replicas-rule constraint-id=loc_vm5_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node11 or '#uname' eq string node12
@@ -260,7 +260,7 @@ pcs -f "$CIB" constraint order start fs_vm5 then start vm_vm5 kind=Mandatory id=
 pcs -f "$CIB" constraint colocation add vm_vm5 with libvirtd-clone INFINITY id=col_vm5_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm5 kind=Mandatory id=ord_vm5_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm5 with vm_vm5 INFINITY id=col_vm5_ip_with_vm
-pcs -f "$CIB" constraint order start vm_vm5 then start ip_vm5 kind=Mandatory id=ord_vm5_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_r5-clone then start ip_vm5 kind=Mandatory id=ord_vm5_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r6-clone rule id=loc_vm6_drbd_on_replicas-rule constraint-id=loc_vm6_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node13 or '#uname' eq string node14
 pcs -f "$CIB" constraint location fs_vm6 rule id=loc_vm6_fs_on_replicas-rule constraint-id=loc_vm6_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node13 or '#uname' eq string node14
 pcs -f "$CIB" constraint location vm_vm6 rule id=loc_vm6_vm_on_replicas-rule constraint-id=loc_vm6_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node13 or '#uname' eq string node14
@@ -272,7 +272,7 @@ pcs -f "$CIB" constraint order start fs_vm6 then start vm_vm6 kind=Mandatory id=
 pcs -f "$CIB" constraint colocation add vm_vm6 with libvirtd-clone INFINITY id=col_vm6_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm6 kind=Mandatory id=ord_vm6_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm6 with vm_vm6 INFINITY id=col_vm6_ip_with_vm
-pcs -f "$CIB" constraint order start vm_vm6 then start ip_vm6 kind=Mandatory id=ord_vm6_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_r6-clone then start ip_vm6 kind=Mandatory id=ord_vm6_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r7-clone rule id=loc_vm7_drbd_on_replicas-rule constraint-id=loc_vm7_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node15 or '#uname' eq string node16
 pcs -f "$CIB" constraint location fs_vm7 rule id=loc_vm7_fs_on_replicas-rule constraint-id=loc_vm7_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node15 or '#uname' eq string node16
 pcs -f "$CIB" constraint location vm_vm7 rule id=loc_vm7_vm_on_replicas-rule constraint-id=loc_vm7_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node15 or '#uname' eq string node16
@@ -284,7 +284,7 @@ pcs -f "$CIB" constraint order start fs_vm7 then start vm_vm7 kind=Mandatory id=
 pcs -f "$CIB" constraint colocation add vm_vm7 with libvirtd-clone INFINITY id=col_vm7_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm7 kind=Mandatory id=ord_vm7_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm7 with vm_vm7 INFINITY id=col_vm7_ip_with_vm
-pcs -f "$CIB" constraint order start vm_vm7 then start ip_vm7 kind=Mandatory id=ord_vm7_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_r7-clone then start ip_vm7 kind=Mandatory id=ord_vm7_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r8-clone rule id=loc_vm8_drbd_on_replicas-rule constraint-id=loc_vm8_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node03
 pcs -f "$CIB" constraint location fs_vm8 rule id=loc_vm8_fs_on_replicas-rule constraint-id=loc_vm8_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node03
 pcs -f "$CIB" constraint location vm_vm8 rule id=loc_vm8_vm_on_replicas-rule constraint-id=loc_vm8_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node03
@@ -296,7 +296,7 @@ pcs -f "$CIB" constraint order start fs_vm8 then start vm_vm8 kind=Mandatory id=
 pcs -f "$CIB" constraint colocation add vm_vm8 with libvirtd-clone INFINITY id=col_vm8_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm8 kind=Mandatory id=ord_vm8_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm8 with vm_vm8 INFINITY id=col_vm8_ip_with_vm
-pcs -f "$CIB" constraint order start vm_vm8 then start ip_vm8 kind=Mandatory id=ord_vm8_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_r8-clone then start ip_vm8 kind=Mandatory id=ord_vm8_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r9-clone rule id=loc_vm9_drbd_on_replicas-rule constraint-id=loc_vm9_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node02 or '#uname' eq string node04
 pcs -f "$CIB" constraint location fs_vm9 rule id=loc_vm9_fs_on_replicas-rule constraint-id=loc_vm9_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node02 or '#uname' eq string node04
 pcs -f "$CIB" constraint location vm_vm9 rule id=loc_vm9_vm_on_replicas-rule constraint-id=loc_vm9_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node02 or '#uname' eq string node04
@@ -308,5 +308,5 @@ pcs -f "$CIB" constraint order start fs_vm9 then start vm_vm9 kind=Mandatory id=
 pcs -f "$CIB" constraint colocation add vm_vm9 with libvirtd-clone INFINITY id=col_vm9_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm9 kind=Mandatory id=ord_vm9_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_vm9 with vm_vm9 INFINITY id=col_vm9_ip_with_vm
-pcs -f "$CIB" constraint order start vm_vm9 then start ip_vm9 kind=Mandatory id=ord_vm9_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_r9-clone then start ip_vm9 kind=Mandatory id=ord_vm9_drbd_then_ip
 pcs cluster cib-push "$CIB" --config

@@ -46,5 +46,5 @@ pcs -f "$CIB" constraint order start fs_clever then start vm_clever kind=Mandato
 pcs -f "$CIB" constraint colocation add vm_clever with libvirtd-clone INFINITY id=col_clever_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_clever kind=Mandatory id=ord_clever_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_clever with vm_clever INFINITY id=col_clever_ip_with_vm
-pcs -f "$CIB" constraint order start vm_clever then start ip_clever kind=Mandatory id=ord_clever_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_a3-clone then start ip_clever kind=Mandatory id=ord_clever_drbd_then_ip
 pcs cluster cib-push "$CIB" --config

@@ -52,7 +52,7 @@ pcs -f "$CIB" constraint order start fs_mail then start vm_mail kind=Mandatory i
 pcs -f "$CIB" constraint colocation add vm_mail with libvirtd-clone INFINITY id=col_mail_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_mail kind=Mandatory id=ord_mail_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_mail with vm_mail INFINITY id=col_mail_ip_with_vm
-pcs -f "$CIB" constraint order start vm_mail then start ip_mail kind=Mandatory id=ord_mail_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_mail-clone then start ip_mail kind=Mandatory id=ord_mail_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_web-clone rule id=loc_web_drbd_on_replicas-rule constraint-id=loc_web_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node2 or '#uname' eq string node3
 pcs -f "$CIB" constraint location fs_web rule id=loc_web_fs_on_replicas-rule constraint-id=loc_web_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node2 or '#uname' eq string node3
 pcs -f "$CIB" constraint location vm_web rule id=loc_web_vm_on_replicas-rule constraint-id=loc_web_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node2 or '#uname' eq string node3
@@ -64,5 +64,5 @@ pcs -f "$CIB" constraint order start fs_web then start vm_web kind=Mandatory id=
 pcs -f "$CIB" constraint colocation add vm_web with libvirtd-clone INFINITY id=col_web_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_web kind=Mandatory id=ord_web_libvirtd_then_vm
 pcs -f "$CIB" constraint colocation add ip_web with vm_web INFINITY id=col_web_ip_with_vm
-pcs -f "$CIB" constraint order start vm_web then start ip_web kind=Mandatory id=ord_web_vm_then_ip
+pcs -f "$CIB" constraint order promote drbd_web-clone then start ip_web kind=Mandatory id=ord_web_drbd_then_ip
 pcs cluster cib-push "$CIB" --config

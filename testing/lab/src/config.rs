@@ -53,6 +53,20 @@ pub enum AgentChoice {
     Stock,
 }
 
+/// How often the gateway check runs and how long its changes are held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum GatewayCadence {
+    /// The same for every agent, so that the stacks' other steps compare alike: a monitor every
+    /// 2 s, 2 echo requests within 1 s, a dampen of 1 s. Faster than the stock agent is run on
+    /// a real cluster (its probe alone takes ~2 s there).
+    #[default]
+    Lab,
+    /// Each agent as the generator (ours) or its own metadata (stock) sets it up for a real
+    /// cluster: ocf:clever:gwping every 2 s, dampen 5 s; ocf:pacemaker:ping every 10 s with a
+    /// 60 s timeout, 3 attempts within 2 s, dampen 5 s. What users get.
+    Own,
+}
+
 /// What the lab's CIB depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CibOptions {
@@ -67,6 +81,7 @@ pub struct CibOptions {
     pub vm: bool,
     /// With `vm`: `ocf:clever:vm`, or the stock `ocf:heartbeat:VirtualDomain` with `snapshot=`.
     pub vm_agent: AgentChoice,
+    pub gateway_cadence: GatewayCadence,
 }
 
 /// corosync.conf for a lab of `nodes` nodes (knet, no crypto, token 1000 ms).
@@ -156,13 +171,13 @@ pub fn lab_description(options: &CibOptions) -> String {
         text,
         "[gwping]\n\
          host_list = [\"{gateway}\"]\n\
-         multiplier = 1000\n\
-         dampen = \"1s\"\n\
-         monitor_interval = \"2s\"\n\n\
-         [libvirtd]\n\
-         class = \"lsb\"\n",
+         multiplier = 1000\n",
         gateway = layout::gateway_address(),
     );
+    if options.gateway_cadence == GatewayCadence::Lab {
+        text.push_str("dampen = \"1s\"\nmonitor_interval = \"2s\"\n");
+    }
+    text.push_str("\n[libvirtd]\nclass = \"lsb\"\n");
     for index in 0..options.shared_devices.len().max(1) {
         let _ = write!(
             text,
@@ -229,8 +244,20 @@ pub fn lab_cib(options: &CibOptions) -> Result<String, LabError> {
                             "LAB: the stock ping agent instead of ocf:clever:gwping".to_owned(),
                         );
                     }
-                    child.params.push(NvPair::new("attempts", "2"));
-                    child.params.push(NvPair::new("timeout", "1"));
+                    match options.gateway_cadence {
+                        GatewayCadence::Lab => {
+                            child.params.push(NvPair::new("attempts", "2"));
+                            child.params.push(NvPair::new("timeout", "1"));
+                        }
+                        // ocf:pacemaker:ping's own advertised monitor (its metadata), where the
+                        // generator wrote ours.
+                        GatewayCadence::Own if options.gwping == AgentChoice::Stock => {
+                            for op in child.ops.iter_mut().filter(|op| op.name == "monitor") {
+                                *op = Operation::new("monitor", "10s", "60s");
+                            }
+                        }
+                        GatewayCadence::Own => {}
+                    }
                 }
             }
             Resource::Primitive(primitive) if stack_of(&fs_ids, &primitive.id).is_some() => {
@@ -339,7 +366,38 @@ mod tests {
             fs: AgentChoice::Stock,
             vm: false,
             vm_agent: AgentChoice::Clever,
+            gateway_cadence: GatewayCadence::Lab,
         }
+    }
+
+    #[test]
+    fn at_their_own_cadence_the_gateway_checks_run_as_on_a_real_cluster() {
+        let ours = lab_cib(&CibOptions {
+            gateway_cadence: GatewayCadence::Own,
+            ..options()
+        })
+        .unwrap();
+        assert!(ours.contains(r#"name="dampen" value="5s""#), "{ours}");
+        assert!(!ours.contains(r#"name="attempts""#), "{ours}");
+        assert!(ours.contains(r#"name="monitor" interval="2s""#), "{ours}");
+        let stock = lab_cib(&CibOptions {
+            gateway_cadence: GatewayCadence::Own,
+            gwping: AgentChoice::Stock,
+            ..options()
+        })
+        .unwrap();
+        assert!(
+            stock.contains(r#"provider="pacemaker" type="ping""#),
+            "{stock}"
+        );
+        assert!(stock.contains(r#"name="dampen" value="5s""#), "{stock}");
+        assert!(
+            stock.contains(r#"name="monitor" interval="10s" timeout="60s""#),
+            "{stock}"
+        );
+        let lab = lab_cib(&options()).unwrap();
+        assert!(lab.contains(r#"name="dampen" value="1s""#), "{lab}");
+        assert!(lab.contains(r#"name="attempts" value="2""#), "{lab}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::Cgroup;
-use crate::config::{self, AgentChoice, CibOptions};
+use crate::config::{self, AgentChoice, CibOptions, GatewayCadence};
 use crate::error::LabError;
 use crate::guest;
 use crate::init::{cluster_ids, Machine, LIBVIRT_BINDS, LIBVIRT_CACHE, NODE_BINDS};
@@ -78,6 +78,9 @@ pub struct UpOptions {
     /// How many VM stacks (with `vm`), each with its own loop device, filesystem, hibernation
     /// directory, guest and console, all kept on one node; 1 is the lab as it always was.
     pub vms: usize,
+    /// The gateway check's monitor interval and dampening: the same for both stacks, or each
+    /// agent's own.
+    pub gateway_cadence: GatewayCadence,
 }
 
 /// What `lab.json` records, for later commands, `down` and the fence agent.
@@ -609,6 +612,7 @@ impl Lab {
                 AgentChoice::Stock
             },
             vm: options.vm,
+            gateway_cadence: options.gateway_cadence,
             vm_agent: if options.stock {
                 AgentChoice::Stock
             } else {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use clever_deadline::Deadline;
 use clever_lab::cgroup::Cgroup;
+use clever_lab::config::GatewayCadence;
 use clever_lab::init::{self, Machine};
 use clever_lab::{Lab, LabError, Layout, UpOptions};
 
@@ -54,6 +55,10 @@ enum Commands {
         /// directory, guest, console), all kept on one node (implies --vm).
         #[arg(long, default_value_t = 1)]
         vms: usize,
+        /// The gateway check's monitor interval and dampening: `lab` the same fast settings for
+        /// both stacks, `own` each agent's settings for a real cluster.
+        #[arg(long, value_enum, default_value_t)]
+        gateway_cadence: GatewayCadence,
     },
     /// Remove everything of the lab: processes, namespaces, cgroups, loop device, directory.
     Down,
@@ -169,6 +174,7 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             stock,
             vm_mib,
             vms,
+            gateway_cadence,
         } => {
             let self_exe = sibling("clever-lab")?;
             let options = UpOptions {
@@ -188,6 +194,7 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
                 stock,
                 vm_mib,
                 vms,
+                gateway_cadence,
             };
             let lab = Lab::up(&options)?;
             let state = lab.state();

@@ -574,12 +574,23 @@ const FLOOR_STEPS: [&str; 8] = [
     "address added",
 ];
 
+/// The libvirt save and restore options measured in place, after the migration by hand: the
+/// default (through the page cache) and `--bypass-cache` (O_DIRECT), one after the other on
+/// the same node, image and guest.
+const IN_PLACE_STEPS: [&str; 4] = [
+    "managed save",
+    "restore (virsh start)",
+    "managed save --bypass-cache",
+    "restore --bypass-cache",
+];
+
 /// One migration by hand: how long each step took, and from the first step to the guest
-/// counting on the other node.
+/// counting on the other node; then the save options in place.
 #[derive(Debug, Clone, Copy)]
 struct FloorRun {
     steps: [Duration; FLOOR_STEPS.len()],
     serving: Duration,
+    in_place: [Duration; IN_PLACE_STEPS.len()],
 }
 
 impl FloorRun {
@@ -802,6 +813,35 @@ fn floor_once(lab: &Lab, active: &str) -> FloorRun {
 
     // The image stays behind once libvirt resumed from it (it removes only its link).
     in_node(lab, &target, &["/usr/bin/rm", "-f", &image], &deadline);
+    let mut in_place = [Duration::ZERO; IN_PLACE_STEPS.len()];
+    for (pair, flags) in [(0, &[][..]), (2, &["--bypass-cache"][..])] {
+        let save: Vec<&str> = ["/usr/bin/virsh", "managedsave", VM_DOMAIN]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .collect();
+        let restore: Vec<&str> = ["/usr/bin/virsh", "start", VM_DOMAIN]
+            .into_iter()
+            .chain(flags.iter().copied())
+            .collect();
+        in_node(
+            lab,
+            &target,
+            &["/usr/bin/ln", "-sfn", &image, &link],
+            &deadline,
+        );
+        in_place[pair] = timed(|| {
+            in_node(lab, &target, &save, &deadline);
+        });
+        in_place[pair + 1] = timed(|| {
+            in_node(lab, &target, &restore, &deadline);
+        });
+        in_node(lab, &target, &["/usr/bin/rm", "-f", &image], &deadline);
+    }
+    assert_eq!(
+        lab.serial().boots,
+        boots,
+        "a restore in place booted the guest instead of resuming it"
+    );
     // Pacemaker takes the stack back: a refresh re-probes every resource where it now is, then
     // maintenance mode ends.
     in_node(
@@ -833,11 +873,21 @@ fn floor_once(lab: &Lab, active: &str) -> FloorRun {
     for (label, step) in FLOOR_STEPS.iter().zip(steps) {
         let _ = write!(text, " {label} {:.2}s,", seconds(step));
     }
-    let run = FloorRun { steps, serving };
+    let run = FloorRun {
+        steps,
+        serving,
+        in_place,
+    };
     eprintln!(
-        "{text} total {:.2}s, guest counting after {:.2}s",
+        "{text} total {:.2}s, guest counting after {:.2}s; in place on {target}: {}",
         seconds(run.total()),
-        seconds(serving)
+        seconds(serving),
+        IN_PLACE_STEPS
+            .iter()
+            .zip(in_place)
+            .map(|(label, d)| format!("{label} {:.2}s", seconds(d)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     run
 }
@@ -1142,6 +1192,14 @@ fn main() -> ExitCode {
         "guest counting, from the first step",
         cell(floor_serving)
     );
+    let _ = writeln!(
+        table,
+        "Save and restore in place, {VM_MIB} MiB guest, image on the shared filesystem:"
+    );
+    for (index, label) in IN_PLACE_STEPS.iter().enumerate() {
+        let step = median_of(floor.iter().map(|f| Some(f.in_place[index])));
+        let _ = writeln!(table, "  {label:<36} {:>9}", cell(step));
+    }
     let migration = ALL_SCENARIOS
         .iter()
         .position(|s| *s == Scenario::Migration)

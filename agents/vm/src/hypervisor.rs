@@ -157,6 +157,18 @@ pub struct SaveProgress {
     pub total: u64,
 }
 
+/// How libvirt writes a hibernation image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveWrites {
+    /// Past the page cache (`virsh managedsave --bypass-cache`, O_DIRECT): about twice as fast a
+    /// save of the lab's guest (docs/benchmarks.md), and when it returns the image is on the
+    /// device (on DRBD, replicated), not in dirty pages the unmount would still have to write.
+    BypassCache,
+    /// Through the page cache, where the filesystem has no direct I/O (libvirt would fail the
+    /// save).
+    PageCache,
+}
+
 /// The domain operations the handlers need, by domain name.
 pub trait Hypervisor {
     /// Creates or refreshes the persistent definition.
@@ -171,6 +183,7 @@ pub trait Hypervisor {
     fn hibernate(
         &self,
         name: &str,
+        writes: SaveWrites,
         deadline: &Deadline,
         progress: &mut dyn FnMut(SaveProgress),
     ) -> Result<(), HypervisorError>;

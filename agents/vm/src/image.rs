@@ -18,6 +18,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::hypervisor::SaveWrites;
+
 /// Magic of a complete image.
 pub const MAGIC_SAVE: &[u8; 16] = b"LibvirtQemudSave";
 /// Magic of an image whose save did not complete.
@@ -127,6 +129,23 @@ pub enum Inspection {
 }
 
 /// The image path of `domain` in `dir`.
+/// How libvirt should write an image into `dir`: past the page cache on the filesystems known
+/// to take direct I/O (those a DRBD device carries for a VM: ext4, XFS, Btrfs), through it
+/// elsewhere (tmpfs has no direct I/O, and an unknown one may not either: a failed save would
+/// cost the RAM state).
+pub fn save_writes(dir: &Path) -> SaveWrites {
+    use nix::sys::statfs::{statfs, BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC};
+    match statfs(dir) {
+        Ok(fs)
+            if [EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, BTRFS_SUPER_MAGIC]
+                .contains(&fs.filesystem_type()) =>
+        {
+            SaveWrites::BypassCache
+        }
+        _ => SaveWrites::PageCache,
+    }
+}
+
 pub fn image_path(dir: &Path, domain: &str) -> PathBuf {
     dir.join(format!("{domain}.save"))
 }
@@ -366,6 +385,18 @@ pub fn timestamp(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// tmpfs takes no direct I/O: a save there with --bypass-cache would fail and cost the RAM
+    /// state. (The real saves of the agent and lab tests write past the cache onto ext4.)
+    #[test]
+    fn images_on_filesystems_without_direct_io_go_through_the_page_cache() {
+        assert_eq!(save_writes(Path::new("/dev/shm")), SaveWrites::PageCache);
+        assert_eq!(save_writes(Path::new("/proc")), SaveWrites::PageCache);
+        assert_eq!(
+            save_writes(Path::new("/nonexistent-clever-dir")),
+            SaveWrites::PageCache
+        );
+    }
 
     struct Dir(PathBuf);
 

@@ -539,7 +539,7 @@ pub(crate) mod fakes {
 
     use clever_deadline::Deadline;
 
-    use crate::hypervisor::{DomainStatus, Hypervisor, HypervisorError, SaveProgress};
+    use crate::hypervisor::{DomainStatus, Hypervisor, HypervisorError, SaveProgress, SaveWrites};
     use crate::hypervisor::{Reason, State};
 
     /// What the fake does when asked to start.
@@ -561,6 +561,8 @@ pub(crate) mod fakes {
         pub start_deletes: Option<PathBuf>,
         /// Where a successful hibernation writes an image, following a symlink as libvirt does.
         pub save_writes: Option<PathBuf>,
+        /// How each hibernation was asked to write its image.
+        pub save_modes: RefCell<Vec<SaveWrites>>,
         pub calls: RefCell<Vec<&'static str>>,
     }
 
@@ -612,10 +614,12 @@ pub(crate) mod fakes {
         fn hibernate(
             &self,
             _: &str,
+            writes: SaveWrites,
             _: &Deadline,
             progress: &mut dyn FnMut(SaveProgress),
         ) -> Result<(), HypervisorError> {
             self.0.calls.borrow_mut().push("hibernate");
+            self.0.save_modes.borrow_mut().push(writes);
             progress(SaveProgress {
                 processed: 1,
                 total: 2,

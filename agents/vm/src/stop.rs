@@ -179,7 +179,8 @@ fn hibernate(vm: &Vm, hv: &dyn Hypervisor, name: &str, deadline: &Deadline, host
             );
         }
     };
-    match hv.hibernate(name, &deadline.capped(budget), &mut report) {
+    let writes = image::save_writes(vm.settings.hibernate_dir.as_path());
+    match hv.hibernate(name, writes, &deadline.capped(budget), &mut report) {
         Ok(()) => match image::inspect(&path, name, "") {
             Ok(Inspection::Usable { size }) => log::info!(
                 "hibernated {name} in {:.1?}: {} MiB in {}",

@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use clever_agent_vm::hypervisor::{DomainStatus, Hypervisor, HypervisorError, SaveProgress};
+use clever_agent_vm::hypervisor::{
+    DomainStatus, Hypervisor, HypervisorError, SaveProgress, SaveWrites,
+};
 use clever_deadline::Deadline;
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainStateReason, DomainStateReasonEnum};
@@ -259,15 +261,20 @@ impl Hypervisor for Libvirt {
     fn hibernate(
         &self,
         name: &str,
+        writes: SaveWrites,
         deadline: &Deadline,
         progress: &mut dyn FnMut(SaveProgress),
     ) -> Result<(), HypervisorError> {
+        let flags = match writes {
+            SaveWrites::BypassCache => virt::sys::VIR_DOMAIN_SAVE_BYPASS_CACHE,
+            SaveWrites::PageCache => 0,
+        };
         let (done, saved) = mpsc::channel();
         let conn = Arc::clone(&self.conn);
         let target = name.to_owned();
         thread::spawn(move || {
             let result =
-                lookup(&conn, &target).and_then(|d| d.managed_save(0).map_err(CallError::from));
+                lookup(&conn, &target).and_then(|d| d.managed_save(flags).map_err(CallError::from));
             let _ = done.send(result);
         });
         let budget = deadline.remaining();

@@ -191,7 +191,7 @@ demo-down:
 tour: build
 	bash scripts/demo.sh
 
-# Every benchmark, the lab's failover timelines included (bench-lab alone: about 17 minutes). The
+# Every benchmark, the lab's failover timelines included (bench-lab alone: about 13 minutes). The
 # benches time the binaries make install ships (CLEVER_STATIC_DIR: the static agents).
 bench: build
 	$(CARGO) bench --workspace

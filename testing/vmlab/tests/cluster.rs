@@ -553,6 +553,9 @@ fn check_status(vm: &Vm, active: &str) {
     eprintln!("clevervm status on {node}:\n{text}");
     assert!(text.contains(&format!("running on {active}")), "{text}");
     assert!(text.contains(&format!("seen from {node}")), "{text}");
+    // A healthy cluster, seen from either node (the passive one once warned its Secondary was
+    // "no longer Primary").
+    assert!(text.contains("No problems."), "{text}");
     let script = sh(vm, "/etc/init.d/clevervm status");
     assert!(script.contains(&format!("running on {active}")), "{script}");
     let service = vm

@@ -637,12 +637,17 @@ fn check_status(vm: &Vm, active: &str) {
 }
 
 /// Whether the console `text` shows `boots` boots and a count printed after the last one.
+///
+/// A power cut can leave the console file ending in the middle of a line (what the dead node
+/// printed last had not all reached the disk), so the next boot's `boot` may follow a number
+/// on the same line: such a line counts as a boot.
 fn counted_since_boot(text: &str, boots: usize) -> bool {
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    let seen = lines.iter().filter(|line| **line == "boot").count();
+    let is_boot = |line: &str| line.ends_with("boot");
+    let seen = lines.iter().filter(|line| is_boot(line)).count();
     let after_last = lines
         .iter()
-        .rposition(|line| *line == "boot")
+        .rposition(|line| is_boot(line))
         .map_or(&[][..], |at| &lines[at + 1..]);
     // The last line may be cut in the middle of a number.
     let complete = after_last.len().saturating_sub(1);

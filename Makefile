@@ -79,8 +79,10 @@ test: lint unit-test install-test deb-test fuzz-smoke vagrant-validate
 # The cluster stack on VM nodes (testing/vmlab/tests/cluster.rs): Corosync + Pacemaker in two qemu
 # (TCG) guests booting a debootstrapped Debian 12 root image (built once, ~3 min, cached in
 # /var/cache/clever-vmlab). Not part of `make test` yet: see docs/labs.md for its cost.
-test-vmcluster: setup
-	$(CARGO) test -p clever-vmlab --features cluster --test cluster -- --nocapture
+# The nodes install our package as an admin does, so it is built first.
+test-vmcluster: setup deb
+	CLEVER_VMLAB_DEB="$$(ls -t $(CURDIR)/build/deb/clever-cluster_*_amd64.deb | head -n 1)" \
+		$(CARGO) test -p clever-vmlab --features cluster --test cluster -- --nocapture
 
 # Randomized faults and operator actions against the namespace lab with the VM, one after another
 # (testing/lab/src/soak.rs); not part of `make test`. RUNS= sizes it, SEED= replays one.

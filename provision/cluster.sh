@@ -1,13 +1,14 @@
 #!/bin/sh
 # Corosync + Pacemaker on a lab node. The same script sets up the VM nodes of the test tier
-# (testing/vmlab, no systemd) and the Vagrant nodes (Debian 12), so what CI tests is what an admin
-# gets from `vagrant up`.
+# (testing/vmlab, Debian 12 with systemd) and the Vagrant nodes (Debian 12), so what CI tests is
+# what an admin gets from `vagrant up`.
 #
 #   cluster.sh corosync NAME=IP,NAME=IP [TOKEN_MS]
 #       writes /etc/corosync/corosync.conf (knet on the given addresses, two-node quorum, token
 #       TOKEN_MS, default Corosync's 1000 in 3.x) and adds the nodes to /etc/hosts
 #   cluster.sh start
 #       starts Corosync, then Pacemaker: through systemd where it runs, else in the background
+#       (a node without systemd)
 #   cluster.sh vagrant-cib
 #       once, on one node: the Vagrant lab's configuration, the ocf:linbit:drbd promotable clone
 #       and ocf:clever:drbdfs on its Primary (the VM tier loads the generator's CIB instead)

@@ -295,7 +295,7 @@ fn storage_views<D: DrbdStatusSource>(
 
 /// The DRBD part of a storage line, from the state DRBD reported.
 pub fn drbd_view(resource: &clever_drbd::Resource, mount: Option<MountView>) -> StorageView {
-    let health = replication_health(resource);
+    let health = health_here(resource, mount.is_some());
     let peers = resource
         .connections
         .iter()
@@ -323,6 +323,49 @@ pub fn drbd_view(resource: &clever_drbd::Resource, mount: Option<MountView>) -> 
             .any(|c| c.state == ConnectionState::StandAlone),
         error: None,
         mount,
+    }
+}
+
+/// The replication's health as this node sees it. [`replication_health`] judges a resource this
+/// node has mounted, where a Secondary has lost its writable device; on a node without the
+/// mount a Secondary is the normal passive side (the status screen of a healthy cluster's
+/// passive node warned that it was "no longer Primary"), degraded only when it does not
+/// replicate.
+fn health_here(resource: &clever_drbd::Resource, mounted_here: bool) -> ReplicationHealth {
+    if mounted_here || resource.role == clever_drbd::Role::Primary {
+        return replication_health(resource);
+    }
+    let mut problems = Vec::new();
+    for device in &resource.devices {
+        if device.disk != clever_drbd::DiskState::UpToDate {
+            problems.push(format!("local disk {}", device.disk));
+        }
+    }
+    for connection in &resource.connections {
+        if connection.state != ConnectionState::Connected {
+            problems.push(format!(
+                "{} {}: not replicating",
+                connection.name, connection.state
+            ));
+        }
+        for device in &connection.peer_devices {
+            if device.peer_disk != clever_drbd::DiskState::UpToDate {
+                problems.push(format!("{} disk {}", connection.name, device.peer_disk));
+            }
+        }
+    }
+    let name = &resource.name;
+    if problems.is_empty() {
+        ReplicationHealth::Healthy(format!(
+            "DRBD {name} is {} here and replicating",
+            resource.role
+        ))
+    } else {
+        ReplicationHealth::Degraded(format!(
+            "DRBD {name} is {} here: {}",
+            resource.role,
+            problems.join(", ")
+        ))
     }
 }
 

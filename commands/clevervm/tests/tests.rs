@@ -727,3 +727,36 @@ fn kept_images_are_found_by_name_oldest_first() {
     );
     assert!(clevervm::collect::kept_images(&dir.0.join("absent"), "clever").is_empty());
 }
+
+/// The passive node of a healthy cluster: Secondary, nothing mounted there, connected to an
+/// UpToDate Primary. Its status screen once warned that DRBD was "no longer Primary" (the VM
+/// tier's systemd nodes showed it), a verdict meant for a node holding the mount.
+#[test]
+fn a_healthy_secondary_without_the_mount_is_no_problem() {
+    let view = drbd_view(
+        &fixture("drbd84-kernel-drbdadm9-status-secondary.txt"),
+        None,
+    );
+    assert!(!view.degraded, "{view:?}");
+    assert!(
+        !view
+            .health
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no longer Primary"),
+        "{view:?}"
+    );
+    // With the mount, a Secondary has lost its device: still a problem.
+    let mounted = MountView {
+        directory: "/srv".into(),
+        fstype: "ext4".into(),
+        size_bytes: 1,
+        used_bytes: 0,
+        free_bytes: 1,
+    };
+    let view = drbd_view(
+        &fixture("drbd84-kernel-drbdadm9-status-secondary.txt"),
+        Some(mounted),
+    );
+    assert!(view.degraded, "{view:?}");
+}

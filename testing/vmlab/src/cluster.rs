@@ -1,7 +1,8 @@
-//! Two cluster VM nodes: the Debian root filesystem of [`crate::rootfs`] (Corosync, Pacemaker,
-//! drbd-utils) on `/dev/vdb`, DRBD's backing disk on `/dev/vda`, the same private link and
-//! control channel as [`crate::VmLab`]. The cluster itself is configured and started by the
-//! test through the control channel, with the Vagrant lab's scripts ([`crate::PROVISION_CLUSTER`]).
+//! Two cluster VM nodes: the Debian root filesystem of [`crate::rootfs`] (systemd, Corosync,
+//! Pacemaker, crmsh, drbd-utils, libvirt, qemu) on `/dev/vdb`, DRBD's backing disk on
+//! `/dev/vda`, the same private link and control channel as [`crate::VmLab`] (here a systemd
+//! unit). Our package is installed, and the cluster configured and started, by the test through
+//! the control channel, with the Vagrant lab's scripts ([`crate::PROVISION_CLUSTER`]).
 //!
 //! Each node has three NICs, so that each failure can be caused alone: `eth0` the private link
 //! (Corosync), `eth1` DRBD's replication link ([`REPLICATION_NIC`], [`REPLICATION_ADDRESSES`]),

@@ -11,8 +11,8 @@
 //! `clevervm status`) reads a guest's live state.
 //!
 //! Limits: no systemd, udev or Pacemaker in these guests (a busybox userland); the cluster
-//! nodes of [`cluster`] boot a Debian root filesystem ([`rootfs`]) to run Corosync and
-//! Pacemaker. See docs/labs.md ("Two lab kinds").
+//! nodes of [`cluster`] boot a Debian root filesystem with systemd ([`rootfs`]) to run
+//! Corosync, Pacemaker, libvirtd and our package. See docs/labs.md ("Two lab kinds").
 
 pub mod cluster;
 pub mod cpio;

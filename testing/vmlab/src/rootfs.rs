@@ -1,11 +1,14 @@
 //! The boot image of a cluster VM node: a Debian 12 root filesystem (`debootstrap
-//! --variant=minbase` with Corosync, Pacemaker, drbd-utils and resource-agents) made into an ext4
-//! image with `mke2fs -d` (no loop mount), and a small initramfs (busybox and Debian's kernel
-//! modules) that mounts it. The busybox nodes of [`crate::image`] cannot run the cluster stack.
+//! --variant=minbase` with systemd, Corosync, Pacemaker, crmsh, drbd-utils, resource-agents,
+//! libvirt and qemu: what our package depends on and an admin installs beside it) made into an
+//! ext4 image with `mke2fs -d` (no loop mount), and a small initramfs (busybox and Debian's
+//! kernel modules) that mounts it. The busybox nodes of [`crate::image`] cannot run the cluster
+//! stack.
 //!
 //! Both are built once per package set and cached; each VM boots a copy of the root image, and a
-//! run's own files (our init and agents) travel in an archive appended to the initramfs, which copies them
-//! onto the root before handing over.
+//! run's own files (the lab's control channel as a systemd unit, our package, the lab's fence
+//! agent) travel in an archive appended to the initramfs, which copies them onto the root before
+//! handing over to systemd.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
@@ -23,25 +26,45 @@ use crate::packages;
 /// The initramfs's PID 1: modules, mount `/dev/vdb`, switch_root.
 pub const STAGE1: &str = include_str!("guest/stage1.sh");
 
-/// The root filesystem's PID 1 (`/usr/sbin/clever-vm-init`).
+/// What the first stage hands over to (`/usr/sbin/clever-vm-init`): names the node, then
+/// `exec`s systemd as PID 1.
 pub const NODE_INIT: &str = include_str!("guest/node-init.sh");
 
+/// The lab's control channel on the node (`/usr/local/sbin/clever-lab-control`).
+pub const NODE_CONTROL: &str = include_str!("guest/node-control.sh");
+
+/// Its systemd unit, started early in the boot (`sysinit.target`), so the host can drive the
+/// node while systemd brings up the rest.
+pub const NODE_CONTROL_UNIT: &str = include_str!("guest/clever-lab-control.service");
+
 /// Bumped when the recipe changes in a way the inputs below do not show.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// Debian's mirror; the same the host's apt uses on CI machines.
 const MIRROR: &str = "http://deb.debian.org/debian";
 const SUITE: &str = "bookworm";
 
-/// Packages on top of minbase: the cluster stack, DRBD's tools and OCF agents (ocf:linbit:drbd
-/// and the crm-fence-peer.9.sh handlers are in drbd-utils; ocf:pacemaker:Dummy comes with
-/// pacemaker), what our agents and the stock ones call.
+/// Packages on top of minbase, with their dependencies but not their recommendations: systemd
+/// as init (and D-Bus, which libvirtd and Pacemaker's systemd resources talk through), the
+/// cluster stack and crmsh, DRBD's tools and OCF agents (ocf:linbit:drbd and the
+/// crm-fence-peer.9.sh handlers are in drbd-utils), libvirt and qemu for the VM (our package's
+/// dependencies, and its recommendations an admin installs: `apt install` of our package then
+/// finds everything on the node), what our agents and the stock ones call.
 pub const PACKAGES: &[&str] = &[
+    "systemd-sysv",
+    "dbus",
+    // debootstrap does not resolve virtual packages: polkitd (libvirt-daemon-system) depends on
+    // default-logind, which this provides.
+    "libpam-systemd",
     "pacemaker",
     "pacemaker-cli-utils",
     "corosync",
     "drbd-utils",
     "resource-agents",
+    "crmsh",
+    "libvirt-daemon-system",
+    "libvirt-clients",
+    "qemu-system-x86",
     "iproute2",
     "kmod",
     "e2fsprogs",
@@ -50,7 +73,42 @@ pub const PACKAGES: &[&str] = &[
 ];
 
 /// What the root image is keyed by: these packages' `.deb` names carry their versions.
-const KEY_PACKAGES: &[&str] = &["pacemaker", "corosync", "drbd-utils", "resource-agents"];
+const KEY_PACKAGES: &[&str] = &[
+    "pacemaker",
+    "corosync",
+    "drbd-utils",
+    "resource-agents",
+    "systemd",
+    "crmsh",
+    "libvirt-daemon-system",
+    "qemu-system-x86",
+];
+
+/// Units installed enabled that must not start at boot: Corosync and Pacemaker start once the
+/// test has configured them (`provision/cluster.sh start` enables them then, as on Vagrant), and
+/// libvirtd is a cluster resource (pacemaker-cib/README.md: only Pacemaker starts it, so
+/// neither at boot nor by socket activation). The rest costs a TCG node's only CPU for nothing
+/// (timers, the default NAT network's dnsmasq, the getty on the console).
+const DISABLED_UNITS: &[&str] = &[
+    "corosync.service",
+    "pacemaker.service",
+    "libvirtd.service",
+    "libvirtd.socket",
+    "libvirtd-ro.socket",
+    "libvirtd-admin.socket",
+    "libvirt-guests.service",
+    "virtlockd.socket",
+    "virtlockd-admin.socket",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "fstrim.timer",
+    "logrotate.timer",
+    "man-db.timer",
+];
+
+/// Units masked: the consoles' gettys (the serial console is the host's log, not a login).
+const MASKED_UNITS: &[&str] = &["serial-getty@ttyS0.service", "getty@tty1.service"];
 
 /// A built cluster-node image.
 #[derive(Debug, Clone)]
@@ -171,7 +229,7 @@ fn build_stage1(
 /// The root filesystem: debootstrap, then `mke2fs -d` (no loop mount).
 fn build_root(build: &Path, deadline: &Deadline) -> Result<(), VmLabError> {
     let tree = build.join("tree");
-    HostCommands.run_ok(
+    let debootstrap = HostCommands.run_ok(
         &CommandLine::new("debootstrap")
             .arg("--variant=minbase")
             .arg(format!("--include={}", PACKAGES.join(",")))
@@ -179,8 +237,40 @@ fn build_root(build: &Path, deadline: &Deadline) -> Result<(), VmLabError> {
             .arg(&tree)
             .arg(MIRROR),
         deadline,
+    );
+    if let Err(error) = debootstrap {
+        // debootstrap says why in its log only, which the failed build's directory takes along.
+        let log = fs::read_to_string(tree.join("debootstrap/debootstrap.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        return Err(VmLabError::Packages(format!(
+            "{error}; the end of debootstrap.log:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )));
+    }
+    // `systemctl` in a root it does not run (`--root`): it only edits the links.
+    // Only what is installed: some come with packages a dependency change may drop.
+    let installed: Vec<&str> = DISABLED_UNITS
+        .iter()
+        .copied()
+        .filter(|unit| tree.join("lib/systemd/system").join(unit).exists())
+        .collect();
+    HostCommands.run_ok(
+        &CommandLine::new("systemctl")
+            .arg(format!("--root={}", tree.display()))
+            .arg("disable")
+            .args(installed),
+        deadline,
     )?;
-    // No apt caches in the image (apt does not run in the guests).
+    HostCommands.run_ok(
+        &CommandLine::new("systemctl")
+            .arg(format!("--root={}", tree.display()))
+            .arg("mask")
+            .args(MASKED_UNITS.iter().copied()),
+        deadline,
+    )?;
+    // libvirt's default NAT network would start dnsmasq with libvirtd; the lab has no use for it.
+    let _ = fs::remove_file(tree.join("etc/libvirt/qemu/networks/autostart/default.xml"));
+    // No apt caches in the image (apt reads only dpkg's status to install a local package).
     for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
         if let Ok(entries) = fs::read_dir(tree.join(dir)) {
             for entry in entries.filter_map(Result::ok) {
@@ -213,8 +303,9 @@ fn build_root(build: &Path, deadline: &Deadline) -> Result<(), VmLabError> {
     Ok(())
 }
 
-/// An archive of host files for one run (our init, and our agents by their guest paths), placed
-/// under `/overlay`: the first stage copies it onto the root. The root has the same C library as the host.
+/// An archive of host files for one run (our init, the control channel's unit, and the given
+/// host files by their guest paths), placed under `/overlay`: the first stage copies it onto the
+/// root. The root has the same C library as the host.
 pub fn overlay(files: &[(String, PathBuf)]) -> Result<Vec<u8>, VmLabError> {
     let mut archive = Archive::new();
     // /sbin is a link to usr/sbin (merged /usr): copying a directory over it would fail.
@@ -222,6 +313,24 @@ pub fn overlay(files: &[(String, PathBuf)]) -> Result<Vec<u8>, VmLabError> {
         "/overlay/usr/sbin/clever-vm-init",
         0o755,
         NODE_INIT.as_bytes().to_vec(),
+    );
+    archive.file(
+        "/overlay/usr/local/sbin/clever-lab-control",
+        0o755,
+        NODE_CONTROL.as_bytes().to_vec(),
+    );
+    archive.file(
+        "/overlay/etc/systemd/system/clever-lab-control.service",
+        0o644,
+        NODE_CONTROL_UNIT.as_bytes().to_vec(),
+    );
+    // The NICs keep the kernel's names (eth0 the private link, eth1 replication, eth2 the
+    // gateway) should udev be in the image: Debian's documented switch-off of predictable names.
+    archive.symlink("/overlay/etc/systemd/network/99-default.link", "/dev/null");
+    // What `systemctl enable` would do.
+    archive.symlink(
+        "/overlay/etc/systemd/system/sysinit.target.wants/clever-lab-control.service",
+        "/etc/systemd/system/clever-lab-control.service",
     );
     for (guest, host) in files {
         let text = host.to_string_lossy();

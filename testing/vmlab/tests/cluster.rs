@@ -1,16 +1,20 @@
-//! The cluster stack on VM nodes: two qemu (TCG) guests booting a Debian 12 root filesystem
-//! (debootstrap, cached) with Corosync 3 and Pacemaker 2.1 started without systemd, forming a
-//! cluster over the private link, with DRBD on its own link, a gateway to ping and real fencing;
-//! then a controlled migration, a replication-link cut, a gateway loss and a power cut.
+//! The cluster stack on VM nodes as an admin has it: two qemu (TCG) guests booting a Debian 12
+//! root filesystem (debootstrap, cached) with systemd as PID 1, our Debian package installed with
+//! `apt install ./clever-cluster_*.deb`, Corosync 3, Pacemaker 2.1 and libvirtd as their systemd
+//! units, the CIB from `clever-cib generate` loaded with `crm configure load update`; DRBD on its
+//! own link, a gateway to ping, real fencing and a real VM (the namespace lab's counter guest,
+//! nested TCG); then a controlled migration, a replication-link cut, a gateway loss and a power
+//! cut.
 //!
-//! `make test-vmcluster`; not part of `make test`: a run takes ~11.5 min (the first also builds
-//! the root image, a debootstrap of a few minutes).
+//! `make test-vmcluster` (which builds the package first); not part of `make test`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use ocf_conformance::workspace_build::release_binaries;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use clever_lab::guest::{self, Serial};
 use clever_vmlab::cluster::{
     ClusterConfig, ClusterLab, GATEWAY, GATEWAY_NIC, REPLICATION_ADDRESSES, REPLICATION_NIC,
 };
@@ -65,8 +69,8 @@ const SEED_CIB: &str = r#"<cib validate-with="pacemaker-3.9" epoch="1" num_updat
 </cib>
 "#;
 
-/// Configures and starts Corosync, then Pacemaker, on one node, as the Vagrant lab does, with
-/// the seed CIB first.
+/// Configures and starts Corosync, then Pacemaker, on one node, as the Vagrant lab does (through
+/// systemd), with the seed CIB first.
 fn start_cluster(vm: &Vm) {
     let nodes: Vec<String> = NODES
         .iter()
@@ -78,18 +82,19 @@ fn start_cluster(vm: &Vm) {
         &format!("corosync {} 1000", nodes.join(",")),
     );
     write(vm, "/var/lib/pacemaker/cib/cib.xml", SEED_CIB);
-    // `cluster.sh start` hands /var/lib/pacemaker to hacluster.
+    // Pacemaker's CIB manager runs as hacluster.
     sh(
         vm,
-        "chmod 0600 /var/lib/pacemaker/cib/cib.xml && rm -f /var/lib/pacemaker/cib/cib.xml.sig",
+        "chown hacluster:haclient /var/lib/pacemaker/cib/cib.xml && chmod 0600 /var/lib/pacemaker/cib/cib.xml \
+         && rm -f /var/lib/pacemaker/cib/cib.xml.sig",
     );
     provision(vm, PROVISION_CLUSTER, "start");
 }
 
 /// What a failed wait prints from the guest.
-const DIAGNOSE: &str = "ps -eo pid,rss,stat,args; free -m; \
-    tail -n 30 /var/log/corosync/corosync.log /var/log/corosync/stdout; \
-    tail -n 60 /var/log/pacemaker/stdout /var/log/pacemaker/pacemaker.log";
+const DIAGNOSE: &str = "ps -eo pid,rss,stat,args; free -m; systemctl --failed; \
+    journalctl -n 60 --no-pager -u corosync -u pacemaker; \
+    tail -n 30 /var/log/corosync/corosync.log; tail -n 60 /var/log/pacemaker/pacemaker.log";
 
 /// Waits until crm_mon on `vm` shows both nodes online.
 fn wait_online(vm: &Vm, timeout: Duration) -> String {
@@ -126,12 +131,11 @@ fn wait_online(vm: &Vm, timeout: Duration) -> String {
     }
 }
 
-/// The cluster as the generator describes it. No VM runs in the guests: the generated
-/// `ocf:clever:vm` primitive and the libvirtd clone are swapped for `ocf:pacemaker:Dummy` after
-/// generation (see [`dummy_vm`]); everything else (the ocf:linbit:drbd promotable clone, drbdfs,
-/// gwping, the address) runs for real. Fencing is real
-/// too: the labs' fence agent (`fence_lab` of testing/lab) asks the host over the `lab.fence`
-/// serial port to kill the target's qemu; a fenced node stays down, so reboot is asked as off.
+/// The cluster as the generator describes it, all of it real: the ocf:linbit:drbd promotable
+/// clone, drbdfs, libvirtd as its systemd unit, the vm agent running the counter guest from the
+/// DRBD filesystem, gwping, the address. Fencing is real too: the labs' fence agent (`fence_lab`
+/// of testing/lab) asks the host over the `lab.fence` serial port to kill the target's qemu; a
+/// fenced node stays down, so reboot is asked as off.
 const DESCRIPTION: &str = r#"
 [cluster]
 name = "clever-vmlab"
@@ -158,7 +162,7 @@ multiplier = 1000
 dampen = "2s"
 
 [libvirtd]
-class = "lsb"
+class = "systemd"
 
 [[drbd]]
 name = "r0"
@@ -172,87 +176,103 @@ mount = { directory = "/mnt/data", fstype = "ext4" }
 address = { ip = "10.99.0.10", cidr_netmask = 24, nic = "eth0" }
 "#;
 
-/// The generated CIB with the VM and libvirtd replaced by `ocf:pacemaker:Dummy`, and operation
-/// timeouts under 2 min raised to 2 min.
+/// The generated crm configuration as this lab runs it: operation timeouts under 2 min raised to
+/// 2 min, and the stock shell agents' recurring monitors (ocf:linbit:drbd, IPaddr2, libvirtd's
+/// unit) at three times their generated intervals. Our agents' monitors (drbdfs, vm, gwping: the
+/// gateway-loss scenario waits on gwping's) and the fence devices' keep theirs.
 ///
-/// Why a Dummy, measured (`cargo run --release -p clever-vmlab --example nested_tcg`; medians of
-/// 3 on 2 shared cores, a 192 MiB busybox guest, qemu TCG inside a 1-vCPU VM node vs on the
-/// host): boot 431 s vs 9.9 s (43x), managed save 5.3 s vs 0.22 s, restore 20 s vs 0.27 s, the
-/// restored guest's first command 44 s vs 0.34 s. The vm agent's start (180 s) and stop (300 s)
-/// would fit: stop is the save, start a restore or a cold boot that returns once libvirt says
-/// running; libvirtd's start in the node (unmeasured) comes on top. Workable, but it needs
-/// libvirt and qemu in the root image, ~1 GiB per node, a node's only vCPU busy for ~7 min
-/// during the guest's boot, and at least ~10 min more per run: docs/labs.md's "A real VM on the
-/// cluster nodes?" has the decision (Dummy stays; the namespace lab runs the real agent).
-///
-/// The timeouts: under TCG on a busy host, ocf:linbit:drbd's monitor (a shell script
-/// spawning dozens of programs) took over 20 s, and each timeout counts as a failure.
-fn dummy_vm(cib: &str) -> String {
-    let out = cib
-        .replace(r#"timeout="20s""#, r#"timeout="120s""#)
-        .replace(r#"timeout="30s""#, r#"timeout="120s""#)
-        .replace(r#"timeout="40s""#, r#"timeout="120s""#)
-        .replace(r#"timeout="60s""#, r#"timeout="120s""#)
-        .replace(r#"timeout="90s""#, r#"timeout="120s""#)
-        .replace(r#"timeout="100s""#, r#"timeout="120s""#)
-        .replace(
-            r#"class="ocf" provider="clever" type="vm""#,
-            r#"class="ocf" provider="pacemaker" type="Dummy""#,
-        )
-        .replace(
-            r#"class="lsb" type="libvirtd""#,
-            r#"class="ocf" provider="pacemaker" type="Dummy""#,
-        );
+/// Under TCG on a busy host, one ocf:linbit:drbd monitor (a shell script spawning dozens of
+/// programs) took over 20 s of a node's single emulated CPU, each timeout counts as a failure,
+/// and at the generated intervals the stock monitors together left the cluster little CPU for
+/// the operations the scenarios wait for.
+fn for_tcg(crm: &str) -> String {
+    const STOCK: [&str; 3] = ["drbd_r0", "ip_clever", "libvirtd"];
+    let mut primitive = String::new();
+    let mut slowed = 0;
+    let mut out = String::new();
+    for line in crm.lines() {
+        if let Some(rest) = line.strip_prefix("primitive ") {
+            primitive = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        } else if !line.starts_with(char::is_whitespace) {
+            primitive.clear();
+        }
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let monitor = body.starts_with("op monitor ") && STOCK.contains(&primitive.as_str());
+        let seconds = |word: &str, key: &str| {
+            word.strip_prefix(key)
+                .and_then(|v| v.strip_suffix('s'))
+                .and_then(|v| v.parse::<u32>().ok())
+        };
+        let words: Vec<String> = body
+            .split(' ')
+            .map(
+                |word| match (seconds(word, "timeout="), seconds(word, "interval=")) {
+                    (Some(t), _) if t < 120 => "timeout=120s".to_owned(),
+                    (_, Some(i)) if monitor && i > 0 => {
+                        slowed += 1;
+                        format!("interval={}s", i * 3)
+                    }
+                    _ => word.to_owned(),
+                },
+            )
+            .collect();
+        out.push_str(indent);
+        out.push_str(&words.join(" "));
+        out.push('\n');
+    }
+    assert_eq!(slowed, 4, "the generated monitors changed:\n{crm}");
     assert!(
-        out.contains(r#"id="vm_clever" class="ocf" provider="pacemaker" type="Dummy""#),
+        out.contains("primitive vm_clever ocf:clever:vm") && out.contains("systemd:libvirtd"),
         "{out}"
     );
-    assert!(!out.contains("type=\"libvirtd\""), "{out}");
     out
-}
-
-/// The recurring monitors of the shell agents (ocf:linbit:drbd, Filesystem, IPaddr2, Dummy) at
-/// three times their generated intervals: under TCG one such monitor takes 2–8 s of a node's
-/// single emulated CPU, and together at the generated intervals they left the cluster little
-/// CPU for the operations the scenarios wait for. Our agents' monitors (drbdfs, gwping: the
-/// gateway-loss scenario waits on gwping's) and the fence devices' keep theirs.
-fn slower_stock_monitors(cib: &str) -> String {
-    const STOCK: [&str; 4] = ["drbd_r0-", "vm_clever-", "ip_clever-", "libvirtd-"];
-    let mut slowed = 0;
-    let lines: Vec<String> = cib
-        .lines()
-        .map(|line| {
-            let stock = STOCK
-                .iter()
-                .any(|prefix| line.contains(&format!(r#"<op id="{prefix}monitor-"#)));
-            let interval = line
-                .split(r#"interval=""#)
-                .nth(1)
-                .and_then(|rest| rest.split("s\"").next())
-                .and_then(|seconds| seconds.parse::<u32>().ok());
-            match interval {
-                Some(seconds) if stock && seconds > 0 => {
-                    slowed += 1;
-                    line.replace(
-                        &format!(r#"interval="{seconds}s""#),
-                        &format!(r#"interval="{}s""#, seconds * 3),
-                    )
-                }
-                _ => line.to_owned(),
-            }
-        })
-        .collect();
-    assert_eq!(slowed, 5, "the generated monitors changed:\n{cib}");
-    lines.join("\n") + "\n"
 }
 
 const DEVICE: &str = "/dev/drbd0";
 const MOUNT: &str = "/mnt/data";
 
-/// Our agents and the labs' fence agent, built now (release, as installed), so the guests run
-/// the current code.
-fn release_dir() -> PathBuf {
-    release_binaries(&["clever-agent-drbdfs", "clever-agent-gwping", "clever-lab"])
+/// The labs' fence agent and writer, built now (release); our agents come with the package.
+fn lab_binaries() -> PathBuf {
+    release_binaries(&["clever-lab"])
+}
+
+/// Our Debian package as `make deb` built it: `CLEVER_VMLAB_DEB` (which `make test-vmcluster`
+/// sets after building it), else the newest in the workspace's `build/deb/`. None is a failure:
+/// the nodes get our agents only as an admin does, from the package.
+fn package() -> PathBuf {
+    if let Some(path) = std::env::var_os("CLEVER_VMLAB_DEB") {
+        let path = PathBuf::from(path);
+        assert!(path.is_file(), "CLEVER_VMLAB_DEB={path:?} is not a file");
+        return path;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../build/deb");
+    let mut debs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| {
+                    path.file_name()
+                        .and_then(|name| name.to_str())
+                        .is_some_and(|name| {
+                            name.starts_with("clever-cluster_") && name.ends_with("_amd64.deb")
+                        })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    debs.sort_by_key(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok());
+    debs.pop().unwrap_or_else(|| {
+        panic!(
+            "no clever-cluster_*_amd64.deb in {}: build it with `make deb` (`make test-vmcluster` does)",
+            dir.display()
+        )
+    })
 }
 
 /// Runs one of the provisioning scripts, as the Vagrantfile does.
@@ -295,23 +315,46 @@ fn wait_for(vm: &Vm, check: &str, what: &str, timeout: Duration) {
 const DRBD_HISTORY: &str = "grep -E 'Result of .*(drbd_r0|fs_clever)|Actions: .*(drbd_r0|fs_clever)|crm-fence-peer|crm-unfence-peer' /var/log/pacemaker/pacemaker.log | tail -n 80; dmesg | grep -i drbd | tail -n 40";
 
 const DIAGNOSE_STACK: &str = "crm_mon -1 -A -f 2>&1; cat /proc/drbd; grep /mnt /proc/mounts; \
-    grep -E 'error|warning|drbd|fs_clever' /var/log/pacemaker/pacemaker.log | tail -n 60";
+    virsh list --all; tail -n 20 /var/log/libvirt/qemu/clever.log; \
+    journalctl -n 30 --no-pager -u libvirtd; \
+    grep -E 'error|warning|drbd|fs_clever|vm_clever' /var/log/pacemaker/pacemaker.log | tail -n 60";
 
-/// One node's activation as the kernel sees it: DRBD role and whether the filesystem is mounted.
+/// One node's activation as the kernel sees it: DRBD role, whether the filesystem is mounted,
+/// whether a qemu of the guest runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Activation {
     primary: bool,
     mounted: bool,
+    qemu: bool,
+}
+
+impl Activation {
+    /// Whether `self` and `other` hold anything at the same time.
+    fn overlaps(self, other: Self) -> bool {
+        (self.primary && other.primary)
+            || (self.mounted && other.mounted)
+            || (self.qemu && other.qemu)
+    }
 }
 
 const ACTIVE: Activation = Activation {
     primary: true,
     mounted: true,
+    qemu: true,
 };
 const PASSIVE: Activation = Activation {
     primary: false,
     mounted: false,
+    qemu: false,
 };
+
+/// The guest's libvirt name; its qemu runs with `-name guest=clever,…`.
+const DOMAIN: &str = "clever";
+/// The guest's RAM: its hibernation image is that size, on the DRBD filesystem.
+const GUEST_MIB: u32 = 32;
+/// The guest's console, on the DRBD filesystem: it moves with the VM, so one file holds the
+/// counter across every node the guest ran on.
+const GUEST_CONSOLE: &str = "/mnt/data/console.log";
 
 fn activation(vm: &Vm) -> Activation {
     observe(vm).0
@@ -322,7 +365,10 @@ fn activation(vm: &Vm) -> Activation {
 fn observe(vm: &Vm) -> (Activation, String) {
     let out = sh(
         vm,
-        &format!("cat /proc/drbd; echo; grep -c ' {MOUNT} ' /proc/mounts || true"),
+        &format!(
+            "cat /proc/drbd; echo; if pgrep -f 'guest={DOMAIN},' >/dev/null; then echo qemu-running; fi; \
+             grep -c ' {MOUNT} ' /proc/mounts || true"
+        ),
     );
     let state = out
         .lines()
@@ -332,6 +378,7 @@ fn observe(vm: &Vm) -> (Activation, String) {
     let activation = Activation {
         primary: out.contains("ro:Primary/"),
         mounted: out.lines().last().is_some_and(|l| l.trim() != "0"),
+        qemu: out.lines().any(|l| l == "qemu-running"),
     };
     (activation, state)
 }
@@ -377,10 +424,7 @@ fn watch_move(observer: &Vm, source: &Vm, target: &Vm, what: &str) -> Duration {
         if changed {
             timeline.push((began.elapsed(), s, s_state, t, t_state));
         }
-        assert!(
-            !((t.primary && s.primary) || (t.mounted && s.mounted)),
-            "{what}: double activation: {timeline:#?}"
-        );
+        assert!(!t.overlaps(s), "{what}: double activation: {timeline:#?}");
         if t == ACTIVE && s == PASSIVE && located(observer, "ip_clever") == [target.name()] {
             break;
         }
@@ -408,7 +452,217 @@ fn watch_move(observer: &Vm, source: &Vm, target: &Vm, what: &str) -> Duration {
     began.elapsed()
 }
 
-/// How much the measured writes of the replication cost are: the DRBD disk has 64 MiB.
+/// What the guest printed so far, read on the node that has the filesystem mounted.
+fn guest_serial(vm: &Vm) -> Serial {
+    Serial::parse(&sh(vm, &format!("cat {GUEST_CONSOLE} 2>/dev/null || true")))
+}
+
+/// Waits until the guest, read on `vm`, has printed a count after `before`'s last one (and,
+/// with `boots`, after that many boots), so that it runs now; the guest's vCPU is scheduled
+/// idle, so its counter advances only when the node has CPU to spare.
+fn wait_counter(vm: &Vm, before: &Serial, boots: usize, what: &str) -> Serial {
+    let began = Instant::now();
+    loop {
+        let now = guest_serial(vm);
+        if now.boots == boots && now.counts.len() > before.counts.len() {
+            return now;
+        }
+        assert!(
+            now.boots <= boots && began.elapsed() < Duration::from_secs(600),
+            "{what}: the guest on {} printed {} boots and {} counts (before: {} boots, {} counts, last {:?}); last counts {:?}\n{}",
+            vm.name(),
+            now.boots,
+            now.counts.len(),
+            before.boots,
+            before.counts.len(),
+            before.last(),
+            now.counts.iter().rev().take(5).collect::<Vec<_>>(),
+            sh(vm, DIAGNOSE_STACK)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// The guest resumed rather than rebooted: no new boot, and every count printed since `before`
+/// continues its counter.
+fn assert_resumed(before: &Serial, after: &Serial, what: &str) {
+    let last = before.last().unwrap_or(0);
+    let since = &after.counts[before.counts.len()..];
+    assert!(
+        after.boots == before.boots
+            && since.iter().all(|&count| count > last)
+            && since.windows(2).all(|pair| pair[0] < pair[1]),
+        "{what}: the guest did not resume: before {} boots, last count {last}; after {} boots, counts since {since:?}",
+        before.boots,
+        after.boots
+    );
+    eprintln!(
+        "{what}: the guest resumed: counter {last} before, {:?} after",
+        after.last()
+    );
+}
+
+/// `deb` again, with its version raised (`+lab1`) and nothing else changed, built into `dir`: what
+/// an upgrade in place installs.
+fn newer_package(deb: &Path, dir: &Path) -> PathBuf {
+    let tree = dir.join("upgrade-tree");
+    let run = |command: &mut std::process::Command| {
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(std::process::Command::new("dpkg-deb")
+        .arg("-R")
+        .arg(deb)
+        .arg(&tree));
+    let control = tree.join("DEBIAN/control");
+    let text = std::fs::read_to_string(&control).unwrap();
+    let version = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Version: "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &control,
+        text.replace(
+            &format!("Version: {version}"),
+            &format!("Version: {version}+lab1"),
+        ),
+    )
+    .unwrap();
+    let newer = dir.join(format!("clever-cluster_{version}+lab1_amd64.deb"));
+    run(std::process::Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-b"])
+        .arg(&tree)
+        .arg(&newer));
+    newer
+}
+
+/// `clevervm status` on `vm` while the stack runs on `active`: it names the VM running there and
+/// this node as the observer; its DRBD storage (role, disk, connection, and on the active node
+/// the mount's size/used/free) and the VM's libvirt state agree with what this node's own tools
+/// say at about the same time. `/etc/init.d/clevervm status` is the same command: the script
+/// opts out of Debian's redirect to systemctl (`SYSTEMCTL_SKIP_REDIRECT`), which `service
+/// clevervm status` still goes through on a systemd node.
+fn check_status(vm: &Vm, active: &str) {
+    let node = vm.name();
+    let text = sh(vm, "clevervm status");
+    eprintln!("clevervm status on {node}:\n{text}");
+    assert!(text.contains(&format!("running on {active}")), "{text}");
+    assert!(text.contains(&format!("seen from {node}")), "{text}");
+    // A healthy cluster, seen from either node (the passive one once warned its Secondary was
+    // "no longer Primary").
+    assert!(text.contains("No problems."), "{text}");
+    let script = sh(vm, "/etc/init.d/clevervm status");
+    assert!(script.contains(&format!("running on {active}")), "{script}");
+    let service = vm
+        .run("service clevervm status", Duration::from_secs(60))
+        .unwrap();
+    eprintln!(
+        "service clevervm status on {node} (exit {}): {}",
+        service.code,
+        service
+            .stdout
+            .lines()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+
+    // `status --json` prints the problems and, under `status`, the snapshot the text shows.
+    let report: serde_json::Value =
+        serde_json::from_str(&sh(vm, "clevervm status --json")).unwrap();
+    let json = &report["status"];
+    let live = sh(
+        vm,
+        &format!(
+            "drbdadm role r0; drbdadm dstate r0; drbdadm cstate r0; \
+             virsh -c qemu:///system domstate {DOMAIN} --reason 2>/dev/null || echo undefined; \
+             df -B1 --output=size,used,avail {MOUNT} | tail -n 1"
+        ),
+    );
+    // virsh ends its answer with an empty line.
+    let live: Vec<&str> = live
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    assert_eq!(live.len(), 5, "{live:?}");
+    let storage = &json["storage"][0];
+    let mine = |pair: &str| pair.split('/').next().unwrap_or_default().to_lowercase();
+    let field = |value: &serde_json::Value| value.as_str().unwrap_or("none").to_lowercase();
+    assert_eq!(field(&storage["local_role"]), mine(live[0]), "{storage:#}");
+    assert_eq!(field(&storage["local_disk"]), mine(live[1]), "{storage:#}");
+    assert_eq!(
+        field(&storage["peers"][0]["connection"]),
+        live[2].to_lowercase(),
+        "{storage:#}"
+    );
+    let vm_view = &json["vms"][0];
+    assert_eq!(
+        vm_view["running_on"],
+        serde_json::json!([active]),
+        "{vm_view:#}"
+    );
+    let state = vm_view["local_state"].as_str().unwrap_or("undefined");
+    assert_eq!(
+        state.split_whitespace().next(),
+        live[3].split_whitespace().next(),
+        "{node}: clevervm says the VM is {state:?}, virsh {:?}",
+        live[3]
+    );
+    if node == active {
+        let df: Vec<u64> = live[4]
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let mount = &storage["mount"];
+        // The guest's console on that filesystem grows meanwhile: a few blocks at most.
+        let near = |key: &str, value: u64| {
+            let shown = mount[key].as_u64().unwrap();
+            assert!(
+                shown.abs_diff(value) <= 1 << 20,
+                "{node}: clevervm says {key} {shown}, df {value}: {mount:#}"
+            );
+        };
+        near("size_bytes", df[0]);
+        near("used_bytes", df[1]);
+        near("free_bytes", df[2]);
+    } else {
+        assert!(storage["mount"].is_null(), "{storage:#}");
+    }
+}
+
+/// Whether the console `text` shows `boots` boots and a count printed after the last one.
+///
+/// A power cut can leave the console file ending in the middle of a line (what the dead node
+/// printed last had not all reached the disk), so the next boot's `boot` may follow a number
+/// on the same line: such a line counts as a boot.
+fn counted_since_boot(text: &str, boots: usize) -> bool {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let is_boot = |line: &str| line.ends_with("boot");
+    let seen = lines.iter().filter(|line| is_boot(line)).count();
+    let after_last = lines
+        .iter()
+        .rposition(|line| is_boot(line))
+        .map_or(&[][..], |at| &lines[at + 1..]);
+    // The last line may be cut in the middle of a number.
+    let complete = after_last.len().saturating_sub(1);
+    seen == boots
+        && after_last[..complete]
+            .iter()
+            .any(|line| line.parse::<u64>().is_ok())
+}
+
+/// The vm agent's operations with their run times, as Pacemaker recorded them: what hibernating
+/// and resuming the nested guest cost.
+const VM_OPERATIONS: &str =
+    "crm_mon -1 --include=operations --timing-details 2>&1 | sed -n '/Operations/,$p'";
+
+/// How much the measured writes of the replication cost are: the DRBD disk has 128 MiB.
 const PROBE_MIB: u32 = 32;
 
 /// Seconds `vm` takes to write [`PROBE_MIB`] MiB to the DRBD filesystem and `fsync` them, as dd
@@ -451,23 +705,34 @@ fn acknowledged(vm: &Vm) -> u64 {
 #[test]
 fn stack_on_vm_nodes() {
     let started = Instant::now();
-    let release = release_dir();
+    let lab_dir = lab_binaries();
+    let deb = package();
+    let deb_name = deb.file_name().unwrap().to_str().unwrap().to_owned();
+    let guest_dir = std::env::temp_dir().join(format!("clever-vmlab-guest-{}", std::process::id()));
+    std::fs::create_dir_all(&guest_dir).unwrap();
+    let guest_elf = guest::build(&guest_dir).unwrap();
+    let upgrade = newer_package(&deb, &guest_dir);
     let config = ClusterConfig {
         files: vec![
-            (
-                "/usr/lib/ocf/resource.d/clever/drbdfs".to_owned(),
-                release.join("drbdfs"),
-            ),
-            (
-                "/usr/lib/ocf/resource.d/clever/gwping".to_owned(),
-                release.join("gwping"),
-            ),
-            ("/usr/sbin/fence_lab".to_owned(), release.join("fence_lab")),
+            (format!("/root/{deb_name}"), deb.clone()),
+            ("/usr/sbin/fence_lab".to_owned(), lab_dir.join("fence_lab")),
             (
                 "/usr/local/sbin/clever-lab".to_owned(),
-                release.join("clever-lab"),
+                lab_dir.join("clever-lab"),
+            ),
+            ("/root/guest.elf".to_owned(), guest_elf),
+            (
+                format!(
+                    "/root/upgrade/{}",
+                    upgrade.file_name().unwrap().to_str().unwrap()
+                ),
+                upgrade.clone(),
             ),
         ],
+        // Room for the guest's hibernation image besides the data.
+        disk_mib: 128,
+        // The nested guest's qemu and libvirtd besides the cluster (512 MiB was enough without).
+        memory_mib: 1024,
         ..ClusterConfig::default()
     };
     let lab = ClusterLab::boot(&config).unwrap();
@@ -477,6 +742,32 @@ fn stack_on_vm_nodes() {
     );
     let alpha = lab.node("alpha").unwrap();
     let beta = lab.node("beta").unwrap();
+    let _ = std::fs::remove_dir_all(&guest_dir);
+    for vm in [alpha, beta] {
+        assert_eq!(
+            sh(vm, "readlink /proc/1/exe").trim(),
+            "/usr/lib/systemd/systemd",
+            "{}: PID 1 is not systemd",
+            vm.name()
+        );
+    }
+
+    // Our package, as the README says: `apt install ./clever-cluster_*.deb`, its dependencies
+    // resolved by apt from what the node has (no network: the root image holds them).
+    let install = Instant::now();
+    for vm in [alpha, beta] {
+        let out = sh_within(
+            vm,
+            &format!("cd /root && DEBIAN_FRONTEND=noninteractive apt install -y ./{deb_name} 2>&1"),
+            Duration::from_secs(300),
+        );
+        assert!(out.contains("Setting up clever-cluster"), "{out}");
+        sh(vm, "crm_resource --show-metadata ocf:clever:drbdfs >/dev/null && dpkg -s clever-cluster | grep -q '^Status: install ok installed'");
+    }
+    eprintln!(
+        "package {deb_name} installed on both nodes in {:?}",
+        install.elapsed()
+    );
 
     // DRBD under its own tools first (as an admin would before handing it to Pacemaker), with
     // the fencing handlers in the common section, replicating over its own link.
@@ -490,7 +781,7 @@ fn stack_on_vm_nodes() {
             &format!("config r0 0 /dev/vda alpha {alpha_replication} beta {beta_replication}"),
         );
         provision(vm, PROVISION_DRBD, "create r0");
-        sh(vm, &format!("mkdir -p {MOUNT} /var/lib/libvirt/qemu/save"));
+        sh(vm, &format!("mkdir -p {MOUNT}"));
     }
     wait_for(
         alpha,
@@ -508,7 +799,15 @@ fn stack_on_vm_nodes() {
     sh(
         alpha,
         &format!(
-            "drbdadm primary r0 && mount {DEVICE} {MOUNT} && mkdir {MOUNT}/hibernate && echo data > {MOUNT}/marker && umount {MOUNT} && drbdadm secondary r0"
+            "drbdadm primary r0 && mount {DEVICE} {MOUNT} && mkdir {MOUNT}/hibernate && echo data > {MOUNT}/marker \
+             && cp /root/guest.elf {MOUNT}/guest.elf && cat > {MOUNT}/clever.xml <<'LAB_EOF'\n{xml}LAB_EOF\n\
+             umount {MOUNT} && drbdadm secondary r0",
+            xml = guest::idle_vcpu(&guest::domain_xml(
+                DOMAIN,
+                GUEST_MIB,
+                Path::new(&format!("{MOUNT}/guest.elf")),
+                Path::new(GUEST_CONSOLE),
+            ))
         ),
     );
     eprintln!("DRBD provisioned and synced in {:?}", drbd.elapsed());
@@ -523,20 +822,35 @@ fn stack_on_vm_nodes() {
     }
     eprintln!("cluster formed in {:?}", formed.elapsed());
 
-    // The CIB from the generator, with the VM and libvirtd as Dummy.
+    // libvirtd's first start on a node probes qemu's capabilities (qemu itself under TCG here)
+    // and caches them; measured once, outside Pacemaker, so that the clone's first start is an
+    // ordinary one.
+    for vm in [alpha, beta] {
+        let probe = Instant::now();
+        let defaults = sh_within(
+            vm,
+            "grep -v '^#' /etc/default/libvirtd || true; systemctl start libvirtd && virsh -c qemu:///system domcapabilities >/dev/null \
+             && systemctl stop libvirtd.service libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket",
+            Duration::from_secs(600),
+        );
+        eprintln!(
+            "{}: libvirtd's first start and qemu capability probe took {:?}; /etc/default/libvirtd: {}",
+            vm.name(),
+            probe.elapsed(),
+            defaults.trim()
+        );
+    }
+
+    // The CIB from the generator, loaded with crmsh as the README says.
     let generated = clever_cib::generate(DESCRIPTION).unwrap();
-    let cib = slower_stock_monitors(&dummy_vm(&generated.cib_xml));
-    write(alpha, "/tmp/cib.xml", &cib);
+    write(alpha, "/root/crm.txt", &for_tcg(&generated.crm));
     let loaded = Instant::now();
-    sh(
-        alpha,
-        "cibadmin --replace --scope configuration --xml-file /tmp/cib.xml",
-    );
+    sh(alpha, "crm configure load update /root/crm.txt </dev/null");
     wait_for(
         alpha,
         "crm_resource --locate -r ip_clever 2>&1 | grep -q 'running on'",
         "the whole stack started",
-        Duration::from_secs(900),
+        Duration::from_secs(1200),
     );
     eprintln!(
         "stack started {:?} after the CIB was loaded; operations:\n{}\nthrottling:\n{}",
@@ -576,18 +890,76 @@ fn stack_on_vm_nodes() {
         first,
         "ip -o addr show dev eth0 | grep -q ' 10.99.0.10/' || { ip -o addr; crm_mon -1; exit 1; }",
     );
+    // The guest booted once and counts.
+    let booted = wait_counter(first, &Serial::default(), 1, "the guest's first boot");
+    eprintln!(
+        "the guest counts on {} ({:?} after the CIB was loaded): {:?}",
+        first.name(),
+        loaded.elapsed(),
+        booted.last()
+    );
 
-    // 1. Controlled migration: what `clevervm migrate` asks of Pacemaker, then what
-    // `clevervm unmigrate` does (the stack stays, by stickiness).
+    for vm in [first, second] {
+        eprintln!(
+            "{}: memory with the stack up (MiB): {}",
+            vm.name(),
+            sh(vm, "free -m | sed -n 2p").trim()
+        );
+    }
+
+    // The admin's view, from either node, against what that node's own tools say.
+    for vm in [first, second] {
+        check_status(vm, first.name());
+    }
+
+    // 1. Controlled migration as the admin does it: `clevervm migrate --wait` on the active
+    // node (in the background there, so that the host samples both nodes meanwhile), then
+    // `service clevervm unmigrate` (the stack stays, by stickiness). The guest hibernates on
+    // the DRBD filesystem and resumes on the other node: its counter continues.
+    let before = guest_serial(first);
     sh(
-        alpha,
-        &format!(
-            "crm_resource --move --promoted -r drbd_r0-clone -N {}",
-            second.name()
-        ),
+        first,
+        "rm -f /root/migrate.out /root/migrate.rc; setsid sh -c 'clevervm migrate --wait --wait-timeout 900 \
+         >/root/migrate.out 2>&1; echo $? >/root/migrate.rc' </dev/null >/dev/null 2>&1 &",
     );
     watch_move(alpha, first, second, "controlled migration");
-    sh(alpha, "crm_resource --clear -r drbd_r0-clone");
+    wait_for(
+        first,
+        "test -s /root/migrate.rc",
+        "clevervm migrate --wait to return",
+        Duration::from_secs(300),
+    );
+    let out = sh(first, "cat /root/migrate.out");
+    let code = sh(first, "cat /root/migrate.rc");
+    eprintln!("clevervm migrate --wait (exit {}):\n{out}", code.trim());
+    assert_eq!(code.trim(), "0", "{out}");
+    assert!(out.contains("migration complete"), "{out}");
+    let moved = guest_serial(second);
+    let after = wait_counter(second, &moved, before.boots, "controlled migration");
+    assert_resumed(&before, &after, "controlled migration");
+    eprintln!("{}", sh(alpha, VM_OPERATIONS));
+    let out = sh(second, "clevervm status");
+    assert!(out.contains("left by clevervm migrate"), "{out}");
+    // Debian's `service` runs the LSB script for a verb systemd has no use for.
+    sh(second, "service clevervm unmigrate");
+    let out = sh(first, "clevervm status");
+    assert!(!out.contains("left by clevervm migrate"), "{out}");
+    assert_eq!(located(alpha, "vm_clever"), [second.name()]);
+    check_status(second, second.name());
+    // Cleanup forgets the operation history, so Pacemaker probes every resource again: the
+    // stack must come out of it where it was.
+    sh(first, "clevervm cleanup");
+    wait_for(
+        alpha,
+        &format!(
+            "crm_resource --locate -r ip_clever 2>&1 | grep -q 'running on: {}'",
+            second.name()
+        ),
+        "the stack found where it runs after clevervm cleanup",
+        Duration::from_secs(300),
+    );
+    assert_eq!(activation(second), ACTIVE);
+    assert_eq!(activation(first), PASSIVE);
 
     // What replication costs a hibernation: the same write on the Primary, connected (protocol
     // C: each write completes once the peer's disk has it too) and, below, with the link cut.
@@ -661,8 +1033,12 @@ fn stack_on_vm_nodes() {
     // 3. Gateway loss on the active node: gwping scores it 0, the location rule moves the stack
     // to the node that still reaches the gateway; the data written while the link was cut
     // came over with the resync.
+    let before = guest_serial(second);
     second.set_nic_link(GATEWAY_NIC, false).unwrap();
     watch_move(alpha, second, first, "gateway loss");
+    let moved = guest_serial(first);
+    let after = wait_counter(first, &moved, before.boots, "gateway loss");
+    assert_resumed(&before, &after, "gateway loss");
     // Only the Promoted role left: DRBD stays up there, replicating.
     let (_, state) = observe(second);
     assert!(
@@ -675,6 +1051,50 @@ fn stack_on_vm_nodes() {
         &format!("grep -q written-while-cut {MOUNT}/after-cut"),
     );
     second.set_nic_link(GATEWAY_NIC, true).unwrap();
+
+    // The guest's qemu killed on the active node (`first`): the vm agent's monitor finds the
+    // domain crashed, and Pacemaker restarts it in place (one failure, under the migration
+    // threshold): a cold boot, as no hibernation image was written; the rest of the stack stays.
+    let boots = guest_serial(first).boots;
+    let killed = Instant::now();
+    sh(first, &format!("kill -KILL $(pgrep -f 'guest={DOMAIN},')"));
+    let mut timeline: Vec<(Duration, Activation, Activation)> = Vec::new();
+    loop {
+        let (here, there) = (activation(first), activation(second));
+        if timeline
+            .last()
+            .is_none_or(|(_, h, t)| (h, t) != (&here, &there))
+        {
+            timeline.push((killed.elapsed(), here, there));
+        }
+        assert!(
+            here.primary && here.mounted && there == PASSIVE,
+            "the stack left {} after its qemu was killed: {timeline:#?}",
+            first.name()
+        );
+        if here.qemu && counted_since_boot(&sh(first, &format!("cat {GUEST_CONSOLE}")), boots + 1) {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(600),
+            "the guest was not restarted on {}: {timeline:#?}\n{}",
+            first.name(),
+            sh(first, DIAGNOSE_STACK)
+        );
+        std::thread::sleep(SAMPLE_PAUSE);
+    }
+    eprintln!(
+        "qemu killed on {}: the guest booted again in place and counts after {:?}; timeline (elapsed, {}, {}):",
+        first.name(),
+        killed.elapsed(),
+        first.name(),
+        second.name()
+    );
+    for (at, here, there) in &timeline {
+        eprintln!("  {at:>10.2?} {here:?} | {there:?}");
+    }
+    assert_eq!(located(alpha, "ip_clever"), [first.name()]);
+    sh(first, "clevervm cleanup");
 
     // 4. Power cut of the active node (`first`): the survivor's fencer confirms the node is off
     // through the lab's fence device, then the survivor promotes DRBD and starts the stack.
@@ -712,6 +1132,7 @@ fn stack_on_vm_nodes() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    let boots_before = guest_serial(first).boots;
     let fenced_before = lab.fence_events().len();
     let cut_at = Instant::now();
     first.power_off().unwrap();
@@ -777,5 +1198,61 @@ fn stack_on_vm_nodes() {
         "records: {acked} acknowledged by the Primary before its power cut, {lost} of them missing on the survivor"
     );
     assert_eq!(lost, 0, "acknowledged records lost in the power cut");
+    // No hibernation image could be written: the guest booted anew on the survivor.
+    let began = Instant::now();
+    loop {
+        let text = sh(survivor, &format!("cat {GUEST_CONSOLE}"));
+        if counted_since_boot(&text, boots_before + 1) {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(600),
+            "the guest did not boot anew on {} after the power cut (boots before: {boots_before}):\n{}\n{}",
+            survivor.name(),
+            text.lines().rev().take(10).collect::<Vec<_>>().join("\n"),
+            sh(survivor, DIAGNOSE_STACK)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    eprintln!(
+        "power cut: the guest cold-booted on {} and counts, {:?} after the cut",
+        survivor.name(),
+        cut_at.elapsed()
+    );
+
+    // An upgrade of our package in place while the stack runs (on the survivor, the only node
+    // left): dpkg replaces the agents and clevervm by rename and the package has no maintainer
+    // scripts, so nothing is restarted: no operation in Pacemaker's log, the same qemu, the
+    // guest's counter going on.
+    let upgrade_name = upgrade.file_name().unwrap().to_str().unwrap();
+    let operations = "grep -cE 'Result of (start|stop|promote|demote) operation' /var/log/pacemaker/pacemaker.log";
+    let guest_pid = format!("pgrep -f 'guest={DOMAIN},'");
+    let (ops_before, pid_before) = (sh(survivor, operations), sh(survivor, &guest_pid));
+    let before = guest_serial(survivor);
+    let out = sh_within(
+        survivor,
+        &format!("cd /root/upgrade && DEBIAN_FRONTEND=noninteractive apt install -y ./{upgrade_name} 2>&1"),
+        Duration::from_secs(300),
+    );
+    assert!(out.contains("Setting up clever-cluster"), "{out}");
+    let after = wait_counter(survivor, &before, before.boots, "the package upgrade");
+    assert_resumed(&before, &after, "the package upgrade");
+    assert_eq!(
+        sh(survivor, operations),
+        ops_before,
+        "an operation ran during the upgrade"
+    );
+    assert_eq!(
+        sh(survivor, &guest_pid),
+        pid_before,
+        "the guest's qemu changed"
+    );
+    let version = sh(survivor, "dpkg-query -W -f '${Version}' clever-cluster");
+    assert!(version.ends_with("+lab1"), "{version}");
+    sh(survivor, "clevervm status >/dev/null");
+    eprintln!(
+        "package upgraded in place to {version} on {}: nothing restarted",
+        survivor.name()
+    );
     eprintln!("whole test {:?}", started.elapsed());
 }

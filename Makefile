@@ -33,7 +33,7 @@ STATIC_DIR := $(or $(CARGO_TARGET_DIR),target)/$(HOST_TRIPLE)/release
 export CLEVER_STATIC_DIR := $(STATIC_DIR)
 export CLEVER_STATIC_AGENTS := $(STATIC_AGENTS)
 
-.PHONY: all setup build build-only docs lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench bench-lab clean vagrant-validate test-vmcluster soak
+.PHONY: all setup build build-only docs lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench bench-lab clean vagrant-validate vmcluster-test soak
 
 all: build
 
@@ -74,13 +74,13 @@ unit-test: setup
 install-test: build
 	bash scripts/check-install.sh $(OCF_AGENTS)
 
-test: lint unit-test install-test deb-test fuzz-smoke vagrant-validate
+test: lint unit-test install-test deb-test vmcluster-test fuzz-smoke vagrant-validate
 
-# The cluster stack on VM nodes (testing/vmlab/tests/cluster.rs): Corosync + Pacemaker in two qemu
-# (TCG) guests booting a debootstrapped Debian 12 root image (built once, ~3 min, cached in
-# /var/cache/clever-vmlab). Not part of `make test` yet: see docs/labs.md for its cost.
-# The nodes install our package as an admin does, so it is built first.
-test-vmcluster: setup deb
+# The whole system on two VM nodes (testing/vmlab/tests/cluster.rs): qemu (TCG) guests booting a
+# debootstrapped Debian 12 root with systemd (built once, ~3 min, cached in /var/cache/clever-vmlab)
+# install our package and load the generated CIB as the README's install steps say, then run the
+# stack with real DRBD, fencing and the VM through the failure scenarios (~9 min, docs/labs.md).
+vmcluster-test: setup deb
 	CLEVER_VMLAB_DEB="$$(ls -t $(CURDIR)/build/deb/clever-cluster_*_amd64.deb | head -n 1)" \
 		$(CARGO) test -p clever-vmlab --features cluster --test cluster -- --nocapture
 

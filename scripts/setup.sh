@@ -24,9 +24,9 @@ packages=(
   # modprobe --show-depends on the unpacked kernel, ldd, setpriv) booted by qemu-system-x86;
   # dmsetup is copied into the guests to put failing devices under drbdfs
   apt dpkg kmod libc-bin util-linux dmsetup
-  # testing/vmlab's cluster nodes (make test-vmcluster): a Debian root filesystem made with
-  # debootstrap, turned into an ext4 image by mke2fs -d
-  debootstrap e2fsprogs
+  # testing/vmlab's cluster nodes (make test): a Debian root filesystem made with debootstrap,
+  # its units enabled by the host's `systemctl --root`, turned into an ext4 image by mke2fs -d
+  debootstrap e2fsprogs systemd
   # clever-console: PAM's headers and library (login), headless Chromium for its browser test, a
   # font for the screenshots it saves, curl as the HTTPS client of its tests against the binary
   libpam0g-dev chromium fonts-dejavu-core curl

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use clever_agent_params::{drbdfs, gwping, vm, AdvertisedAction};
 
 use crate::description::{
-    Description, FenceDeviceSpec, FencingMode, LibvirtdClass, NodeSpec, VmSpec,
+    Description, FenceDeviceSpec, FencingMode, LibvirtdClass, NodeSpec, OperationsSpec, VmSpec,
 };
 use crate::error::DescriptionError;
 use crate::pacemaker::{
@@ -81,6 +81,7 @@ pub fn build(description: &Description) -> Result<Configuration, DescriptionErro
     check_gwping(description)?;
     let drbd_nodes = check_drbd(description, &node_names)?;
     check_vms(description)?;
+    let timing = check_operations(&description.operations)?;
     let fencing = fencing(description, &node_names)?;
 
     let cluster = &description.cluster;
@@ -141,6 +142,15 @@ pub fn build(description: &Description) -> Result<Configuration, DescriptionErro
         ));
     }
 
+    for resource in &mut resources {
+        let primitive = match resource {
+            Resource::Primitive(primitive) => primitive,
+            Resource::Clone(clone) => &mut clone.child,
+        };
+        for operation in &mut primitive.ops {
+            timing.apply(operation);
+        }
+    }
     let configuration = Configuration {
         warnings: fencing.warnings,
         properties,
@@ -1003,19 +1013,86 @@ fn check_host_name(what: &'static str, value: &str) -> Result<(), DescriptionErr
     Ok(())
 }
 
-/// A Pacemaker interval: a whole number with an optional unit.
-fn check_interval(field: &str, value: &str, zero_ok: bool) -> Result<(), DescriptionError> {
+/// The description's `[operations]`, checked: what each generated operation becomes.
+struct OperationTiming {
+    timeout_floor_ms: Option<u64>,
+    monitor_interval_factor: u64,
+}
+
+impl OperationTiming {
+    fn apply(&self, operation: &mut Operation) {
+        if let (Some(floor), Some(timeout)) =
+            (self.timeout_floor_ms, interval_millis(&operation.timeout))
+        {
+            if timeout < floor {
+                operation.timeout = pacemaker_interval(floor);
+            }
+        }
+        if operation.name == "monitor" && self.monitor_interval_factor > 1 {
+            if let Some(interval) = interval_millis(&operation.interval).filter(|ms| *ms > 0) {
+                operation.interval =
+                    pacemaker_interval(interval.saturating_mul(self.monitor_interval_factor));
+            }
+        }
+    }
+}
+
+/// The longest interval the factor may stretch a monitor by: past it a failure would go unseen
+/// for most of an hour at the agents' own intervals.
+const MAX_MONITOR_INTERVAL_FACTOR: u32 = 10;
+
+fn check_operations(operations: &OperationsSpec) -> Result<OperationTiming, DescriptionError> {
+    let timeout_floor_ms = match &operations.timeout_floor {
+        Some(floor) => {
+            check_interval("operations.timeout_floor", floor, false)?;
+            interval_millis(floor)
+        }
+        None => None,
+    };
+    let factor = operations.monitor_interval_factor.unwrap_or(1);
+    if !(1..=MAX_MONITOR_INTERVAL_FACTOR).contains(&factor) {
+        return Err(invalid(
+            "operations.monitor_interval_factor",
+            &factor.to_string(),
+            "must be from 1 to 10",
+        ));
+    }
+    Ok(OperationTiming {
+        timeout_floor_ms,
+        monitor_interval_factor: u64::from(factor),
+    })
+}
+
+/// Milliseconds in a Pacemaker interval (a bare number is seconds); `None` when it is not one.
+fn interval_millis(value: &str) -> Option<u64> {
     let digits_end = value
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(value.len());
     let (number, unit) = value.split_at(digits_end);
-    let known_unit = matches!(
-        unit,
-        "" | "ms" | "msec" | "s" | "sec" | "m" | "min" | "h" | "hr"
-    );
-    let parsed = number.parse::<u32>();
-    match parsed {
-        Ok(n) if known_unit && (zero_ok || n > 0) => Ok(()),
+    let per_unit: u64 = match unit {
+        "ms" | "msec" => 1,
+        "" | "s" | "sec" => 1_000,
+        "m" | "min" => 60_000,
+        "h" | "hr" => 3_600_000,
+        _ => return None,
+    };
+    number.parse::<u32>().ok()?;
+    number.parse::<u64>().ok()?.checked_mul(per_unit)
+}
+
+/// `ms` as Pacemaker writes it, in whole seconds where it can be.
+fn pacemaker_interval(ms: u64) -> String {
+    if ms.is_multiple_of(1_000) {
+        format!("{}s", ms / 1_000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// A Pacemaker interval: a whole number with an optional unit.
+fn check_interval(field: &str, value: &str, zero_ok: bool) -> Result<(), DescriptionError> {
+    match interval_millis(value) {
+        Some(ms) if zero_ok || ms > 0 => Ok(()),
         _ => Err(invalid(
             field,
             value,

@@ -28,6 +28,8 @@ pub struct Description {
     pub drbd: Vec<DrbdSpec>,
     #[serde(rename = "vm", default)]
     pub vms: Vec<VmSpec>,
+    #[serde(default)]
+    pub operations: OperationsSpec,
 }
 
 impl Description {
@@ -88,6 +90,20 @@ fn default_migration_threshold() -> u32 {
 
 fn default_failure_timeout() -> String {
     "10min".to_owned()
+}
+
+/// Operation timing for nodes slower than the agents' advertised timeouts assume (old hardware,
+/// emulated CPUs): without it every operation keeps the timeout and interval its agent
+/// advertises or the description gives. A timeout that expires counts as a failure, so on such
+/// nodes a too-short one moves the VM for nothing; a monitor that runs too often eats the CPU the
+/// operations need.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationsSpec {
+    /// Every operation timeout below it is raised to it (a Pacemaker interval: `120s`).
+    pub timeout_floor: Option<String>,
+    /// Every recurring monitor runs this many times less often than it would.
+    pub monitor_interval_factor: Option<u32>,
 }
 
 /// What a partition without quorum does.

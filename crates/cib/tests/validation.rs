@@ -197,6 +197,22 @@ fn bad_descriptions_get_one_clear_line() {
         ),
         ("".to_owned(), "missing field `cluster`"),
         ("[cluster\n".to_owned(), "line 1"),
+        (
+            format!("{VALID}\n[operations]\ntimeout_floor = \"2 min\"\n"),
+            "operations.timeout_floor",
+        ),
+        (
+            format!("{VALID}\n[operations]\nmonitor_interval_factor = 0\n"),
+            "operations.monitor_interval_factor",
+        ),
+        (
+            format!("{VALID}\n[operations]\nmonitor_interval_factor = 11\n"),
+            "must be from 1 to 10",
+        ),
+        (
+            format!("{VALID}\n[operations]\nslow = true\n"),
+            "unknown field `slow`",
+        ),
     ];
     for (text, expected) in cases {
         let message = error_of(&text);
@@ -448,4 +464,63 @@ fn libvirtd_class_is_chosen_by_the_description() {
         .contains("<primitive id=\"libvirtd\" class=\"lsb\" type=\"libvirtd\">"));
     assert!(lsb.crm.contains("primitive libvirtd lsb:libvirtd"));
     assert!(lsb.pcs.contains("resource create libvirtd lsb:libvirtd"));
+}
+
+/// `[operations]` for slow nodes: every timeout below the floor is raised to it, every recurring
+/// monitor stretched by the factor, and nothing else changes (probes, start, stop keep their
+/// interval 0; timeouts above the floor stay).
+#[test]
+fn slow_nodes_get_longer_timeouts_and_rarer_monitors() {
+    let normal = generate(VALID).unwrap().crm;
+    let slow = generate(&format!(
+        "{VALID}\n[operations]\ntimeout_floor = \"2min\"\nmonitor_interval_factor = 3\n"
+    ))
+    .unwrap()
+    .crm;
+    let operations = |crm: &str| -> Vec<(String, u64, u64)> {
+        crm.lines()
+            .map(str::trim)
+            .filter_map(|line| line.strip_prefix("op "))
+            .map(|op| {
+                let field = |key: &str| {
+                    op.split(' ')
+                        .find_map(|word| word.strip_prefix(key))
+                        .map(|value| {
+                            let (number, unit) =
+                                value.split_at(value.find(|c: char| !c.is_ascii_digit()).unwrap());
+                            let n: u64 = number.parse().unwrap();
+                            match unit {
+                                "s" => n,
+                                "min" => n * 60,
+                                other => panic!("unit {other} in {op}"),
+                            }
+                        })
+                        .unwrap()
+                };
+                (
+                    op.split(' ').next().unwrap().to_owned(),
+                    field("interval="),
+                    field("timeout="),
+                )
+            })
+            .collect()
+    };
+    let (before, after) = (operations(&normal), operations(&slow));
+    assert_eq!(before.len(), after.len());
+    assert!(before.iter().any(|(_, _, timeout)| *timeout < 120));
+    assert!(before.iter().any(|(_, _, timeout)| *timeout > 120));
+    let mut stretched = 0;
+    for ((name, interval, timeout), (slow_name, slow_interval, slow_timeout)) in
+        before.iter().zip(&after)
+    {
+        assert_eq!(name, slow_name);
+        assert_eq!(*slow_timeout, (*timeout).max(120), "{name} timeout");
+        if name == "monitor" && *interval > 0 {
+            assert_eq!(*slow_interval, interval * 3, "{name} interval");
+            stretched += 1;
+        } else {
+            assert_eq!(slow_interval, interval, "{name} interval");
+        }
+    }
+    assert!(stretched >= 5, "{stretched} monitors stretched:\n{slow}");
 }

@@ -1,5 +1,5 @@
 //! The boot image of a cluster VM node: a Debian 12 root filesystem (`debootstrap
-//! --variant=minbase` with systemd, Corosync, Pacemaker, crmsh, drbd-utils, resource-agents,
+//! --variant=minbase` with systemd, Corosync, Pacemaker, crmsh, pcs, drbd-utils, resource-agents,
 //! libvirt and qemu: what our package depends on and an admin installs beside it) made into an
 //! ext4 image with `mke2fs -d` (no loop mount), and a small initramfs (busybox and Debian's
 //! kernel modules) that mounts it. The busybox nodes of [`crate::image`] cannot run the cluster
@@ -38,7 +38,7 @@ pub const NODE_CONTROL: &str = include_str!("guest/node-control.sh");
 pub const NODE_CONTROL_UNIT: &str = include_str!("guest/clever-lab-control.service");
 
 /// Bumped when the recipe changes in a way the inputs below do not show.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// Debian's mirror; the same the host's apt uses on CI machines.
 const MIRROR: &str = "http://deb.debian.org/debian";
@@ -46,7 +46,7 @@ const SUITE: &str = "bookworm";
 
 /// Packages on top of minbase, with their dependencies but not their recommendations: systemd
 /// as init (and D-Bus, which libvirtd and Pacemaker's systemd resources talk through), the
-/// cluster stack and crmsh, DRBD's tools and OCF agents (ocf:linbit:drbd and the
+/// cluster stack with crmsh and pcs (the generator's two scripts are loaded with them), DRBD's tools and OCF agents (ocf:linbit:drbd and the
 /// crm-fence-peer.9.sh handlers are in drbd-utils), libvirt and qemu for the VM (our package's
 /// dependencies, and its recommendations an admin installs: `apt install` of our package then
 /// finds everything on the node), what our agents and the stock ones call.
@@ -62,6 +62,7 @@ pub const PACKAGES: &[&str] = &[
     "drbd-utils",
     "resource-agents",
     "crmsh",
+    "pcs",
     "libvirt-daemon-system",
     "libvirt-clients",
     "qemu-system-x86",
@@ -80,6 +81,7 @@ const KEY_PACKAGES: &[&str] = &[
     "resource-agents",
     "systemd",
     "crmsh",
+    "pcs",
     "libvirt-daemon-system",
     "qemu-system-x86",
 ];
@@ -88,7 +90,8 @@ const KEY_PACKAGES: &[&str] = &[
 /// test has configured them (`provision/cluster.sh start` enables them then, as on Vagrant), and
 /// libvirtd is a cluster resource (pacemaker-cib/README.md: only Pacemaker starts it, so
 /// neither at boot nor by socket activation). The rest costs a TCG node's only CPU for nothing
-/// (timers, the default NAT network's dnsmasq, the getty on the console).
+/// (timers, the default NAT network's dnsmasq, the getty on the console, pcs's daemons: the
+/// generated pcs script works on a file and pushes it with cibadmin, without pcsd).
 const DISABLED_UNITS: &[&str] = &[
     "corosync.service",
     "pacemaker.service",
@@ -105,6 +108,8 @@ const DISABLED_UNITS: &[&str] = &[
     "fstrim.timer",
     "logrotate.timer",
     "man-db.timer",
+    "pcsd.service",
+    "pcsd-ruby.service",
 ];
 
 /// Units masked: the consoles' gettys (the serial console is the host's log, not a login).

@@ -1,12 +1,13 @@
-//! The cluster stack on VM nodes as an admin has it: two qemu (TCG) guests booting a Debian 12
-//! root filesystem (debootstrap, cached) with systemd as PID 1, our Debian package installed with
-//! `apt install ./clever-cluster_*.deb`, Corosync 3, Pacemaker 2.1 and libvirtd as their systemd
-//! units, the CIB from `clever-cib generate` loaded with `crm configure load update`; DRBD on its
-//! own link, a gateway to ping, real fencing and a real VM (the namespace lab's counter guest,
-//! nested TCG); then a controlled migration, a replication-link cut, a gateway loss and a power
-//! cut.
+//! The whole system on VM nodes as an admin has it: two qemu (TCG) guests booting a Debian 12
+//! root filesystem (debootstrap, cached) with systemd as PID 1; Corosync 3, Pacemaker 2.1 and
+//! libvirtd as their systemd units; the README's install steps run word for word (our package
+//! with `apt install`, the CIB from the packaged `clever-cib generate`, loaded with `crm configure
+//! load update`); DRBD on its own link, a gateway to ping, real fencing and a real VM (the
+//! namespace lab's counter guest, nested TCG). Then, each watched on both nodes for a double
+//! activation: a controlled migration with `clevervm`, a replication-link cut, a gateway loss, a
+//! killed qemu, a power cut under writes, and a package upgrade in place.
 //!
-//! `make test-vmcluster` (which builds the package first); not part of `make test`.
+//! `make vmcluster-test`, part of `make test` (which builds the package first).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
@@ -174,63 +175,42 @@ drbd = "r0"
 config = "/mnt/data/clever.xml"
 mount = { directory = "/mnt/data", fstype = "ext4" }
 address = { ip = "10.99.0.10", cidr_netmask = 24, nic = "eth0" }
+
+# Under TCG on a busy host one ocf:linbit:drbd monitor (a shell script spawning dozens of
+# programs) took over 20 s of a node's single emulated CPU, a timeout counts as a failure, and at
+# the agents' own intervals the monitors together left the cluster little CPU for the operations
+# the scenarios wait for.
+[operations]
+timeout_floor = "120s"
+monitor_interval_factor = 3
 "#;
 
-/// The generated crm configuration as this lab runs it: operation timeouts under 2 min raised to
-/// 2 min, and the stock shell agents' recurring monitors (ocf:linbit:drbd, IPaddr2, libvirtd's
-/// unit) at three times their generated intervals. Our agents' monitors (drbdfs, vm, gwping: the
-/// gateway-loss scenario waits on gwping's) and the fence devices' keep theirs.
-///
-/// Under TCG on a busy host, one ocf:linbit:drbd monitor (a shell script spawning dozens of
-/// programs) took over 20 s of a node's single emulated CPU, each timeout counts as a failure,
-/// and at the generated intervals the stock monitors together left the cluster little CPU for
-/// the operations the scenarios wait for.
-fn for_tcg(crm: &str) -> String {
-    const STOCK: [&str; 3] = ["drbd_r0", "ip_clever", "libvirtd"];
-    let mut primitive = String::new();
-    let mut slowed = 0;
-    let mut out = String::new();
-    for line in crm.lines() {
-        if let Some(rest) = line.strip_prefix("primitive ") {
-            primitive = rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-        } else if !line.starts_with(char::is_whitespace) {
-            primitive.clear();
-        }
-        let body = line.trim_start();
-        let indent = &line[..line.len() - body.len()];
-        let monitor = body.starts_with("op monitor ") && STOCK.contains(&primitive.as_str());
-        let seconds = |word: &str, key: &str| {
-            word.strip_prefix(key)
-                .and_then(|v| v.strip_suffix('s'))
-                .and_then(|v| v.parse::<u32>().ok())
-        };
-        let words: Vec<String> = body
-            .split(' ')
-            .map(
-                |word| match (seconds(word, "timeout="), seconds(word, "interval=")) {
-                    (Some(t), _) if t < 120 => "timeout=120s".to_owned(),
-                    (_, Some(i)) if monitor && i > 0 => {
-                        slowed += 1;
-                        format!("interval={}s", i * 3)
-                    }
-                    _ => word.to_owned(),
-                },
-            )
-            .collect();
-        out.push_str(indent);
-        out.push_str(&words.join(" "));
-        out.push('\n');
-    }
-    assert_eq!(slowed, 4, "the generated monitors changed:\n{crm}");
-    assert!(
-        out.contains("primitive vm_clever ocf:clever:vm") && out.contains("systemd:libvirtd"),
-        "{out}"
-    );
-    out
+/// The README's "Install on a real cluster" block, word for word: the lines it runs on every
+/// node, and those it runs on one.
+fn install_steps() -> (String, String) {
+    let readme = include_str!("../../../README.md");
+    let block = readme
+        .split_once("## Install on a real cluster")
+        .and_then(|(_, section)| section.split_once("```sh\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block)
+        .expect("README.md has no sh block under \"Install on a real cluster\"");
+    let (every_node, one_node) = block
+        .split_once("# On one node")
+        .expect("the README's install block says which lines run on one node");
+    (every_node.to_owned(), format!("# On one node{one_node}"))
+}
+
+/// Runs `steps` (README lines) as a script in /root, failing on the first line that fails.
+fn run_steps(vm: &Vm, name: &str, steps: &str) -> String {
+    write(vm, &format!("/root/{name}.sh"), steps);
+    sh_within(
+        vm,
+        &format!(
+            "cd /root && DEBIAN_FRONTEND=noninteractive sh -ex /root/{name}.sh </dev/null 2>&1"
+        ),
+        Duration::from_secs(300),
+    )
 }
 
 const DEVICE: &str = "/dev/drbd0";
@@ -241,7 +221,7 @@ fn lab_binaries() -> PathBuf {
     release_binaries(&["clever-lab"])
 }
 
-/// Our Debian package as `make deb` built it: `CLEVER_VMLAB_DEB` (which `make test-vmcluster`
+/// Our Debian package as `make deb` built it: `CLEVER_VMLAB_DEB` (which `make vmcluster-test`
 /// sets after building it), else the newest in the workspace's `build/deb/`. None is a failure:
 /// the nodes get our agents only as an admin does, from the package.
 fn package() -> PathBuf {
@@ -269,7 +249,7 @@ fn package() -> PathBuf {
     debs.sort_by_key(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok());
     debs.pop().unwrap_or_else(|| {
         panic!(
-            "no clever-cluster_*_amd64.deb in {}: build it with `make deb` (`make test-vmcluster` does)",
+            "no clever-cluster_*_amd64.deb in {}: build it with `make deb` (`make vmcluster-test` does)",
             dir.display()
         )
     })
@@ -571,6 +551,13 @@ fn check_status(vm: &Vm, active: &str) {
             .collect::<Vec<_>>()
             .join(" | ")
     );
+    // As the README says: on a systemd node `service` hands `status` to systemctl, which shows
+    // the unit systemd generated from the LSB script (never started: Pacemaker owns the VM).
+    assert!(
+        service.stdout.contains("clevervm.service") && service.stdout.contains("/etc/init.d/clevervm"),
+        "service clevervm status is no longer systemctl's: the README's clevervm section is wrong\n{}",
+        service.stdout
+    );
 
     // `status --json` prints the problems and, under `status`, the snapshot the text shows.
     let report: serde_json::Value =
@@ -752,17 +739,21 @@ fn stack_on_vm_nodes() {
         );
     }
 
-    // Our package, as the README says: `apt install ./clever-cluster_*.deb`, its dependencies
-    // resolved by apt from what the node has (no network: the root image holds them).
+    // Our package, as the README says, its dependencies resolved by apt from what the node has
+    // (no network: the root image holds them).
     let install = Instant::now();
+    let (on_every_node, on_one_node) = install_steps();
+    assert!(
+        deb_name.starts_with("clever-cluster_") && deb_name.ends_with("_amd64.deb"),
+        "{deb_name}"
+    );
     for vm in [alpha, beta] {
-        let out = sh_within(
-            vm,
-            &format!("cd /root && DEBIAN_FRONTEND=noninteractive apt install -y ./{deb_name} 2>&1"),
-            Duration::from_secs(300),
-        );
+        let out = run_steps(vm, "install-every-node", &on_every_node);
         assert!(out.contains("Setting up clever-cluster"), "{out}");
-        sh(vm, "crm_resource --show-metadata ocf:clever:drbdfs >/dev/null && dpkg -s clever-cluster | grep -q '^Status: install ok installed'");
+        sh(
+            vm,
+            "dpkg -s clever-cluster | grep -q '^Status: install ok installed'",
+        );
     }
     eprintln!(
         "package {deb_name} installed on both nodes in {:?}",
@@ -841,11 +832,17 @@ fn stack_on_vm_nodes() {
         );
     }
 
-    // The CIB from the generator, loaded with crmsh as the README says.
-    let generated = clever_cib::generate(DESCRIPTION).unwrap();
-    write(alpha, "/root/crm.txt", &for_tcg(&generated.crm));
+    // The CIB from the packaged generator, loaded with crmsh: the rest of the README's block.
+    write(alpha, "/root/cluster.toml", DESCRIPTION);
     let loaded = Instant::now();
-    sh(alpha, "crm configure load update /root/crm.txt </dev/null");
+    let out = run_steps(alpha, "install-one-node", &on_one_node);
+    eprintln!("{out}");
+    // The package's clever-cib is this tree's: the same description gives the same text.
+    assert_eq!(
+        sh(alpha, "cat /root/out/crm.txt"),
+        clever_cib::generate(DESCRIPTION).unwrap().crm,
+        "the packaged clever-cib generates another configuration than this tree's"
+    );
     wait_for(
         alpha,
         "crm_resource --locate -r ip_clever 2>&1 | grep -q 'running on'",
@@ -912,26 +909,30 @@ fn stack_on_vm_nodes() {
         check_status(vm, first.name());
     }
 
-    // 1. Controlled migration as the admin does it: `clevervm migrate --wait` on the active
+    // 1. Controlled migration as the admin does it: `service clevervm migrate --wait` (the LSB
+    // script, which Debian's `service` runs for a verb systemd has no use for) on the active
     // node (in the background there, so that the host samples both nodes meanwhile), then
     // `service clevervm unmigrate` (the stack stays, by stickiness). The guest hibernates on
     // the DRBD filesystem and resumes on the other node: its counter continues.
     let before = guest_serial(first);
     sh(
         first,
-        "rm -f /root/migrate.out /root/migrate.rc; setsid sh -c 'clevervm migrate --wait --wait-timeout 900 \
+        "rm -f /root/migrate.out /root/migrate.rc; setsid sh -c 'service clevervm migrate --wait --wait-timeout 900 \
          >/root/migrate.out 2>&1; echo $? >/root/migrate.rc' </dev/null >/dev/null 2>&1 &",
     );
     watch_move(alpha, first, second, "controlled migration");
     wait_for(
         first,
         "test -s /root/migrate.rc",
-        "clevervm migrate --wait to return",
+        "service clevervm migrate --wait to return",
         Duration::from_secs(300),
     );
     let out = sh(first, "cat /root/migrate.out");
     let code = sh(first, "cat /root/migrate.rc");
-    eprintln!("clevervm migrate --wait (exit {}):\n{out}", code.trim());
+    eprintln!(
+        "service clevervm migrate --wait (exit {}):\n{out}",
+        code.trim()
+    );
     assert_eq!(code.trim(), "0", "{out}");
     assert!(out.contains("migration complete"), "{out}");
     let moved = guest_serial(second);
@@ -1051,6 +1052,21 @@ fn stack_on_vm_nodes() {
         &format!("grep -q written-while-cut {MOUNT}/after-cut"),
     );
     second.set_nic_link(GATEWAY_NIC, true).unwrap();
+    // The gateway back: gwping scores the node again, and once the cluster has acted on it the
+    // stack is still where it went (stickiness, no move back: no flapping).
+    wait_for(
+        second,
+        "attrd_updater --query --name pingd --node \"$(hostname)\" | grep -q 'value=\"1000\"'",
+        "the restored gateway scored",
+        Duration::from_secs(120),
+    );
+    sh_within(
+        alpha,
+        "crm_resource --wait --timeout=240s",
+        Duration::from_secs(300),
+    );
+    assert_eq!(located(alpha, "ip_clever"), [first.name()]);
+    assert_eq!(activation(second), PASSIVE, "the stack moved back");
 
     // The guest's qemu killed on the active node (`first`): the vm agent's monitor finds the
     // domain crashed, and Pacemaker restarts it in place (one failure, under the migration
@@ -1253,6 +1269,63 @@ fn stack_on_vm_nodes() {
     eprintln!(
         "package upgraded in place to {version} on {}: nothing restarted",
         survivor.name()
+    );
+
+    // The pcs rendering, on a configuration made empty: the admin stops everything (the guest
+    // hibernates), erases the configuration and runs the generator's `out/pcs.sh` as generated
+    // (pcs builds on a copy of the live CIB and pushes it once). The stack comes back from what
+    // pcs made, and the guest resumes from its image.
+    let before = guest_serial(survivor);
+    let stopped = Instant::now();
+    sh_within(
+        survivor,
+        "crm_attribute --type crm_config --name stop-all-resources --update true \
+         && crm_resource --wait --timeout=600s",
+        Duration::from_secs(660),
+    );
+    let (state, drbd) = observe(survivor);
+    assert_eq!(
+        state, PASSIVE,
+        "stop-all-resources left something active: {drbd}"
+    );
+    // Everything the configuration had but the nodes: resources (all stopped), constraints
+    // (DRBD's fence-peer ban on the powered-off node among them) and the cluster properties.
+    sh(
+        survivor,
+        "cibadmin --replace --scope resources --xml-text '<resources/>' \
+         && cibadmin --replace --scope constraints --xml-text '<constraints/>' \
+         && cibadmin --replace --scope crm_config --xml-text '<crm_config/>' \
+         && crm_resource --wait --timeout=120s",
+    );
+    write(survivor, "/root/cluster.toml", DESCRIPTION);
+    let pcs = Instant::now();
+    let out = sh_within(
+        survivor,
+        "cd /root && clever-cib generate cluster.toml -o out/ && sh out/pcs.sh </dev/null 2>&1",
+        Duration::from_secs(900),
+    );
+    eprintln!(
+        "sh out/pcs.sh took {:?} ({} pcs commands):\n{out}",
+        pcs.elapsed(),
+        sh(survivor, "grep -c '^pcs ' /root/out/pcs.sh").trim()
+    );
+    wait_for(
+        survivor,
+        "crm_resource --locate -r ip_clever 2>&1 | grep -q 'running on'",
+        "the stack started from the pcs rendering",
+        Duration::from_secs(600),
+    );
+    assert_eq!(activation(survivor), ACTIVE);
+    let after = wait_counter(survivor, &before, before.boots, "the reload with pcs");
+    assert_resumed(&before, &after, "the reload with pcs");
+    assert!(
+        sh(survivor, "cibadmin --query --scope constraints").contains("ord_clever_drbd_then_ip"),
+        "the pcs rendering's constraints are not in the CIB"
+    );
+    eprintln!(
+        "configuration replaced by the pcs rendering: stack stopped, erased, reloaded and the guest \
+         resumed in {:?}",
+        stopped.elapsed()
     );
     eprintln!("whole test {:?}", started.elapsed());
 }

@@ -187,9 +187,45 @@ impl RunCommand for DrbdInGuest<'_> {
     }
 }
 
+/// The nodes' cluster as `clever-cib` describes it: the CIB `clevervm status` reads here is the
+/// generator's (its drbdfs resource names the device, directory and DRBD resource of the nodes).
+const DESCRIPTION: &str = r#"
+[cluster]
+name = "clever-vmlab"
+[[node]]
+name = "alpha"
+[[node]]
+name = "beta"
+[fencing]
+mode = "disabled"
+reason = "clevervm status reads this CIB from a file: no cluster runs it"
+[gwping]
+host_list = ["10.0.2.2"]
+[[drbd]]
+name = "r0"
+device = "/dev/drbd0"
+[[vm]]
+name = "clever"
+drbd = "r0"
+config = "/mnt/data/clever.xml"
+mount = { directory = "/mnt/data", fstype = "ext4" }
+address = { ip = "10.99.0.10", cidr_netmask = 24 }
+"#;
+
+/// The generated CIB, written once for this test process.
+fn generated_cib() -> PathBuf {
+    static CIB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CIB.get_or_init(|| {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("clever-vmlab-generated-cib.xml");
+        std::fs::write(&path, clever_cib::generate(DESCRIPTION).unwrap().cib_xml).unwrap();
+        path
+    })
+    .clone()
+}
+
 /// The DRBD section of `clevervm status` on `vm`, its problems, and the rendered text.
 fn clevervm_status(vm: &Vm) -> (StorageView, Vec<Problem>, String) {
-    let cib = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cib.xml");
+    let cib = generated_cib();
     let runner = DrbdInGuest(GuestCommands::new(vm));
     let sources = Sources {
         runner,

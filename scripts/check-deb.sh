@@ -41,10 +41,12 @@ if [[ " $* " == *" vm "* ]]; then
   checks=$((checks + 2))
 fi
 [[ -x "$root/usr/sbin/clevervm" ]] || fail "package lacks /usr/sbin/clevervm"
+# The README's install steps generate the configuration with the packaged clever-cib.
+[[ -x "$root/usr/sbin/clever-cib" ]] || fail "package lacks /usr/sbin/clever-cib"
 grep -q "^/etc/init.d/clevervm$" "$root/var/lib/dpkg/info/clever-cluster.conffiles" \
   || fail "/etc/init.d/clevervm is not a conffile"
 [[ ! -e "$root/etc/rc2.d" ]] || fail "the init script must not be enabled"
-checks=$((checks + 3))
+checks=$((checks + 4))
 [[ -x "$root/usr/sbin/clever-console" ]] || fail "package lacks /usr/sbin/clever-console"
 [[ -f "$root/lib/systemd/system/clever-console.service" ]] || fail "package lacks clever-console.service"
 grep -q "^/etc/pam.d/clever-console$" "$root/var/lib/dpkg/info/clever-cluster.conffiles" \

@@ -63,6 +63,8 @@ pub const PACKAGES: &[&str] = &[
     "resource-agents",
     "crmsh",
     "pcs",
+    // Provides the virtual python3-cffi-backend-api-{min,max} pcs's python3-cryptography needs.
+    "python3-cffi-backend",
     "libvirt-daemon-system",
     "libvirt-clients",
     "qemu-system-x86",

@@ -26,10 +26,13 @@ apt-get install -y -qq drbd-utils pacemaker pacemaker-cli-utils corosync crmsh r
 modprobe drbd
 echo drbd >/etc/modules-load.d/drbd.conf
 
-# libvirtd is a cluster resource (systemd:libvirtd): only Pacemaker starts it, neither boot nor
-# socket activation (pacemaker-cib/README.md); libvirt-guests would act on the VM behind
-# Pacemaker's back at shutdown. Its first start, by the package, has already probed and cached
-# qemu's capabilities, so the cluster's first start of it is an ordinary one.
+# libvirtd's first start probes qemu's capabilities and caches them: done once here, as the VM
+# tier does, so that the cluster's first start of it is an ordinary one. Then it is left to
+# Pacemaker (systemd:libvirtd): started neither at boot nor by socket activation
+# (pacemaker-cib/README.md); libvirt-guests would act on the VM behind Pacemaker's back at
+# shutdown.
+systemctl start libvirtd.service
+virsh -c qemu:///system domcapabilities >/dev/null
 systemctl disable --now libvirtd.service libvirtd.socket libvirtd-ro.socket \
     libvirtd-admin.socket libvirt-guests.service
 

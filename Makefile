@@ -33,7 +33,7 @@ STATIC_DIR := $(or $(CARGO_TARGET_DIR),target)/$(HOST_TRIPLE)/release
 export CLEVER_STATIC_DIR := $(STATIC_DIR)
 export CLEVER_STATIC_AGENTS := $(STATIC_AGENTS)
 
-.PHONY: all setup build build-only docs lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench bench-lab clean vagrant-validate vmcluster-test soak
+.PHONY: all setup build build-only docs lint unit-test install-test deb deb-test fuzz-smoke fuzz test install demo demo-down tour bench bench-lab clean vagrant-validate vagrant-assets vmcluster-test soak
 
 all: build
 
@@ -93,12 +93,32 @@ soak: build
 	$(RELEASE_DIR)/clever-lab --dir $(SOAK_DIR) soak --runs $(RUNS) $(if $(SEED),--seed $(SEED)) \
 	  --agents $(RELEASE_DIR)
 
-# The Vagrantfile parses and its configuration is valid, for both providers (no VM is started:
-# CI has no box to boot).
+# The Vagrantfile parses and its configuration is valid, for both providers, without fencing and
+# with each way of giving it a fence login (no VM is started: CI has no box to boot); the
+# provisioning scripts parse. The Vagrant description's generator check is a cargo test
+# (commands/clever-cib/tests/vagrant.rs).
+VAGRANT_FENCE_PASSWORD := CLEVER_FENCE_HOST=10.0.2.2 CLEVER_FENCE_USER=lab CLEVER_FENCE_PASSWORD=lab
 vagrant-validate: setup
 	vagrant validate --ignore-provider
 	VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
-	sh -n provision/drbd.sh && sh -n provision/packages.sh && sh -n provision/cluster.sh
+	$(VAGRANT_FENCE_PASSWORD) vagrant validate --ignore-provider
+	key=$$(mktemp) && trap 'rm -f "$$key"' EXIT && \
+	  CLEVER_FENCE_HOST=192.168.121.1 CLEVER_FENCE_USER=lab CLEVER_FENCE_IDENTITY="$$key" \
+	  VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
+	for script in provision/*.sh; do sh -n "$$script" || exit 1; done
+
+# What the Vagrant lab's boxes install and run (docs/labs.md, "A Vagrant lab for humans"): our
+# Debian package in build/deb/ (make deb) and, in build/vagrant/, the counter guest and its domain
+# XML for a VM named VAGRANT_DOMAIN whose files are in VAGRANT_MOUNT, the DRBD filesystem of
+# provision/vagrant-cluster.toml (a test checks that they agree). The Vagrantfile's rsync'd
+# folder brings build/ to /vagrant/build/ in the boxes.
+VAGRANT_MOUNT := /srv/data
+VAGRANT_DOMAIN := clever
+vagrant-assets: deb
+	$(CARGO) build --release -p clever-lab --bin clever-lab
+	rm -rf build/vagrant
+	$(RELEASE_DIR)/clever-lab guest-image --out build/vagrant --mount $(VAGRANT_MOUNT) \
+	  --domain $(VAGRANT_DOMAIN)
 
 # Every parser and every agent's parameters under libFuzzer, briefly, from the committed corpora
 # (which it leaves untouched). make fuzz runs each target to FUZZ_RUNS executions (FUZZ_SECONDS at

@@ -10,6 +10,10 @@
 #   drbd.sh first-primary RES FSTYPE
 #       on one node only, once: declares its data UpToDate (starting the initial sync) and
 #       makes a filesystem on the device, leaving the node Secondary
+#   drbd.sh seed RES DIRECTORY FILE...
+#       on the node that ran first-primary, once, before Pacemaker manages the resource: mounts
+#       its filesystem at DIRECTORY, copies the FILEs there and makes DIRECTORY/hibernate (the vm
+#       agent's hibernation images), then unmounts it and leaves the node Secondary
 #   drbd.sh fencing POLICY
 #       writes /etc/drbd.d/global_common.conf with Pacemaker's fencing handlers, as LINBIT
 #       recommends: on losing its peer a Primary runs crm-fence-peer.9.sh, which forbids
@@ -84,6 +88,22 @@ first-primary)
     fi
     drbdadm secondary "$1"
     ;;
+seed)
+    [ $# -ge 3 ] || { echo "usage: drbd.sh seed RES DIRECTORY FILE..." >&2; exit 2; }
+    res=$1 directory=$2
+    shift 2
+    # Every file checked before the device is touched: a missing one leaves DRBD as it was.
+    for file in "$@"; do
+        [ -f "$file" ] || { echo "drbd.sh seed: $file is missing" >&2; exit 1; }
+    done
+    drbdadm primary "$res"
+    mkdir -p "$directory"
+    mount "/dev/drbd$(drbdadm sh-minor "$res")" "$directory"
+    mkdir -p "$directory/hibernate"
+    cp "$@" "$directory/"
+    umount "$directory"
+    drbdadm secondary "$res"
+    ;;
 fencing)
     [ $# -eq 1 ] || { echo "usage: drbd.sh fencing resource-only|resource-and-stonith" >&2; exit 2; }
     case "$1" in
@@ -103,7 +123,7 @@ common {
 EOF
     ;;
 *)
-    echo "usage: drbd.sh config|create|first-primary|fencing ..." >&2
+    echo "usage: drbd.sh config|create|first-primary|seed|fencing ..." >&2
     exit 2
     ;;
 esac

@@ -1,6 +1,6 @@
 //! `clever-lab`: start, stop, inspect and break the live lab cluster. See the crate docs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -102,6 +102,24 @@ enum Commands {
         /// Only this kind of fault, named as in the figures (e.g. "agent killed in start").
         #[arg(long)]
         only: Option<String>,
+    },
+    /// Write the counter guest (guest.elf) and its libvirt domain XML (DOMAIN.xml) into OUT, for a
+    /// cluster whose VM runs from MOUNT (the DRBD filesystem): the image and console paths in the
+    /// XML are under MOUNT, where the files are to be copied. The Vagrant lab's boxes get them
+    /// from `make vagrant-assets`.
+    GuestImage {
+        /// The directory to write guest.elf and DOMAIN.xml into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// The directory the guest's files will be in on the nodes (its filesystem's mount).
+        #[arg(long)]
+        mount: PathBuf,
+        /// The libvirt domain name.
+        #[arg(long, default_value = "clever")]
+        domain: String,
+        /// The guest's RAM in MiB (its hibernation image is as large).
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(16..=4096))]
+        mib: u32,
     },
     /// Internal: the soak's record writer, run inside a node.
     #[command(hide = true)]
@@ -283,6 +301,15 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             agents,
             only,
         } => soak(dir, runs, seed, agents, only),
+        Commands::GuestImage {
+            out,
+            mount,
+            domain,
+            mib,
+        } => {
+            guest_image(&out, &mount, &domain, mib)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::SoakWriter { file, from } => {
             clever_lab::soak::writer(&file, from)?;
             Ok(ExitCode::SUCCESS)
@@ -293,6 +320,62 @@ fn run(cli: Cli) -> Result<ExitCode, LabError> {
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
     }
+}
+
+/// The counter guest and its domain XML for nodes that keep them under `mount`: the XML names
+/// `mount/guest.elf` as the kernel and `mount/console.log` as the serial console (appended to
+/// across nodes, as in the labs), and schedules the guest's vCPU `SCHED_IDLE`.
+fn guest_image(out: &Path, mount: &Path, domain: &str, mib: u32) -> Result<(), LabError> {
+    if !mount.is_absolute() {
+        return Err(LabError::Usage(format!(
+            "--mount {}: give the absolute path of the directory on the nodes",
+            mount.display()
+        )));
+    }
+    // The name becomes a file name here and libvirt's domain name on the nodes.
+    if domain.is_empty()
+        || !domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(LabError::Usage(format!(
+            "--domain {domain:?}: letters, digits, '-' and '_' only"
+        )));
+    }
+    std::fs::create_dir_all(out).map_err(|e| LabError::Io {
+        what: "creating",
+        path: out.to_owned(),
+        source: e,
+    })?;
+    let elf = clever_lab::guest::build(out)?;
+    // The assembler's intermediate files are of no use on the nodes.
+    for scratch in ["guest.S", "guest.o"] {
+        let path = out.join(scratch);
+        std::fs::remove_file(&path).map_err(|e| LabError::Io {
+            what: "removing",
+            path,
+            source: e,
+        })?;
+    }
+    let xml = clever_lab::guest::idle_vcpu(&clever_lab::guest::domain_xml(
+        domain,
+        mib,
+        &mount.join("guest.elf"),
+        &mount.join("console.log"),
+    ));
+    let xml_path = out.join(format!("{domain}.xml"));
+    std::fs::write(&xml_path, xml).map_err(|e| LabError::Io {
+        what: "writing",
+        path: xml_path.clone(),
+        source: e,
+    })?;
+    println!(
+        "{} and {}: copy both into {} on the node that holds the filesystem",
+        elf.display(),
+        xml_path.display(),
+        mount.display()
+    );
+    Ok(())
 }
 
 fn soak(

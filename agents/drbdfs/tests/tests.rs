@@ -8,7 +8,7 @@ mod hostile;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -335,8 +335,7 @@ fn stop_ends_a_holder_that_only_maps_a_file() {
     // Run a copy of sleep through the dynamic loader: its file is then only mapped, neither an
     // open descriptor, nor the executable, nor the working directory.
     let copy = fs.directory.join("sleep");
-    std::fs::copy("/bin/sleep", &copy).unwrap();
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    ocf_conformance::executable::copy_executable(Path::new("/bin/sleep"), &copy).unwrap();
     let mut holder = Command::new("/lib64/ld-linux-x86-64.so.2")
         .arg(&copy)
         .arg("600")
@@ -613,8 +612,8 @@ fn conformance_harness_and_ocf_tester_pass_on_a_loop_device() {
     let tools = fs.base.join("tools");
     std::fs::create_dir_all(&tools).unwrap();
     let hanging = tools.join("drbdsetup");
-    std::fs::write(&hanging, "#!/bin/sh\nexec sleep 3600\n").unwrap();
-    std::fs::set_permissions(&hanging, std::fs::Permissions::from_mode(0o755)).unwrap();
+    ocf_conformance::executable::write_executable(&hanging, "#!/bin/sh\nexec sleep 3600\n")
+        .unwrap();
     let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", tools.display());
     let agent = ocf_conformance::AgentUnderTest {
         path: PathBuf::from(env!("CARGO_BIN_EXE_drbdfs")),

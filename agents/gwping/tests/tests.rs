@@ -747,19 +747,14 @@ fn attribute_lifecycle_in_a_live_cluster() {
     // Our conformance harness, through a wrapper that runs the agent inside the node (its
     // attrd is reachable only there). A silent host with a 300 s timeout is what "hangs".
     let wrapper = cluster.dir.join("gwping-in-node");
-    std::fs::write(
+    ocf_conformance::executable::write_executable(
         &wrapper,
-        format!(
+        &format!(
             // meta-data needs nothing, and ocf-tester runs it as nobody (no nsenter then).
             "#!/bin/sh\n[ \"$1\" = meta-data ] && exec {AGENT} \"$@\"\n\
              exec /usr/bin/nsenter -t {} -m -n -u -- {AGENT} \"$@\"\n",
             cluster.node_pid()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
     let agent = ocf_conformance::AgentUnderTest {

@@ -14,6 +14,7 @@ use clever_agent_vm::image::{MAGIC_PARTIAL, MAGIC_SAVE};
 use clever_agent_vm::DECLARATION;
 use clever_ocf::metadata_xml;
 use lab::{patch, signal, wait_until, Lab, Node, NodeOptions};
+use ocf_conformance::executable;
 
 const PROBE: (&str, &str) = ("OCF_RESKEY_CRM_meta_interval", "0");
 const RECURRING: (&str, &str) = ("OCF_RESKEY_CRM_meta_interval", "10000");
@@ -131,20 +132,15 @@ fn the_light_build_hands_over_with_argv_and_environment_unchanged() {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     let light = dir.join("vm");
-    fs::copy(lab::AGENT, &light).unwrap();
+    executable::copy_executable(Path::new(lab::AGENT), &light).unwrap();
     let stand_in = dir.join("vm-libvirt");
-    fs::write(
+    executable::write_executable(
         &stand_in,
-        format!(
+        &format!(
             "#!/bin/sh\nprintf '%s\\n' \"$@\" >'{0}/argv'\nenv >'{0}/env'\n\
              echo 'ocf-exit-reason:answered by the linked build' >&2\nexit 4\n",
             dir.display()
         ),
-    )
-    .unwrap();
-    fs::set_permissions(
-        &stand_in,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
     let run = |action: &str, uri: &str| {
@@ -909,7 +905,6 @@ fn slow_hibernation_is_aborted_within_the_stop_timeout() {
 
 #[test]
 fn conformance_harness_and_ocf_tester_pass() {
-    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::net::UnixListener;
 
     let _serial = lab::serial_guard();
@@ -927,9 +922,9 @@ fn conformance_harness_and_ocf_tester_pass() {
         }
     });
     let wrapper = lab.root.join("vm-in-node");
-    fs::write(
+    executable::write_executable(
         &wrapper,
-        format!(
+        &format!(
             "#!/bin/sh\n[ \"$1\" = meta-data ] && exec {agent} \"$@\"\n\
              exec /usr/bin/nsenter -t {pid} -m -p -- {agent} \"$@\"\n",
             agent = lab::AGENT,
@@ -937,7 +932,6 @@ fn conformance_harness_and_ocf_tester_pass() {
         ),
     )
     .unwrap();
-    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
     let agent = ocf_conformance::AgentUnderTest {
         path: wrapper,
         instance: "vm_conformance".to_owned(),

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -76,16 +76,14 @@ impl FakeTools {
         let path = self.dir.join(name);
         // Written aside and renamed: a fake may be replaced while an earlier one still runs.
         let new = self.dir.join(format!(".{name}.new"));
-        std::fs::write(
+        crate::executable::write_executable(
             &new,
-            format!(
+            &format!(
                 "#!/bin/sh\necho \"{name} $*\" >> '{}'\n{body}\n",
                 self.log.display()
             ),
         )
-        .unwrap_or_else(|e| panic!("writing {}: {e}", new.display()));
-        std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755))
-            .unwrap_or_else(|e| panic!("chmod {}: {e}", new.display()));
+        .unwrap_or_else(|e| panic!("{e}"));
         std::fs::rename(&new, &path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 

@@ -7,6 +7,7 @@
 //! and reports each rule separately, so a regression names the rule it broke.
 
 pub mod bench;
+pub mod executable;
 pub mod hostile;
 pub mod namespace;
 pub mod workspace_build;

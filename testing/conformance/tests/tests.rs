@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use ocf_conformance::{check_agent, required_parameters, AgentUnderTest, Report, Rule};
@@ -23,8 +22,8 @@ impl Backend {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("state")).unwrap();
         let hang = dir.join("hang");
-        std::fs::write(&hang, "#!/bin/sh\nexec sleep 3600\n").unwrap();
-        std::fs::set_permissions(&hang, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ocf_conformance::executable::write_executable(&hang, "#!/bin/sh\nexec sleep 3600\n")
+            .unwrap();
         Self { dir }
     }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clever_command::CommandError;
 use clever_deadline::DeadlineExceeded;
 use clever_pacemaker::PacemakerError;
+use ocf_conformance::executable::PlaceError;
 
 /// A lab operation failed; every variant names what it was doing.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,9 @@ pub enum LabError {
     /// An external program failed.
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// A program could not be placed in the lab.
+    #[error(transparent)]
+    Place(#[from] PlaceError),
     /// A Pacemaker tool failed.
     #[error(transparent)]
     Pacemaker(#[from] PacemakerError),

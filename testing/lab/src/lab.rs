@@ -13,6 +13,7 @@ use clever_deadline::Deadline;
 use clever_pacemaker::{ClusterStatus, Pacemaker};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use ocf_conformance::executable::copy_executable;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::Cgroup;
@@ -198,9 +199,7 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), LabError> {
 }
 
 fn install(source: &Path, target: &Path) -> Result<(), LabError> {
-    fs::copy(source, target).map_err(LabError::io("copying", source))?;
-    fs::set_permissions(target, Permissions::from_mode(0o755))
-        .map_err(LabError::io("chmod", target))
+    Ok(copy_executable(source, target)?)
 }
 
 fn run_host(command: CommandLine, seconds: u64) -> Result<Output, LabError> {

@@ -1241,7 +1241,15 @@ fn stack_on_vm_nodes() {
     // scripts, so nothing is restarted: no operation in Pacemaker's log, the same qemu, the
     // guest's counter going on.
     let upgrade_name = upgrade.file_name().unwrap().to_str().unwrap();
+    // The recovery's transition may still be starting what follows the VM (the address): the
+    // count is taken once the cluster is idle, so that only the upgrade can change it.
+    sh_within(
+        survivor,
+        "crm_resource --wait --timeout=300s",
+        Duration::from_secs(320),
+    );
     let operations = "grep -cE 'Result of (start|stop|promote|demote) operation' /var/log/pacemaker/pacemaker.log";
+    let last_operations = "grep -E 'Result of (start|stop|promote|demote) operation' /var/log/pacemaker/pacemaker.log | tail -n 5";
     let guest_pid = format!("pgrep -f 'guest={DOMAIN},'");
     let (ops_before, pid_before) = (sh(survivor, operations), sh(survivor, &guest_pid));
     let before = guest_serial(survivor);
@@ -1256,7 +1264,8 @@ fn stack_on_vm_nodes() {
     assert_eq!(
         sh(survivor, operations),
         ops_before,
-        "an operation ran during the upgrade"
+        "an operation ran during the upgrade; the last ones:\n{}",
+        sh(survivor, last_operations)
     );
     assert_eq!(
         sh(survivor, &guest_pid),

@@ -1297,12 +1297,13 @@ fn stack_on_vm_nodes() {
         state, PASSIVE,
         "stop-all-resources left something active: {drbd}"
     );
-    // Everything the configuration had but the nodes: resources (all stopped), constraints
-    // (DRBD's fence-peer ban on the powered-off node among them) and the cluster properties.
+    // Everything the configuration had but the nodes: constraints (DRBD's fence-peer ban on the
+    // powered-off node among them; first, as the schema refuses references to resources that
+    // are gone), resources (all stopped) and the cluster properties.
     sh(
         survivor,
-        "cibadmin --replace --scope resources --xml-text '<resources/>' \
-         && cibadmin --replace --scope constraints --xml-text '<constraints/>' \
+        "cibadmin --replace --scope constraints --xml-text '<constraints/>' \
+         && cibadmin --replace --scope resources --xml-text '<resources/>' \
          && cibadmin --replace --scope crm_config --xml-text '<crm_config/>' \
          && crm_resource --wait --timeout=120s",
     );

@@ -133,6 +133,8 @@ fn create(out: &mut String, primitive: &Primitive, clone: Option<&CloneResource>
     out.push('\n');
 }
 
+/// Lines with a standalone score put `--` after pcs's own options: pcs 0.11 reads a score
+/// such as `-INFINITY` as options otherwise and warns that this will stop working.
 fn constraint_line(out: &mut String, constraint: &Constraint) {
     match constraint {
         Constraint::Location(location) => location_line(out, location),
@@ -143,7 +145,7 @@ fn constraint_line(out: &mut String, constraint: &Constraint) {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "pcs -f \"$CIB\" constraint colocation add {} with {role}{} {} id={}",
+                "pcs -f \"$CIB\" -- constraint colocation add {} with {role}{} {} id={}",
                 colocation.rsc, colocation.with_rsc, colocation.score, colocation.id
             );
         }
@@ -171,7 +173,7 @@ fn location_line(out: &mut String, location: &Location) {
             };
             let _ = writeln!(
                 out,
-                "pcs -f \"$CIB\" constraint location add {} {} {node} {}{discovery}",
+                "pcs -f \"$CIB\" -- constraint location add {} {} {node} {}{discovery}",
                 location.id, location.rsc, score
             );
         }

@@ -173,140 +173,140 @@ pcs -f "$CIB" resource create vm_vm9 ocf:clever:vm config=/srv/vm9/vm9.xml domai
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
 pcs -f "$CIB" resource create ip_vm9 ocf:heartbeat:IPaddr2 ip=10.16.1.19 cidr_netmask=16 \
     op start interval=0s timeout=20s stop interval=0s timeout=20s monitor interval=10s timeout=20s
-pcs -f "$CIB" constraint location add loc_fence_node01_avoid_node01 fence_node01 node01 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node02_avoid_node02 fence_node02 node02 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node03_avoid_node03 fence_node03 node03 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node04_avoid_node04 fence_node04 node04 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node05_avoid_node05 fence_node05 node05 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node06_avoid_node06 fence_node06 node06 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node07_avoid_node07 fence_node07 node07 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node08_avoid_node08 fence_node08 node08 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node09_avoid_node09 fence_node09 node09 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node10_avoid_node10 fence_node10 node10 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node11_avoid_node11 fence_node11 node11 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node12_avoid_node12 fence_node12 node12 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node13_avoid_node13 fence_node13 node13 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node14_avoid_node14 fence_node14 node14 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node15_avoid_node15 fence_node15 node15 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node16_avoid_node16 fence_node16 node16 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node01_avoid_node01 fence_node01 node01 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node02_avoid_node02 fence_node02 node02 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node03_avoid_node03 fence_node03 node03 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node04_avoid_node04 fence_node04 node04 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node05_avoid_node05 fence_node05 node05 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node06_avoid_node06 fence_node06 node06 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node07_avoid_node07 fence_node07 node07 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node08_avoid_node08 fence_node08 node08 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node09_avoid_node09 fence_node09 node09 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node10_avoid_node10 fence_node10 node10 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node11_avoid_node11 fence_node11 node11 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node12_avoid_node12 fence_node12 node12 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node13_avoid_node13 fence_node13 node13 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node14_avoid_node14 fence_node14 node14 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node15_avoid_node15 fence_node15 node15 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node16_avoid_node16 fence_node16 node16 -INFINITY
 pcs -f "$CIB" constraint location drbd_r0-clone rule id=loc_vm0_drbd_on_replicas-rule constraint-id=loc_vm0_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node02
 pcs -f "$CIB" constraint location fs_vm0 rule id=loc_vm0_fs_on_replicas-rule constraint-id=loc_vm0_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node02
 pcs -f "$CIB" constraint location vm_vm0 rule id=loc_vm0_vm_on_replicas-rule constraint-id=loc_vm0_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node02
 pcs -f "$CIB" constraint location drbd_r0-clone rule id=loc_vm0_gateway-rule constraint-id=loc_vm0_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_vm0 with Promoted drbd_r0-clone INFINITY id=col_vm0_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_vm0 with Promoted drbd_r0-clone INFINITY id=col_vm0_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r0-clone then start fs_vm0 kind=Mandatory id=ord_vm0_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_vm0 with fs_vm0 INFINITY id=col_vm0_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_vm0 with fs_vm0 INFINITY id=col_vm0_vm_with_fs
 pcs -f "$CIB" constraint order start fs_vm0 then start vm_vm0 kind=Mandatory id=ord_vm0_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_vm0 with libvirtd-clone INFINITY id=col_vm0_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_vm0 with libvirtd-clone INFINITY id=col_vm0_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm0 kind=Mandatory id=ord_vm0_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_vm0 with vm_vm0 INFINITY id=col_vm0_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_vm0 with vm_vm0 INFINITY id=col_vm0_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_r0-clone then start ip_vm0 kind=Mandatory id=ord_vm0_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r1-clone rule id=loc_vm1_drbd_on_replicas-rule constraint-id=loc_vm1_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node03 or '#uname' eq string node04
 pcs -f "$CIB" constraint location fs_vm1 rule id=loc_vm1_fs_on_replicas-rule constraint-id=loc_vm1_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node03 or '#uname' eq string node04
 pcs -f "$CIB" constraint location vm_vm1 rule id=loc_vm1_vm_on_replicas-rule constraint-id=loc_vm1_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node03 or '#uname' eq string node04
 pcs -f "$CIB" constraint location drbd_r1-clone rule id=loc_vm1_gateway-rule constraint-id=loc_vm1_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_vm1 with Promoted drbd_r1-clone INFINITY id=col_vm1_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_vm1 with Promoted drbd_r1-clone INFINITY id=col_vm1_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r1-clone then start fs_vm1 kind=Mandatory id=ord_vm1_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_vm1 with fs_vm1 INFINITY id=col_vm1_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_vm1 with fs_vm1 INFINITY id=col_vm1_vm_with_fs
 pcs -f "$CIB" constraint order start fs_vm1 then start vm_vm1 kind=Mandatory id=ord_vm1_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_vm1 with libvirtd-clone INFINITY id=col_vm1_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_vm1 with libvirtd-clone INFINITY id=col_vm1_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm1 kind=Mandatory id=ord_vm1_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_vm1 with vm_vm1 INFINITY id=col_vm1_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_vm1 with vm_vm1 INFINITY id=col_vm1_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_r1-clone then start ip_vm1 kind=Mandatory id=ord_vm1_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r2-clone rule id=loc_vm2_drbd_on_replicas-rule constraint-id=loc_vm2_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node05 or '#uname' eq string node06
 pcs -f "$CIB" constraint location fs_vm2 rule id=loc_vm2_fs_on_replicas-rule constraint-id=loc_vm2_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node05 or '#uname' eq string node06
 pcs -f "$CIB" constraint location vm_vm2 rule id=loc_vm2_vm_on_replicas-rule constraint-id=loc_vm2_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node05 or '#uname' eq string node06
 pcs -f "$CIB" constraint location drbd_r2-clone rule id=loc_vm2_gateway-rule constraint-id=loc_vm2_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_vm2 with Promoted drbd_r2-clone INFINITY id=col_vm2_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_vm2 with Promoted drbd_r2-clone INFINITY id=col_vm2_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r2-clone then start fs_vm2 kind=Mandatory id=ord_vm2_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_vm2 with fs_vm2 INFINITY id=col_vm2_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_vm2 with fs_vm2 INFINITY id=col_vm2_vm_with_fs
 pcs -f "$CIB" constraint order start fs_vm2 then start vm_vm2 kind=Mandatory id=ord_vm2_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_vm2 with libvirtd-clone INFINITY id=col_vm2_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_vm2 with libvirtd-clone INFINITY id=col_vm2_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm2 kind=Mandatory id=ord_vm2_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_vm2 with vm_vm2 INFINITY id=col_vm2_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_vm2 with vm_vm2 INFINITY id=col_vm2_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_r2-clone then start ip_vm2 kind=Mandatory id=ord_vm2_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r3-clone rule id=loc_vm3_drbd_on_replicas-rule constraint-id=loc_vm3_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node07 or '#uname' eq string node08
 pcs -f "$CIB" constraint location fs_vm3 rule id=loc_vm3_fs_on_replicas-rule constraint-id=loc_vm3_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node07 or '#uname' eq string node08
 pcs -f "$CIB" constraint location vm_vm3 rule id=loc_vm3_vm_on_replicas-rule constraint-id=loc_vm3_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node07 or '#uname' eq string node08
 pcs -f "$CIB" constraint location drbd_r3-clone rule id=loc_vm3_gateway-rule constraint-id=loc_vm3_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_vm3 with Promoted drbd_r3-clone INFINITY id=col_vm3_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_vm3 with Promoted drbd_r3-clone INFINITY id=col_vm3_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r3-clone then start fs_vm3 kind=Mandatory id=ord_vm3_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_vm3 with fs_vm3 INFINITY id=col_vm3_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_vm3 with fs_vm3 INFINITY id=col_vm3_vm_with_fs
 pcs -f "$CIB" constraint order start fs_vm3 then start vm_vm3 kind=Mandatory id=ord_vm3_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_vm3 with libvirtd-clone INFINITY id=col_vm3_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_vm3 with libvirtd-clone INFINITY id=col_vm3_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm3 kind=Mandatory id=ord_vm3_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_vm3 with vm_vm3 INFINITY id=col_vm3_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_vm3 with vm_vm3 INFINITY id=col_vm3_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_r3-clone then start ip_vm3 kind=Mandatory id=ord_vm3_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r4-clone rule id=loc_vm4_drbd_on_replicas-rule constraint-id=loc_vm4_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node09 or '#uname' eq string node10
 pcs -f "$CIB" constraint location fs_vm4 rule id=loc_vm4_fs_on_replicas-rule constraint-id=loc_vm4_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node09 or '#uname' eq string node10
 pcs -f "$CIB" constraint location vm_vm4 rule id=loc_vm4_vm_on_replicas-rule constraint-id=loc_vm4_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node09 or '#uname' eq string node10
 pcs -f "$CIB" constraint location drbd_r4-clone rule id=loc_vm4_gateway-rule constraint-id=loc_vm4_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_vm4 with Promoted drbd_r4-clone INFINITY id=col_vm4_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_vm4 with Promoted drbd_r4-clone INFINITY id=col_vm4_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r4-clone then start fs_vm4 kind=Mandatory id=ord_vm4_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_vm4 with fs_vm4 INFINITY id=col_vm4_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_vm4 with fs_vm4 INFINITY id=col_vm4_vm_with_fs
 pcs -f "$CIB" constraint order start fs_vm4 then start vm_vm4 kind=Mandatory id=ord_vm4_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_vm4 with libvirtd-clone INFINITY id=col_vm4_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_vm4 with libvirtd-clone INFINITY id=col_vm4_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm4 kind=Mandatory id=ord_vm4_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_vm4 with vm_vm4 INFINITY id=col_vm4_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_vm4 with vm_vm4 INFINITY id=col_vm4_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_r4-clone then start ip_vm4 kind=Mandatory id=ord_vm4_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r5-clone rule id=loc_vm5_drbd_on_replicas-rule constraint-id=loc_vm5_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node11 or '#uname' eq string node12
 pcs -f "$CIB" constraint location fs_vm5 rule id=loc_vm5_fs_on_replicas-rule constraint-id=loc_vm5_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node11 or '#uname' eq string node12
 pcs -f "$CIB" constraint location vm_vm5 rule id=loc_vm5_vm_on_replicas-rule constraint-id=loc_vm5_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node11 or '#uname' eq string node12
 pcs -f "$CIB" constraint location drbd_r5-clone rule id=loc_vm5_gateway-rule constraint-id=loc_vm5_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_vm5 with Promoted drbd_r5-clone INFINITY id=col_vm5_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_vm5 with Promoted drbd_r5-clone INFINITY id=col_vm5_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r5-clone then start fs_vm5 kind=Mandatory id=ord_vm5_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_vm5 with fs_vm5 INFINITY id=col_vm5_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_vm5 with fs_vm5 INFINITY id=col_vm5_vm_with_fs
 pcs -f "$CIB" constraint order start fs_vm5 then start vm_vm5 kind=Mandatory id=ord_vm5_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_vm5 with libvirtd-clone INFINITY id=col_vm5_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_vm5 with libvirtd-clone INFINITY id=col_vm5_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm5 kind=Mandatory id=ord_vm5_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_vm5 with vm_vm5 INFINITY id=col_vm5_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_vm5 with vm_vm5 INFINITY id=col_vm5_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_r5-clone then start ip_vm5 kind=Mandatory id=ord_vm5_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r6-clone rule id=loc_vm6_drbd_on_replicas-rule constraint-id=loc_vm6_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node13 or '#uname' eq string node14
 pcs -f "$CIB" constraint location fs_vm6 rule id=loc_vm6_fs_on_replicas-rule constraint-id=loc_vm6_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node13 or '#uname' eq string node14
 pcs -f "$CIB" constraint location vm_vm6 rule id=loc_vm6_vm_on_replicas-rule constraint-id=loc_vm6_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node13 or '#uname' eq string node14
 pcs -f "$CIB" constraint location drbd_r6-clone rule id=loc_vm6_gateway-rule constraint-id=loc_vm6_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_vm6 with Promoted drbd_r6-clone INFINITY id=col_vm6_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_vm6 with Promoted drbd_r6-clone INFINITY id=col_vm6_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r6-clone then start fs_vm6 kind=Mandatory id=ord_vm6_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_vm6 with fs_vm6 INFINITY id=col_vm6_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_vm6 with fs_vm6 INFINITY id=col_vm6_vm_with_fs
 pcs -f "$CIB" constraint order start fs_vm6 then start vm_vm6 kind=Mandatory id=ord_vm6_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_vm6 with libvirtd-clone INFINITY id=col_vm6_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_vm6 with libvirtd-clone INFINITY id=col_vm6_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm6 kind=Mandatory id=ord_vm6_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_vm6 with vm_vm6 INFINITY id=col_vm6_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_vm6 with vm_vm6 INFINITY id=col_vm6_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_r6-clone then start ip_vm6 kind=Mandatory id=ord_vm6_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r7-clone rule id=loc_vm7_drbd_on_replicas-rule constraint-id=loc_vm7_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node15 or '#uname' eq string node16
 pcs -f "$CIB" constraint location fs_vm7 rule id=loc_vm7_fs_on_replicas-rule constraint-id=loc_vm7_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node15 or '#uname' eq string node16
 pcs -f "$CIB" constraint location vm_vm7 rule id=loc_vm7_vm_on_replicas-rule constraint-id=loc_vm7_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node15 or '#uname' eq string node16
 pcs -f "$CIB" constraint location drbd_r7-clone rule id=loc_vm7_gateway-rule constraint-id=loc_vm7_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_vm7 with Promoted drbd_r7-clone INFINITY id=col_vm7_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_vm7 with Promoted drbd_r7-clone INFINITY id=col_vm7_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r7-clone then start fs_vm7 kind=Mandatory id=ord_vm7_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_vm7 with fs_vm7 INFINITY id=col_vm7_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_vm7 with fs_vm7 INFINITY id=col_vm7_vm_with_fs
 pcs -f "$CIB" constraint order start fs_vm7 then start vm_vm7 kind=Mandatory id=ord_vm7_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_vm7 with libvirtd-clone INFINITY id=col_vm7_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_vm7 with libvirtd-clone INFINITY id=col_vm7_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm7 kind=Mandatory id=ord_vm7_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_vm7 with vm_vm7 INFINITY id=col_vm7_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_vm7 with vm_vm7 INFINITY id=col_vm7_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_r7-clone then start ip_vm7 kind=Mandatory id=ord_vm7_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r8-clone rule id=loc_vm8_drbd_on_replicas-rule constraint-id=loc_vm8_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node03
 pcs -f "$CIB" constraint location fs_vm8 rule id=loc_vm8_fs_on_replicas-rule constraint-id=loc_vm8_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node03
 pcs -f "$CIB" constraint location vm_vm8 rule id=loc_vm8_vm_on_replicas-rule constraint-id=loc_vm8_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node01 or '#uname' eq string node03
 pcs -f "$CIB" constraint location drbd_r8-clone rule id=loc_vm8_gateway-rule constraint-id=loc_vm8_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_vm8 with Promoted drbd_r8-clone INFINITY id=col_vm8_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_vm8 with Promoted drbd_r8-clone INFINITY id=col_vm8_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r8-clone then start fs_vm8 kind=Mandatory id=ord_vm8_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_vm8 with fs_vm8 INFINITY id=col_vm8_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_vm8 with fs_vm8 INFINITY id=col_vm8_vm_with_fs
 pcs -f "$CIB" constraint order start fs_vm8 then start vm_vm8 kind=Mandatory id=ord_vm8_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_vm8 with libvirtd-clone INFINITY id=col_vm8_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_vm8 with libvirtd-clone INFINITY id=col_vm8_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm8 kind=Mandatory id=ord_vm8_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_vm8 with vm_vm8 INFINITY id=col_vm8_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_vm8 with vm_vm8 INFINITY id=col_vm8_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_r8-clone then start ip_vm8 kind=Mandatory id=ord_vm8_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_r9-clone rule id=loc_vm9_drbd_on_replicas-rule constraint-id=loc_vm9_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node02 or '#uname' eq string node04
 pcs -f "$CIB" constraint location fs_vm9 rule id=loc_vm9_fs_on_replicas-rule constraint-id=loc_vm9_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node02 or '#uname' eq string node04
 pcs -f "$CIB" constraint location vm_vm9 rule id=loc_vm9_vm_on_replicas-rule constraint-id=loc_vm9_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node02 or '#uname' eq string node04
 pcs -f "$CIB" constraint location drbd_r9-clone rule id=loc_vm9_gateway-rule constraint-id=loc_vm9_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_vm9 with Promoted drbd_r9-clone INFINITY id=col_vm9_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_vm9 with Promoted drbd_r9-clone INFINITY id=col_vm9_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_r9-clone then start fs_vm9 kind=Mandatory id=ord_vm9_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_vm9 with fs_vm9 INFINITY id=col_vm9_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_vm9 with fs_vm9 INFINITY id=col_vm9_vm_with_fs
 pcs -f "$CIB" constraint order start fs_vm9 then start vm_vm9 kind=Mandatory id=ord_vm9_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_vm9 with libvirtd-clone INFINITY id=col_vm9_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_vm9 with libvirtd-clone INFINITY id=col_vm9_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_vm9 kind=Mandatory id=ord_vm9_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_vm9 with vm_vm9 INFINITY id=col_vm9_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_vm9 with vm_vm9 INFINITY id=col_vm9_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_r9-clone then start ip_vm9 kind=Mandatory id=ord_vm9_drbd_then_ip
 pcs cluster cib-push "$CIB" --config

@@ -36,15 +36,15 @@ pcs -f "$CIB" resource create vm_clever ocf:clever:vm config=/opt/clever/clever.
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
 pcs -f "$CIB" resource create ip_clever ocf:heartbeat:IPaddr2 ip=192.168.1.10 cidr_netmask=24 nic=eth0 \
     op start interval=0s timeout=20s stop interval=0s timeout=20s monitor interval=10s timeout=20s
-pcs -f "$CIB" constraint location add loc_fence_node1_avoid_node1 fence_node1 node1 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node2_avoid_node2 fence_node2 node2 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node1_avoid_node1 fence_node1 node1 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node2_avoid_node2 fence_node2 node2 -INFINITY
 pcs -f "$CIB" constraint location drbd_a3-clone rule id=loc_clever_gateway-rule constraint-id=loc_clever_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_clever with Promoted drbd_a3-clone INFINITY id=col_clever_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_clever with Promoted drbd_a3-clone INFINITY id=col_clever_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_a3-clone then start fs_clever kind=Mandatory id=ord_clever_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_clever with fs_clever INFINITY id=col_clever_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_clever with fs_clever INFINITY id=col_clever_vm_with_fs
 pcs -f "$CIB" constraint order start fs_clever then start vm_clever kind=Mandatory id=ord_clever_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_clever with libvirtd-clone INFINITY id=col_clever_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_clever with libvirtd-clone INFINITY id=col_clever_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_clever kind=Mandatory id=ord_clever_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_clever with vm_clever INFINITY id=col_clever_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_clever with vm_clever INFINITY id=col_clever_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_a3-clone then start ip_clever kind=Mandatory id=ord_clever_drbd_then_ip
 pcs cluster cib-push "$CIB" --config

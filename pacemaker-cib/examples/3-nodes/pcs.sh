@@ -38,31 +38,31 @@ pcs -f "$CIB" resource create vm_web ocf:clever:vm config=/srv/web/web.xml domai
     op start interval=0s timeout=180s stop interval=0s timeout=300s monitor interval=10s timeout=30s
 pcs -f "$CIB" resource create ip_web ocf:heartbeat:IPaddr2 ip=2001:db8::20 cidr_netmask=64 nic=br0 \
     op start interval=0s timeout=20s stop interval=0s timeout=20s monitor interval=10s timeout=20s
-pcs -f "$CIB" constraint location add loc_fence_node1_avoid_node1 fence_node1 node1 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node2_avoid_node2 fence_node2 node2 -INFINITY
-pcs -f "$CIB" constraint location add loc_fence_node3_avoid_node3 fence_node3 node3 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node1_avoid_node1 fence_node1 node1 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node2_avoid_node2 fence_node2 node2 -INFINITY
+pcs -f "$CIB" -- constraint location add loc_fence_node3_avoid_node3 fence_node3 node3 -INFINITY
 pcs -f "$CIB" constraint location drbd_mail-clone rule id=loc_mail_drbd_on_replicas-rule constraint-id=loc_mail_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node1 or '#uname' eq string node2
 pcs -f "$CIB" constraint location fs_mail rule id=loc_mail_fs_on_replicas-rule constraint-id=loc_mail_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node1 or '#uname' eq string node2
 pcs -f "$CIB" constraint location vm_mail rule id=loc_mail_vm_on_replicas-rule constraint-id=loc_mail_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node1 or '#uname' eq string node2
 pcs -f "$CIB" constraint location drbd_mail-clone rule id=loc_mail_gateway-rule constraint-id=loc_mail_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_mail with Promoted drbd_mail-clone INFINITY id=col_mail_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_mail with Promoted drbd_mail-clone INFINITY id=col_mail_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_mail-clone then start fs_mail kind=Mandatory id=ord_mail_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_mail with fs_mail INFINITY id=col_mail_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_mail with fs_mail INFINITY id=col_mail_vm_with_fs
 pcs -f "$CIB" constraint order start fs_mail then start vm_mail kind=Mandatory id=ord_mail_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_mail with libvirtd-clone INFINITY id=col_mail_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_mail with libvirtd-clone INFINITY id=col_mail_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_mail kind=Mandatory id=ord_mail_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_mail with vm_mail INFINITY id=col_mail_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_mail with vm_mail INFINITY id=col_mail_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_mail-clone then start ip_mail kind=Mandatory id=ord_mail_drbd_then_ip
 pcs -f "$CIB" constraint location drbd_web-clone rule id=loc_web_drbd_on_replicas-rule constraint-id=loc_web_drbd_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node2 or '#uname' eq string node3
 pcs -f "$CIB" constraint location fs_web rule id=loc_web_fs_on_replicas-rule constraint-id=loc_web_fs_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node2 or '#uname' eq string node3
 pcs -f "$CIB" constraint location vm_web rule id=loc_web_vm_on_replicas-rule constraint-id=loc_web_vm_on_replicas resource-discovery=exclusive score=0 '#uname' eq string node2 or '#uname' eq string node3
 pcs -f "$CIB" constraint location drbd_web-clone rule id=loc_web_gateway-rule constraint-id=loc_web_gateway role=Promoted score=-INFINITY not_defined pingd or pingd lte number 0
-pcs -f "$CIB" constraint colocation add fs_web with Promoted drbd_web-clone INFINITY id=col_web_fs_on_drbd
+pcs -f "$CIB" -- constraint colocation add fs_web with Promoted drbd_web-clone INFINITY id=col_web_fs_on_drbd
 pcs -f "$CIB" constraint order promote drbd_web-clone then start fs_web kind=Mandatory id=ord_web_drbd_then_fs
-pcs -f "$CIB" constraint colocation add vm_web with fs_web INFINITY id=col_web_vm_with_fs
+pcs -f "$CIB" -- constraint colocation add vm_web with fs_web INFINITY id=col_web_vm_with_fs
 pcs -f "$CIB" constraint order start fs_web then start vm_web kind=Mandatory id=ord_web_fs_then_vm
-pcs -f "$CIB" constraint colocation add vm_web with libvirtd-clone INFINITY id=col_web_vm_with_libvirtd
+pcs -f "$CIB" -- constraint colocation add vm_web with libvirtd-clone INFINITY id=col_web_vm_with_libvirtd
 pcs -f "$CIB" constraint order start libvirtd-clone then start vm_web kind=Mandatory id=ord_web_libvirtd_then_vm
-pcs -f "$CIB" constraint colocation add ip_web with vm_web INFINITY id=col_web_ip_with_vm
+pcs -f "$CIB" -- constraint colocation add ip_web with vm_web INFINITY id=col_web_ip_with_vm
 pcs -f "$CIB" constraint order promote drbd_web-clone then start ip_web kind=Mandatory id=ord_web_drbd_then_ip
 pcs cluster cib-push "$CIB" --config

@@ -1314,6 +1314,10 @@ fn stack_on_vm_nodes() {
         "cd /root && clever-cib generate cluster.toml -o out/ && sh out/pcs.sh </dev/null 2>&1",
         Duration::from_secs(900),
     );
+    assert!(
+        !out.contains("Deprecation"),
+        "pcs deprecates what the script does:\n{out}"
+    );
     eprintln!(
         "sh out/pcs.sh took {:?} ({} pcs commands):\n{out}",
         pcs.elapsed(),

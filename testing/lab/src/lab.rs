@@ -198,10 +198,6 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), LabError> {
     fs::set_permissions(path, Permissions::from_mode(mode)).map_err(LabError::io("chmod", path))
 }
 
-fn install(source: &Path, target: &Path) -> Result<(), LabError> {
-    Ok(copy_executable(source, target)?)
-}
-
 fn run_host(command: CommandLine, seconds: u64) -> Result<Output, LabError> {
     Ok(HostCommands.run_ok(&command, &Deadline::after(Duration::from_secs(seconds)))?)
 }
@@ -850,7 +846,7 @@ const VM_LINKED: &str = "vm-libvirt";
 /// libvirt-linked build, where the installed agent looks for it); returns the agents installed.
 fn stage_agents(layout: &Layout, options: &UpOptions) -> Result<Vec<String>, LabError> {
     mkdir(&layout.sbin_dir(), 0o755, None)?;
-    install(&options.fence_agent, &layout.sbin_dir().join("fence_lab"))?;
+    copy_executable(&options.fence_agent, &layout.sbin_dir().join("fence_lab"))?;
     let clever = layout.ocf_dir().join("clever");
     mkdir(&clever, 0o755, None)?;
     mkdir(&layout.libexec_dir(), 0o755, None)?;
@@ -866,9 +862,9 @@ fn stage_agents(layout: &Layout, options: &UpOptions) -> Result<Vec<String>, Lab
                         linked.display()
                     )));
                 }
-                install(&linked, &layout.libexec_dir().join(VM_LINKED))?;
+                copy_executable(&linked, &layout.libexec_dir().join(VM_LINKED))?;
             }
-            install(&binary, &clever.join(agent))?;
+            copy_executable(&binary, &clever.join(agent))?;
             staged.push(agent.to_owned());
         }
     }
@@ -896,7 +892,7 @@ fn vm_seed(layout: &Layout, vm_mib: u32, index: usize, idle: bool) -> Result<Pat
         mkdir(&build, 0o755, None)?;
         guest::build(&build)?;
     }
-    install(&elf, &seed.join("guest.elf"))?;
+    copy_executable(&elf, &seed.join("guest.elf"))?;
     mkdir(&layout.serial_dir(), 0o755, None)?;
     mkdir(&seed.join("hibernate"), 0o755, None)?;
     let kernel = Path::new(&layout::shared_mount(index)).join("guest.elf");

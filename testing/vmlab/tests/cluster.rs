@@ -1248,10 +1248,11 @@ fn stack_on_vm_nodes() {
         "crm_resource --wait --timeout=300s",
         Duration::from_secs(320),
     );
-    let operations = "grep -cE 'Result of (start|stop|promote|demote) operation' /var/log/pacemaker/pacemaker.log";
-    let last_operations = "grep -E 'Result of (start|stop|promote|demote) operation' /var/log/pacemaker/pacemaker.log | tail -n 5";
+    let operations_logged = "grep -E 'Result of (start|stop|promote|demote) operation' /var/log/pacemaker/pacemaker.log";
+    let operations = format!("{operations_logged} | wc -l");
+    let last_operations = format!("{operations_logged} | tail -n 5");
     let guest_pid = format!("pgrep -f 'guest={DOMAIN},'");
-    let (ops_before, pid_before) = (sh(survivor, operations), sh(survivor, &guest_pid));
+    let (ops_before, pid_before) = (sh(survivor, &operations), sh(survivor, &guest_pid));
     let before = guest_serial(survivor);
     let out = sh_within(
         survivor,
@@ -1262,10 +1263,10 @@ fn stack_on_vm_nodes() {
     let after = wait_counter(survivor, &before, before.boots, "the package upgrade");
     assert_resumed(&before, &after, "the package upgrade");
     assert_eq!(
-        sh(survivor, operations),
+        sh(survivor, &operations),
         ops_before,
         "an operation ran during the upgrade; the last ones:\n{}",
-        sh(survivor, last_operations)
+        sh(survivor, &last_operations)
     );
     assert_eq!(
         sh(survivor, &guest_pid),

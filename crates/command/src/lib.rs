@@ -11,7 +11,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
@@ -37,16 +37,65 @@ const TRACKED_GROUPS: usize = 64;
 /// a lock: [`end_children`] runs in signal handlers.
 static RUNNING: [AtomicI32; TRACKED_GROUPS] = [const { AtomicI32::new(0) }; TRACKED_GROUPS];
 
-/// Kills every child group still running (and what they started). For the last moments of the
-/// process: a termination signal, the watchdog. Async-signal-safe (atomic loads and kill(2)), so
-/// a signal handler may call it. Children started afterwards are not covered.
-pub fn end_children() {
+/// Spawns between fork and their entry in [`RUNNING`]. Without it, a signal arriving in that
+/// window (the child already runs, the agent has not yet recorded its group) ended the agent and
+/// left the child running.
+static SPAWNING: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Whether this thread is in its spawn window ([`SpawnWindow`]). Atomics, const-initialised
+    /// and without a destructor: a signal handler on this thread reads and writes them.
+    static IN_SPAWN_WINDOW: AtomicBool = const { AtomicBool::new(false) };
+    /// The ending signal that interrupted this thread's spawn window, 0 when none: raised again
+    /// on this thread when the window closes.
+    static DEFERRED_ENDING: AtomicI32 = const { AtomicI32::new(0) };
+}
+
+/// How long [`end_children`] waits for a spawn in progress on another thread to record its
+/// child: a fork and an exec, which take milliseconds even on a loaded node. Past it the agent
+/// still answers.
+const SPAWN_WAIT: Duration = Duration::from_millis(500);
+
+/// What a signal handler that called [`end_children`] does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum ChildrenEnded {
+    /// Every recorded child group is killed: answer and exit.
+    Yes,
+    /// The signal interrupted this very thread between a fork and the child's record, where the
+    /// child cannot be reached yet: return from the handler at once. The spawn raises the
+    /// signal again on this thread as soon as the child is recorded.
+    AfterTheSpawn,
+}
+
+/// Kills every child group still running (and what they started), for the last moments of the
+/// process, when `ending` (a termination signal, the watchdog's) arrived. Async-signal-safe
+/// (atomics, nanosleep(2) and kill(2)), so a signal handler may call it. A child being spawned
+/// on another thread is waited for (up to [`SPAWN_WAIT`]) and killed too; one being spawned on
+/// this thread is reached by deferring the signal ([`ChildrenEnded::AfterTheSpawn`]). Children
+/// started afterwards are not covered.
+pub fn end_children(ending: Signal) -> ChildrenEnded {
+    let interrupted_spawn = IN_SPAWN_WINDOW
+        .try_with(|in_window| in_window.load(Ordering::SeqCst))
+        .unwrap_or(false);
+    if interrupted_spawn {
+        let _ =
+            DEFERRED_ENDING.try_with(|deferred| deferred.store(ending as i32, Ordering::SeqCst));
+        return ChildrenEnded::AfterTheSpawn;
+    }
+    let mut waited = Duration::ZERO;
+    while SPAWNING.load(Ordering::SeqCst) > 0 && waited < SPAWN_WAIT {
+        const STEP: Duration = Duration::from_millis(1);
+        thread::sleep(STEP);
+        waited += STEP;
+    }
     for slot in &RUNNING {
         let group = slot.load(Ordering::SeqCst);
         if group > 0 {
             let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
         }
     }
+    ChildrenEnded::Yes
 }
 
 /// The signals with which an executor or an admin ends a program early.
@@ -55,8 +104,8 @@ pub const TERMINATING: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::S
 /// Makes a termination signal end the running children before the process goes: blocks
 /// [`TERMINATING`] in the calling thread (and so in every thread it starts later: call it first
 /// in `main`), and waits for them on a thread of its own, which ends the children and then
-/// calls `last_words` (which is expected to exit). Children get the default signal mask back
-/// (the standard library resets it at spawn).
+/// calls `last_words` (which is expected to exit). Children inherit the blocked mask (the
+/// standard library's spawn keeps it); what ends them is SIGKILL, which no mask holds off.
 pub fn end_children_on_termination(last_words: impl FnOnce(Signal) + Send + 'static) {
     let mut signals = SigSet::empty();
     for signal in TERMINATING {
@@ -69,10 +118,37 @@ pub fn end_children_on_termination(last_words: impl FnOnce(Signal) + Send + 'sta
     }
     thread::spawn(move || {
         if let Ok(signal) = signals.wait() {
-            end_children();
+            // This thread only waits, so it never interrupts a spawn of its own.
+            let _ = end_children(signal);
             last_words(signal);
         }
     });
+}
+
+/// The window from just before a fork to the child's entry in [`RUNNING`], during which an
+/// ending signal cannot reach the child: on another thread, [`end_children`] waits for the window
+/// to close; on this one, the signal is deferred to its close. Blocking the signals instead would
+/// pass the blocked mask on to the child, which the standard library's spawn keeps.
+struct SpawnWindow;
+
+impl SpawnWindow {
+    fn open() -> Self {
+        IN_SPAWN_WINDOW.with(|in_window| in_window.store(true, Ordering::SeqCst));
+        SPAWNING.fetch_add(1, Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for SpawnWindow {
+    fn drop(&mut self) {
+        SPAWNING.fetch_sub(1, Ordering::SeqCst);
+        IN_SPAWN_WINDOW.with(|in_window| in_window.store(false, Ordering::SeqCst));
+        let deferred = DEFERRED_ENDING.with(|deferred| deferred.swap(0, Ordering::SeqCst));
+        if let Ok(ending) = Signal::try_from(deferred) {
+            // The handler runs again here, now that the child is recorded, and ends the process.
+            let _ = nix::sys::signal::raise(ending);
+        }
+    }
 }
 
 /// Keeps a child's group in [`RUNNING`] while [`HostCommands::run`] looks after it.
@@ -315,6 +391,7 @@ impl RunCommand for HostCommands {
         }
         let budget = deadline.remaining();
         log::debug!("running {shown} (budget {budget:?})");
+        let window = SpawnWindow::open();
         let mut child = Command::new(&command.program)
             .args(&command.args)
             .envs(command.env.iter().map(|(k, v)| (k, v)))
@@ -329,6 +406,7 @@ impl RunCommand for HostCommands {
             })?;
         let group = Pid::from_raw(child_pid(&child));
         let _registered = Registered::new(group.as_raw());
+        drop(window);
         let stdout = drain(child.stdout.take());
         let stderr = drain(child.stderr.take());
         let exited = wait_in_background(child);
@@ -434,6 +512,47 @@ mod tests {
     fn sh(script: &str) -> CommandLine {
         // Tests only: a shell is the easiest way to make a child misbehave on purpose.
         CommandLine::new("/bin/sh").arg("-c").arg(script)
+    }
+
+    /// Whether `signal` is pending for the calling thread alone.
+    fn pending_on_this_thread(signal: Signal) -> bool {
+        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let mask = status
+            .lines()
+            .find_map(|line| line.strip_prefix("SigPnd:"))
+            .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+            .unwrap();
+        mask & (1 << (signal as u32 - 1)) != 0
+    }
+
+    #[test]
+    fn an_ending_on_the_spawning_thread_is_raised_again_once_the_child_is_recorded() {
+        // A signal whose raise stays pending while blocked, so the test sees it without a handler.
+        let watched = Signal::SIGWINCH;
+        let mut blocked = SigSet::empty();
+        blocked.add(watched);
+        blocked.thread_block().unwrap();
+        let window = SpawnWindow::open();
+        assert_eq!(end_children(watched), ChildrenEnded::AfterTheSpawn);
+        assert!(!pending_on_this_thread(watched), "raised inside the window");
+        drop(window);
+        assert!(
+            pending_on_this_thread(watched),
+            "not raised when the window closed"
+        );
+        assert_eq!(blocked.wait().unwrap(), watched);
+        blocked.thread_unblock().unwrap();
+    }
+
+    #[test]
+    fn a_child_starts_with_no_signal_blocked() {
+        // The spawn window defers endings instead of blocking them: a child inheriting a blocked
+        // SIGTERM would outlive the executor's attempt to end it.
+        let deadline = Deadline::after(Duration::from_secs(10));
+        let status = HostCommands
+            .run(&sh("grep '^SigBlk:' /proc/self/status"), &deadline)
+            .unwrap();
+        assert_eq!(status.stdout_text(), "SigBlk:\t0000000000000000\n");
     }
 
     #[test]

@@ -43,7 +43,13 @@ static ENDINGS: OnceLock<Endings> = OnceLock::new();
 const EXIT_CODE: i32 = OcfExitCode::ErrGeneric.code() as i32;
 
 extern "C" fn on_signal(number: libc::c_int) {
-    clever_command::end_children();
+    if let Ok(signal) = Signal::try_from(number) {
+        if clever_command::end_children(signal) == clever_command::ChildrenEnded::AfterTheSpawn {
+            // This thread was spawning a child; it raises the signal again once the child is
+            // recorded, and that call ends the process.
+            return;
+        }
+    }
     if let Some(endings) = ENDINGS.get() {
         let message = if number == TIMER_SIGNAL as libc::c_int {
             Some(&endings.timeout)

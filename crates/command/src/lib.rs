@@ -56,6 +56,15 @@ thread_local! {
 /// still answers.
 const SPAWN_WAIT: Duration = Duration::from_millis(500);
 
+/// Set once [`end_children`] has begun killing the children: the process is ending, and its
+/// answer is the ending's (exit reason, exit code), not the failure its other threads see when
+/// their children die under them.
+static ENDING: AtomicBool = AtomicBool::new(false);
+
+/// How long a thread whose child died in an ending waits for the ending to exit the process
+/// ([`HostCommands::run`]): the ending has one line to write. Past it the thread answers anyway.
+pub const ENDING_GRACE: Duration = Duration::from_secs(2);
+
 /// What a signal handler that called [`end_children`] does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
@@ -73,7 +82,8 @@ pub enum ChildrenEnded {
 /// (atomics, nanosleep(2) and kill(2)), so a signal handler may call it. A child being spawned
 /// on another thread is waited for (up to [`SPAWN_WAIT`]) and killed too; one being spawned on
 /// this thread is reached by deferring the signal ([`ChildrenEnded::AfterTheSpawn`]). Children
-/// started afterwards are not covered.
+/// started afterwards are not covered. A thread whose child it kills does not answer for it
+/// while the ending exits the process ([`ENDING_GRACE`]).
 pub fn end_children(ending: Signal) -> ChildrenEnded {
     let interrupted_spawn = IN_SPAWN_WINDOW
         .try_with(|in_window| in_window.load(Ordering::SeqCst))
@@ -83,6 +93,7 @@ pub fn end_children(ending: Signal) -> ChildrenEnded {
             DEFERRED_ENDING.try_with(|deferred| deferred.store(ending as i32, Ordering::SeqCst));
         return ChildrenEnded::AfterTheSpawn;
     }
+    ENDING.store(true, Ordering::SeqCst);
     let mut waited = Duration::ZERO;
     while SPAWNING.load(Ordering::SeqCst) > 0 && waited < SPAWN_WAIT {
         const STEP: Duration = Duration::from_millis(1);
@@ -382,76 +393,87 @@ pub struct HostCommands;
 
 impl RunCommand for HostCommands {
     fn run(&self, command: &CommandLine, deadline: &Deadline) -> Result<Output, CommandError> {
-        let shown = command.to_string();
-        if deadline.expired() {
-            return Err(CommandError::TimedOut {
+        let ran = run_on_host(command, deadline);
+        if ENDING.load(Ordering::SeqCst) {
+            // Whatever happened to the child, an ending killed it or is about to: answering now
+            // (a failed program, exit 7) could win the race against the ending's own answer.
+            thread::sleep(ENDING_GRACE);
+        }
+        ran
+    }
+}
+
+/// [`HostCommands::run`] without the ending's grace.
+fn run_on_host(command: &CommandLine, deadline: &Deadline) -> Result<Output, CommandError> {
+    let shown = command.to_string();
+    if deadline.expired() {
+        return Err(CommandError::TimedOut {
+            command: shown,
+            budget: Duration::ZERO,
+        });
+    }
+    let budget = deadline.remaining();
+    log::debug!("running {shown} (budget {budget:?})");
+    let window = SpawnWindow::open();
+    let mut child = Command::new(&command.program)
+        .args(&command.args)
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|source| CommandError::Spawn {
+            command: shown.clone(),
+            source,
+        })?;
+    let group = Pid::from_raw(child_pid(&child));
+    let _registered = Registered::new(group.as_raw());
+    drop(window);
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let exited = wait_in_background(child);
+
+    let status = match exited.recv_timeout(deadline.remaining()) {
+        Ok(Ok(status)) => status,
+        Ok(Err(source)) => {
+            kill_group(group);
+            return Err(CommandError::Wait {
                 command: shown,
-                budget: Duration::ZERO,
+                source,
             });
         }
-        let budget = deadline.remaining();
-        log::debug!("running {shown} (budget {budget:?})");
-        let window = SpawnWindow::open();
-        let mut child = Command::new(&command.program)
-            .args(&command.args)
-            .envs(command.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|source| CommandError::Spawn {
-                command: shown.clone(),
-                source,
-            })?;
-        let group = Pid::from_raw(child_pid(&child));
-        let _registered = Registered::new(group.as_raw());
-        drop(window);
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
-        let exited = wait_in_background(child);
-
-        let status = match exited.recv_timeout(deadline.remaining()) {
-            Ok(Ok(status)) => status,
-            Ok(Err(source)) => {
-                kill_group(group);
-                return Err(CommandError::Wait {
-                    command: shown,
-                    source,
-                });
-            }
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                kill_group(group);
-                // Reap it if it goes quickly; a child in uninterruptible sleep is left behind.
-                let _ = exited.recv_timeout(REAP_GRACE);
-                return Err(CommandError::TimedOut {
-                    command: shown,
-                    budget,
-                });
-            }
-        };
-        // A grandchild that kept the pipes open must not hold the agent past its deadline: end
-        // the group and keep what was read, since the child itself has already answered.
-        let collect = |stream: Receiver<Vec<u8>>| match stream.recv_timeout(deadline.remaining()) {
-            Ok(bytes) => Some(bytes),
-            Err(_) => {
-                kill_group(group);
-                stream.recv_timeout(REAP_GRACE).ok()
-            }
-        };
-        let (Some(stdout), Some(stderr)) = (collect(stdout), collect(stderr)) else {
+        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+            kill_group(group);
+            // Reap it if it goes quickly; a child in uninterruptible sleep is left behind.
+            let _ = exited.recv_timeout(REAP_GRACE);
             return Err(CommandError::TimedOut {
                 command: shown,
                 budget,
             });
-        };
-        log::debug!("{shown} exited: {}", describe_status(status));
-        Ok(Output {
-            status,
-            stdout,
-            stderr,
-        })
-    }
+        }
+    };
+    // A grandchild that kept the pipes open must not hold the agent past its deadline: end
+    // the group and keep what was read, since the child itself has already answered.
+    let collect = |stream: Receiver<Vec<u8>>| match stream.recv_timeout(deadline.remaining()) {
+        Ok(bytes) => Some(bytes),
+        Err(_) => {
+            kill_group(group);
+            stream.recv_timeout(REAP_GRACE).ok()
+        }
+    };
+    let (Some(stdout), Some(stderr)) = (collect(stdout), collect(stderr)) else {
+        return Err(CommandError::TimedOut {
+            command: shown,
+            budget,
+        });
+    };
+    log::debug!("{shown} exited: {}", describe_status(status));
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 /// A readable description of how a program ended ("exit code 3", "killed by signal 9").
